@@ -1,0 +1,75 @@
+"""Extraction settings: which detector and node features to use, and the shard identity.
+
+A shard's storage key carries a fingerprint of everything that determines its content
+(detector name, settings and weights hash; feature extractor settings), so changing the
+detector or its weights writes new shards instead of silently reusing stale ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from anograph.detectors import create_detector
+from anograph.detectors.base import Detector
+from anograph.features.extractor import NodeFeatureExtractor
+
+
+@dataclass
+class ExtractionSettings:
+    """What turns a video into a shard.
+
+    Parameters
+    ----------
+    detector:
+        Registry name: ``"yolox"`` (COCO YOLOX on ONNX Runtime) or ``"motion"`` (weight-free).
+    detector_options:
+        Keyword options for the detector, e.g. ``{"weights": "/models/yolox_nano.onnx"}``.
+    appearance:
+        Include the MobileNetV2 RoI appearance embedding in the node features.
+    appearance_options:
+        Keyword options for :class:`anograph.features.appearance.AppearanceEmbedder`.
+    motion:
+        Include optical-flow and tracked-velocity motion features.
+    """
+
+    detector: str = "motion"
+    detector_options: dict[str, Any] = field(default_factory=dict)
+    appearance: bool = True
+    appearance_options: dict[str, Any] = field(default_factory=dict)
+    motion: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> ExtractionSettings:
+        return cls(**value)
+
+    def build(self) -> tuple[Detector, NodeFeatureExtractor]:
+        """Instantiate the detector and the node-feature extractor."""
+        from anograph.features.appearance import AppearanceEmbedder
+
+        detector = create_detector(self.detector, **self.detector_options)
+        embedder = AppearanceEmbedder(**self.appearance_options) if self.appearance else None
+        return detector, NodeFeatureExtractor(appearance=embedder, motion=self.motion)
+
+
+def extraction_fingerprint(detector: Detector, extractor: NodeFeatureExtractor) -> str:
+    """Short stable hash of everything that determines a shard's content.
+
+    Paths are left out on purpose: the same weights at another path give the same shards.
+    """
+    description = {"detector": detector.describe(), "features": extractor.describe()}
+    for part in description.values():
+        for path_key in ("weights", "weights_path", "path"):
+            part.pop(path_key, None)
+    canonical = json.dumps(description, sort_keys=True, default=str)
+    return f"{detector.name}-{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
+
+
+def shard_key(fingerprint: str, split: str, video_name: str) -> str:
+    """Storage key of one video's shard."""
+    return f"shards/{fingerprint}/{split}/{video_name}.parquet"

@@ -1,0 +1,74 @@
+"""Tasks that turn videos into feature shards (thin wrappers over ``anograph.extract``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from prefect import get_run_logger, task
+
+from anograph.extract import extract_video
+from anograph.settings import ExtractionSettings, extraction_fingerprint, shard_key
+from anograph.shards import read_metadata, write_shard
+from anograph.storage import Storage
+from anograph.video import open_video
+from tasks.retry import retry_unless_bad_input
+
+
+@task(name="plan-extraction", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_bad_input)
+def plan_extraction(settings: dict[str, Any]) -> str:
+    """Build the detector once (downloading weights if needed) and return the shard fingerprint."""
+    detector, extractor = ExtractionSettings.from_dict(settings).build()
+    fingerprint = extraction_fingerprint(detector, extractor)
+    get_run_logger().info("extraction fingerprint %s (detector %s)", fingerprint, detector.name)
+    return fingerprint
+
+
+@task(
+    name="extract-video",
+    task_run_name="extract-{split}-{video_name}",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_unless_bad_input,
+)
+def extract_video_shard(
+    video_name: str,
+    video_path: str,
+    split: str,
+    fps: float | None,
+    storage_root: str,
+    fingerprint: str,
+    settings: dict[str, Any],
+    threads_per_task: int = 1,
+) -> dict[str, Any]:
+    """Extract one video into ``shards/<fingerprint>/<split>/<video>.parquet``; reuse a finished shard."""
+    logger = get_run_logger()
+    storage = Storage(storage_root)
+    key = shard_key(fingerprint, split, video_name)
+    if storage.exists(key):
+        metadata = read_metadata(storage, key)
+        logger.info("%s: reusing finished shard %s", video_name, key)
+        return {"video": video_name, "shard": key, "n_frames": metadata.n_frames, "reused": True}
+
+    torch.set_num_threads(threads_per_task)
+    detector, extractor = ExtractionSettings.from_dict(settings).build()
+    reader = open_video(video_path, fps=fps)
+    started = time.perf_counter()
+    last_log = [started]
+
+    def progress(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - last_log[0] > 15 or done == total:
+            last_log[0] = now
+            logger.info("%s: %d/%d frames (%.1f frames/s)", video_name, done, total, done / max(now - started, 1e-9))
+
+    video = extract_video(reader, detector, extractor, progress=progress)
+    write_shard(storage, key, video)
+    extraction = video.metadata.extraction
+    logger.info(
+        "%s: %d frames, %d objects, %.1f frames/s, %.1f objects/s -> %s",
+        video_name, video.metadata.n_frames, video.n_objects,
+        extraction.get("frames_per_second", 0.0), extraction.get("objects_per_second", 0.0), key,
+    )
+    return {"video": video_name, "shard": key, "n_frames": video.metadata.n_frames, "reused": False}
