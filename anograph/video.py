@@ -88,7 +88,10 @@ class VideoReader:
             for image in self._images:
                 frame = self._read_image(image)
                 if frame.shape[:2] != (self.height, self.width):
-                    raise VideoReadError(image, f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the first frame's {self.width}x{self.height}")
+                    raise VideoReadError(
+                        image,
+                        f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the first frame's {self.width}x{self.height}",
+                    )
                 yield frame
             return
         capture = cv2.VideoCapture(str(self.path))

@@ -1,0 +1,97 @@
+"""Turn one video into a feature shard: detect objects frame by frame, compute node features.
+
+This is the per-video unit of work of the pipeline (one Prefect task per video): it
+reads frames in order, runs the detector, computes each object's feature vector, and
+returns a :class:`VideoFeatures` with the metadata that identifies how it was made
+(detector settings and weights hash, feature layout) and how fast it ran.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from anograph.detectors.base import Detector
+from anograph.features.extractor import NodeFeatureExtractor
+from anograph.shards import ShardMetadata, VideoFeatures
+from anograph.video import VideoReader
+
+
+def extract_video(
+    reader: VideoReader,
+    detector: Detector,
+    extractor: NodeFeatureExtractor,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> VideoFeatures:
+    """Detect objects in every frame of ``reader`` and compute their node features.
+
+    Parameters
+    ----------
+    reader:
+        The video, from :func:`anograph.video.open_video`. Decoding errors propagate as
+        :class:`anograph.errors.VideoReadError` naming the file.
+    detector:
+        Any :class:`anograph.detectors.base.Detector`; reset before the first frame.
+    extractor:
+        The node feature extractor; reset before the first frame.
+    progress:
+        Called as ``progress(frames_done, frames_expected)`` after each frame.
+
+    Returns
+    -------
+    VideoFeatures
+        All objects of the video, sorted by frame, with ``extraction`` metadata holding
+        the extractor's settings, wall-clock ``seconds``, ``frames_per_second`` and
+        ``objects_per_second``.
+    """
+    detector.reset()
+    extractor.reset()
+    layout = extractor.layout(detector.class_names)
+    frames, boxes, scores, class_ids, features = [], [], [], [], []
+    n_frames = 0
+    expected = len(reader)
+    started = time.perf_counter()
+    for index, frame in enumerate(reader):
+        detections = detector.detect(frame)
+        frames.append(np.full(len(detections), index, np.int32))
+        boxes.append(detections.boxes)
+        scores.append(detections.scores)
+        class_ids.append(detections.class_ids)
+        features.append(extractor.features(frame, detections))
+        n_frames = index + 1
+        if progress is not None:
+            progress(n_frames, max(expected, n_frames))
+    seconds = time.perf_counter() - started
+    n_objects = int(sum(len(f) for f in frames))
+    metadata = ShardMetadata(
+        video=reader.name,
+        n_frames=n_frames,
+        fps=reader.fps,
+        width=int(reader.width),
+        height=int(reader.height),
+        source=str(reader.path),
+        detector=detector.describe(),
+        class_names=list(detector.class_names),
+        feature_layout=layout,
+        extraction={
+            "features": extractor.describe(),
+            "seconds": round(seconds, 3),
+            "frames_per_second": round(n_frames / seconds, 2) if seconds > 0 else None,
+            "objects_per_second": round(n_objects / seconds, 2) if seconds > 0 else None,
+        },
+    )
+    return VideoFeatures(
+        metadata=metadata,
+        frames=np.concatenate(frames) if frames else np.zeros(0, np.int32),
+        boxes=np.concatenate(boxes).astype(np.float32).reshape(-1, 4)
+        if boxes
+        else np.zeros((0, 4), np.float32),
+        scores=np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32),
+        class_ids=np.concatenate(class_ids).astype(np.int32) if class_ids else np.zeros(0, np.int32),
+        features=np.concatenate(features).astype(np.float32)
+        if features
+        else np.zeros((0, layout.width), np.float32),
+    )

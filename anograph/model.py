@@ -1,0 +1,705 @@
+"""The Ano-Graph model: a one-layer GCN encoder trained with Deep Graph Infomax, plus scorers.
+
+Training (paper Section 3, Eqs. 3-4, after Velickovic et al., DGI 2019):
+
+* Encoder ``H = PReLU(Â X W + b)`` over the block-diagonal spatio-temporal graph of all
+  training videos (:func:`anograph.graph.build_graph`), features z-scored on the training
+  nodes. Because the encoder has one layer, ``Â X`` is computed once with scipy, and the
+  corrupted ``Â X̃`` is one scipy product per epoch: no sparse autograd (see FACTS.md).
+* Readout ``s = sigmoid(mean_i h_i)`` (Eq. 3); discriminator logit ``h_i^T W s + c``,
+  computed as ``H (W s) + c`` (one matrix-vector product; ``nn.Bilinear`` with ``s`` expanded
+  to every node is ~100x slower in backward).
+* Loss: binary cross-entropy with logits, mean over the ``N`` clean and ``N`` corrupted
+  nodes (Eq. 4, ``M = N``). Adam, full batch, early stopping on the training loss; the
+  parameters of the best epoch are kept.
+* Corruption: DGI's row shuffle of ``X`` (``X̃ = P X``), keeping ``Â``. The paper says it
+  row-permutes only ``A``; for a one-layer encoder that is useless: ``(P Â) X W = P (Â X W)``
+  merely reorders the rows of ``H``, so every negative equals some positive, the readout is
+  unchanged and the discriminator cannot separate the two sets (the loss stays at log 2).
+  Shuffling ``X`` instead pairs each node's real neighbourhood structure with foreign
+  features, which is the corruption DGI's own code and PyG use.
+
+Scoring (higher = more anomalous), one score per object:
+
+* ``"discriminator"``: ``-(h^T W s_train + c)``, the logit of Eq. 5 negated. It ranks exactly
+  like the paper's ``1 - D(h, s_train)`` but does not saturate: in float32 ``1 - sigmoid``
+  is exactly 0 for a few percent of test objects, which creates ties.
+* ``"knn"``: mean Euclidean distance of the object's GCN embedding to its ``k`` nearest
+  training embeddings (a bank of at most ``knn_bank_size`` random training nodes).
+* ``"feature_knn"``: the same on the standardised input features, without the graph: the
+  baseline that shows what the graph and the encoder add.
+
+Test graphs are sliding windows (:class:`anograph.scoring.SlidingWindowGraph`); for this
+one-layer encoder they give the whole-video graph's rows whenever the radius reaches the
+encoder's receptive field (see that module).
+
+Calibration without test labels: ``calibration_scores_`` holds, per scorer, the sorted scores
+of up to :data:`CALIBRATION_SIZE` random training nodes, embedded with the whole training
+graph. The kNN scorers are computed *leave-one-video-out* (bank nodes from the node's own
+video are excluded, which mimics scoring an unseen video; with a single training video only
+the node itself is excluded). The discriminator's are in-sample (it was trained on every
+training node), so they are somewhat optimistic. These are object scores; a frame score is
+the max over a frame's objects, so frame-level thresholds sit higher.
+
+Artifacts are safetensors (tensors) + JSON (everything else); no pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import safetensors.torch
+import scipy.sparse as sparse
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from torch import nn
+
+from anograph.errors import InputError, ModelArtifactError
+from anograph.features.layout import FeatureLayout
+from anograph.graph import GraphConfig, VideoNodes, build_graph
+from anograph.scoring import SlidingWindowGraph, knn_mean_distance
+from anograph.shards import VideoFeatures
+from anograph.storage import Storage
+
+MODEL_FORMAT_VERSION = 1
+SCORERS = ("discriminator", "knn", "feature_knn")
+# Standard deviations below this are treated as this: constant (or float16-quantised
+# near-constant) columns would otherwise turn tiny test deviations into huge z-scores.
+STD_FLOOR = 1e-3
+# Training nodes whose scores are kept for threshold calibration.
+CALIBRATION_SIZE = 5000
+CALIBRATION_QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
+# Corruption draws used to measure the trained discriminator's separation.
+SEPARATION_DRAWS = 3
+TENSORS_FILE = "tensors.safetensors"
+SIDECAR_FILE = "model.json"
+
+
+class OneLayerGCN(nn.Module):
+    """``H = PReLU(Â X W + b)``, taking the propagated features ``Â X`` as input."""
+
+    def __init__(self, in_channels: int, hidden_channels: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_channels, hidden_channels)
+        self.activation = nn.PReLU()
+
+    def forward(self, propagated_features: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.linear(propagated_features))
+
+
+class BilinearDiscriminator(nn.Module):
+    """Logit ``h^T W s + c`` for every row ``h`` of ``H``, computed as ``H (W s) + c``."""
+
+    def __init__(self, hidden_channels: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(hidden_channels, hidden_channels))
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, embeddings: torch.Tensor, summary: torch.Tensor) -> torch.Tensor:
+        return embeddings @ (self.weight @ summary) + self.bias
+
+
+def readout(embeddings: torch.Tensor) -> torch.Tensor:
+    """Eq. 3: ``sigmoid`` of the mean embedding."""
+    return torch.sigmoid(embeddings.mean(dim=0))
+
+
+def propagate(adjacency: sparse.spmatrix, features: np.ndarray) -> np.ndarray:
+    """``Â X`` in float32 with scipy (single sparse product, no autograd)."""
+    return np.asarray(sparse.csr_matrix(adjacency, dtype=np.float32) @ np.asarray(features, np.float32))
+
+
+def _video_path(video: VideoFeatures) -> str:
+    return video.metadata.source or video.metadata.video
+
+
+class AnoGraph(BaseEstimator):
+    """Ano-Graph: spatio-temporal object graph, one-layer GCN, Deep Graph Infomax.
+
+    Parameters
+    ----------
+    graph:
+        How graphs are built (:class:`anograph.graph.GraphConfig`); ``None`` (default) means
+        ``GraphConfig()``: spatial + temporal in both directions, row-normalised.
+    feature_groups:
+        Names of the shard feature groups to use, in order; ``None`` (default) uses all
+        groups of the shard layout.
+    hidden_channels:
+        Embedding size ``K'``. Default 512, as DGI and the paper.
+    learning_rate:
+        Adam learning rate. Default 1e-3, as the paper.
+    max_epochs:
+        Upper bound on full-batch epochs. Default 300 (the paper runs up to 10000).
+    patience:
+        Stop after this many epochs without a lower training loss. Default 20 (the paper
+        uses 200 with 10000 epochs).
+    seed:
+        Seeds initialisation, corruption and bank sampling. Default 0.
+    knn_neighbors:
+        ``k`` of the kNN scorers. Default 5.
+    knn_bank_size:
+        Training nodes kept as the kNN bank (a random subsample when there are more).
+        Default 50000.
+    device:
+        Torch device for training and encoding. Default ``"cpu"``.
+
+    Attributes (after :meth:`fit`)
+    ------------------------------
+    history_ : list[float]
+        Training loss per epoch.
+    n_epochs_ : int
+        Epochs run; ``best_epoch_`` is the epoch whose parameters were kept.
+    training_separation_ : float
+        Discriminator accuracy on the training nodes against fresh corruption draws
+        (0.5 = no separation).
+    summary_ : torch.Tensor
+        ``s_train``, the readout of the training graph.
+    calibration_scores_ : dict[str, numpy.ndarray]
+        Sorted training scores per scorer (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        graph: GraphConfig | None = None,
+        feature_groups: tuple[str, ...] | None = None,
+        hidden_channels: int = 512,
+        learning_rate: float = 1e-3,
+        max_epochs: int = 300,
+        patience: int = 20,
+        seed: int = 0,
+        knn_neighbors: int = 5,
+        knn_bank_size: int = 50000,
+        device: str = "cpu",
+    ) -> None:
+        self.graph = graph
+        self.feature_groups = feature_groups
+        self.hidden_channels = hidden_channels
+        self.learning_rate = learning_rate
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.seed = seed
+        self.knn_neighbors = knn_neighbors
+        self.knn_bank_size = knn_bank_size
+        self.device = device
+
+    # ------------------------------------------------------------------ fitting
+
+    @property
+    def graph_config(self) -> GraphConfig:
+        return self.graph if self.graph is not None else GraphConfig()
+
+    def fit(self, videos: Sequence[VideoFeatures]) -> AnoGraph:
+        """Train on normal videos.
+
+        Parameters
+        ----------
+        videos:
+            Training videos (normal behaviour only), all with the same feature layout.
+            Their graphs are joined block-diagonally: no edge crosses two videos.
+
+        Returns
+        -------
+        AnoGraph
+            ``self``, fitted.
+
+        Raises
+        ------
+        InputError
+            No videos or objects, layouts that differ (naming the video), unknown feature
+            groups, or non-finite features.
+        """
+        started = time.perf_counter()
+        videos = list(videos)
+        if not videos:
+            raise InputError(None, "no training videos given")
+        self._check_training_videos(videos)
+        features = [self._select(video) for video in videos]
+        stacked = np.concatenate(features).astype(np.float64)
+        if len(stacked) < 2:
+            raise InputError(
+                None, f"the training videos contain {len(stacked)} objects; at least 2 are needed"
+            )
+        self.feature_mean_ = stacked.mean(axis=0)
+        self.feature_std_ = np.maximum(stacked.std(axis=0), STD_FLOOR)
+        standardized = [self._standardize(chunk) for chunk in features]
+        adjacency = build_graph(
+            [
+                VideoNodes(video.frame_offsets(), video.boxes, chunk)
+                for video, chunk in zip(videos, standardized, strict=True)
+            ],
+            self.graph_config,
+        )
+        node_features = np.concatenate(standardized)
+        self.n_training_nodes_ = len(node_features)
+        self.training_videos_ = [video.metadata.video for video in videos]
+
+        generator = torch.Generator().manual_seed(int(self.seed))
+        self._train(adjacency, node_features, generator)
+        device = torch.device(self.device)
+        with torch.no_grad():
+            propagated = torch.from_numpy(propagate(adjacency, node_features)).to(device)
+            embeddings = self.encoder_(propagated)
+            self.summary_ = readout(embeddings)
+            self.training_separation_ = self._separation(adjacency, node_features, propagated, generator)
+            embeddings = embeddings.cpu().numpy()
+
+        rng = np.random.default_rng(self.seed)
+        n_nodes = len(node_features)
+        bank = np.sort(rng.choice(n_nodes, size=min(n_nodes, int(self.knn_bank_size)), replace=False))
+        self.embedding_bank_ = embeddings[bank]
+        self.feature_bank_ = node_features[bank]
+        video_of_node = np.repeat(np.arange(len(videos)), [len(chunk) for chunk in standardized])
+        calibration = np.sort(rng.choice(n_nodes, size=min(n_nodes, CALIBRATION_SIZE), replace=False))
+        if len(videos) > 1:
+            query_groups, bank_groups = video_of_node[calibration], video_of_node[bank]
+        else:  # leave-one-out: exclude only the node itself
+            query_groups, bank_groups = calibration, bank
+        self.calibration_scores_ = {
+            "discriminator": np.sort(self._discriminator_scores(embeddings[calibration])),
+            "knn": np.sort(
+                knn_mean_distance(
+                    embeddings[calibration],
+                    self.embedding_bank_,
+                    self.knn_neighbors,
+                    query_groups,
+                    bank_groups,
+                )
+            ),
+            "feature_knn": np.sort(
+                knn_mean_distance(
+                    node_features[calibration],
+                    self.feature_bank_,
+                    self.knn_neighbors,
+                    query_groups,
+                    bank_groups,
+                )
+            ),
+        }
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    def _check_training_videos(self, videos: list[VideoFeatures]) -> None:
+        first = videos[0].metadata
+        for video in videos[1:]:
+            if video.metadata.feature_layout != first.feature_layout:
+                raise InputError(
+                    _video_path(video),
+                    f"video {video.metadata.video!r} has feature layout {video.metadata.feature_layout.to_json()}, "
+                    f"but {first.video!r} has {first.feature_layout.to_json()}; all training videos must share one layout",
+                )
+        self.feature_layout_ = first.feature_layout
+        groups = tuple(self.feature_groups) if self.feature_groups is not None else first.feature_layout.names
+        missing = [name for name in groups if name not in first.feature_layout.names]
+        if missing or not groups:
+            raise InputError(
+                None,
+                f"feature groups {missing or list(groups)} are not usable; the shard layout has {list(first.feature_layout.names)}",
+            )
+        self.feature_groups_ = groups
+        self.columns_ = first.feature_layout.columns(groups)
+        self.class_names_ = list(first.class_names)
+        self.detector_ = dict(first.detector)
+        for video in videos:
+            if not np.all(np.isfinite(video.features[:, self.columns_])):
+                raise InputError(
+                    _video_path(video), f"video {video.metadata.video!r} has NaN or infinite features"
+                )
+
+    def _select(self, video: VideoFeatures) -> np.ndarray:
+        return np.asarray(video.features[:, self.columns_], np.float32)
+
+    def _standardize(self, features: np.ndarray) -> np.ndarray:
+        return ((features - self.feature_mean_) / self.feature_std_).astype(np.float32)
+
+    def _train(
+        self, adjacency: sparse.csr_matrix, node_features: np.ndarray, generator: torch.Generator
+    ) -> None:
+        device = torch.device(self.device)
+        encoder = OneLayerGCN(node_features.shape[1], int(self.hidden_channels))
+        discriminator = BilinearDiscriminator(int(self.hidden_channels))
+        nn.init.xavier_uniform_(encoder.linear.weight, generator=generator)
+        nn.init.zeros_(encoder.linear.bias)
+        nn.init.xavier_uniform_(discriminator.weight, generator=generator)
+        encoder.to(device)
+        discriminator.to(device)
+        corrupt = _Corruptor(adjacency, node_features, device, use_scipy=device.type == "cpu")
+        propagated = torch.from_numpy(propagate(adjacency, node_features)).to(device)
+        n_nodes = len(node_features)
+        labels = torch.cat([torch.ones(n_nodes), torch.zeros(n_nodes)]).to(device)
+        parameters = [*encoder.parameters(), *discriminator.parameters()]
+        optimizer = torch.optim.Adam(parameters, lr=float(self.learning_rate))
+        loss_function = nn.BCEWithLogitsLoss()
+        history: list[float] = []
+        best_loss, best_epoch, waited = float("inf"), 0, 0
+        best_state = _state(encoder, discriminator)
+        for epoch in range(int(self.max_epochs)):
+            corrupted = corrupt(generator)
+            optimizer.zero_grad()
+            positive = encoder(propagated)
+            negative = encoder(corrupted)
+            summary = readout(positive)
+            logits = torch.cat([discriminator(positive, summary), discriminator(negative, summary)])
+            loss = loss_function(logits, labels)
+            value = float(loss.detach())
+            history.append(value)
+            if value < best_loss:
+                best_loss, best_epoch, waited = value, epoch, 0
+                best_state = _state(encoder, discriminator)  # the parameters that produced this loss
+            else:
+                waited += 1
+                if waited >= int(self.patience):
+                    break
+            loss.backward()
+            optimizer.step()
+        encoder.load_state_dict(best_state["encoder"])
+        discriminator.load_state_dict(best_state["discriminator"])
+        encoder.eval()
+        discriminator.eval()
+        self.encoder_ = encoder
+        self.discriminator_ = discriminator
+        self.history_ = history
+        self.n_epochs_ = len(history)
+        self.best_epoch_ = best_epoch
+
+    def _separation(
+        self,
+        adjacency: sparse.csr_matrix,
+        node_features: np.ndarray,
+        propagated: torch.Tensor,
+        generator: torch.Generator,
+        n_draws: int = SEPARATION_DRAWS,
+    ) -> float:
+        corrupt = _Corruptor(
+            adjacency, node_features, propagated.device, use_scipy=propagated.device.type == "cpu"
+        )
+        with torch.no_grad():
+            positive = self.encoder_(propagated)
+            positive_correct = (self.discriminator_(positive, self.summary_) > 0).double().mean()
+            negative_correct = torch.stack(
+                [
+                    (self.discriminator_(self.encoder_(corrupt(generator)), self.summary_) <= 0)
+                    .double()
+                    .mean()
+                    for _ in range(n_draws)
+                ]
+            ).mean()
+        return float((positive_correct + negative_correct) / 2)
+
+    def separation(
+        self, videos: Sequence[VideoFeatures], n_draws: int = SEPARATION_DRAWS, seed: int = 1
+    ) -> float:
+        """Discriminator accuracy on ``videos`` (their whole graph) vs ``n_draws`` row shuffles.
+
+        Balanced accuracy over clean nodes (logit > 0) and corrupted nodes (logit <= 0)
+        against the training summary ``s_train``; 0.5 means no separation.
+        """
+        self._check_fitted()
+        videos = list(videos)
+        for video in videos:
+            self._check_layout(video)
+        standardized = [self._standardize(self._select(video)) for video in videos]
+        adjacency = build_graph(
+            [
+                VideoNodes(video.frame_offsets(), video.boxes, chunk)
+                for video, chunk in zip(videos, standardized, strict=True)
+            ],
+            self.graph_config,
+        )
+        node_features = np.concatenate(standardized)
+        propagated = torch.from_numpy(propagate(adjacency, node_features)).to(torch.device(self.device))
+        generator = torch.Generator().manual_seed(int(seed))
+        return self._separation(adjacency, node_features, propagated, generator, n_draws)
+
+    # ------------------------------------------------------------------ scoring
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "encoder_"):
+            raise NotFittedError("this AnoGraph model is not fitted yet; call fit() or AnoGraph.load()")
+
+    def _check_layout(self, video: VideoFeatures) -> None:
+        if video.metadata.feature_layout != self.feature_layout_:
+            raise ModelArtifactError(
+                _video_path(video),
+                f"model was trained on feature layout {self.feature_layout_.to_json()} but shard "
+                f"{video.metadata.video!r} has {video.metadata.feature_layout.to_json()}; re-extract or retrain",
+            )
+
+    def _discriminator_scores(self, embeddings: np.ndarray) -> np.ndarray:
+        device = torch.device(self.device)
+        with torch.no_grad():
+            logits = self.discriminator_(
+                torch.from_numpy(np.asarray(embeddings, np.float32)).to(device), self.summary_
+            )
+        return -logits.double().cpu().numpy()
+
+    def embed_video(self, video: VideoFeatures, window_radius: int) -> tuple[np.ndarray, np.ndarray]:
+        """Standardised features and GCN embeddings of a video's objects, using sliding windows.
+
+        Returns ``(features (n, d), embeddings (n, hidden_channels))``, float32.
+        """
+        self._check_fitted()
+        self._check_layout(video)
+        selected = self._select(video)
+        if not np.all(np.isfinite(selected)):
+            raise InputError(
+                _video_path(video), f"video {video.metadata.video!r} has NaN or infinite features"
+            )
+        features = self._standardize(selected)
+        window = SlidingWindowGraph(window_radius, self.graph_config)
+        adjacency = window.adjacency(video.frame_offsets(), video.boxes, features)
+        with torch.no_grad():
+            propagated = torch.from_numpy(propagate(adjacency, features)).to(torch.device(self.device))
+            embeddings = self.encoder_(propagated).cpu().numpy()
+        return features, embeddings
+
+    def score_video(
+        self, video: VideoFeatures, window_radius: int, scorers: Sequence[str] = SCORERS
+    ) -> dict[str, np.ndarray]:
+        """Anomaly score of every object of ``video`` (higher = more anomalous), per scorer.
+
+        Parameters
+        ----------
+        video:
+            A test video whose feature layout equals the training layout.
+        window_radius:
+            Frames on each side of the centre frame in its test window (paper: one second).
+        scorers:
+            Any of ``"discriminator"``, ``"knn"``, ``"feature_knn"`` (all by default).
+
+        Returns
+        -------
+        dict[str, numpy.ndarray]
+            ``(n_objects,)`` float64 per scorer, aligned with the video's rows.
+        """
+        unknown = [name for name in scorers if name not in SCORERS]
+        if unknown:
+            raise InputError(None, f"unknown scorers {unknown}; choose from {list(SCORERS)}")
+        features, embeddings = self.embed_video(video, window_radius)
+        if len(features) == 0:
+            return {name: np.zeros(0) for name in scorers}
+        scores: dict[str, np.ndarray] = {}
+        for name in scorers:
+            if name == "discriminator":
+                scores[name] = self._discriminator_scores(embeddings)
+            elif name == "knn":
+                scores[name] = knn_mean_distance(embeddings, self.embedding_bank_, self.knn_neighbors)
+            else:
+                scores[name] = knn_mean_distance(features, self.feature_bank_, self.knn_neighbors)
+        return scores
+
+    @property
+    def training_score_quantiles_(self) -> dict[str, dict[str, float]]:
+        """Quantiles of ``calibration_scores_`` per scorer, keyed by the quantile level."""
+        self._check_fitted()
+        return {
+            name: {str(level): float(np.quantile(values, level)) for level in CALIBRATION_QUANTILES}
+            for name, values in self.calibration_scores_.items()
+        }
+
+    # ------------------------------------------------------------------ artifacts
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        def cpu(value: torch.Tensor | np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            tensor = (
+                value.detach().cpu()
+                if isinstance(value, torch.Tensor)
+                else torch.from_numpy(np.asarray(value))
+            )
+            return tensor.to(dtype).contiguous()
+
+        tensors = {
+            "encoder.weight": cpu(self.encoder_.linear.weight),
+            "encoder.bias": cpu(self.encoder_.linear.bias),
+            "encoder.prelu": cpu(self.encoder_.activation.weight),
+            "discriminator.weight": cpu(self.discriminator_.weight),
+            "discriminator.bias": cpu(self.discriminator_.bias),
+            "summary": cpu(self.summary_),
+            "standardizer.mean": cpu(self.feature_mean_, torch.float64),
+            "standardizer.std": cpu(self.feature_std_, torch.float64),
+            "knn.embedding_bank": cpu(self.embedding_bank_),
+            "knn.feature_bank": cpu(self.feature_bank_),
+        }
+        for name, values in self.calibration_scores_.items():
+            tensors[f"calibration.{name}"] = cpu(values, torch.float64)
+        return tensors
+
+    def save(self, storage: Storage, key: str) -> None:
+        """Write the model under ``key``: ``key/tensors.safetensors`` then ``key/model.json``.
+
+        The JSON is written last and records the tensors' SHA-256, so a reader never pairs
+        a sidecar with tensors from another save.
+        """
+        self._check_fitted()
+        blob = safetensors.torch.save(self._tensors(), metadata={"format": "anograph-model"})
+        params = self.get_params(deep=False)
+        params["graph"] = self.graph_config.to_dict()
+        params["feature_groups"] = list(self.feature_groups) if self.feature_groups is not None else None
+        sidecar = {
+            "format_version": MODEL_FORMAT_VERSION,
+            "kind": "anograph.model.AnoGraph",
+            "params": params,
+            "feature_layout": self.feature_layout_.to_json(),
+            "feature_groups": list(self.feature_groups_),
+            "class_names": self.class_names_,
+            "detector": self.detector_,
+            "training": {
+                "videos": self.training_videos_,
+                "n_nodes": self.n_training_nodes_,
+                "n_epochs": self.n_epochs_,
+                "best_epoch": self.best_epoch_,
+                "history": self.history_,
+                "final_loss": self.history_[self.best_epoch_] if self.history_ else None,
+                "separation": self.training_separation_,
+                "fit_seconds": self.fit_seconds_,
+                "torch_version": torch.__version__,
+            },
+            "calibration": {
+                "method": "kNN scorers leave-one-video-out, discriminator in-sample; object-level scores",
+                "n_nodes": int(len(self.calibration_scores_["discriminator"])),
+                "quantiles": self.training_score_quantiles_,
+            },
+            "tensors_file": TENSORS_FILE,
+            "tensors_sha256": hashlib.sha256(blob).hexdigest(),
+        }
+        storage.write_bytes(f"{key}/{TENSORS_FILE}", blob)
+        storage.write_bytes(f"{key}/{SIDECAR_FILE}", json.dumps(sidecar, indent=1, sort_keys=True).encode())
+
+    @classmethod
+    def load(cls, storage: Storage, key: str, device: str | None = None) -> AnoGraph:
+        """Read a model written by :meth:`save`.
+
+        ``device`` overrides the saved device (e.g. ``"cpu"`` for a model trained on a GPU).
+        Anything missing, corrupt or inconsistent raises :class:`ModelArtifactError` naming
+        the artifact.
+        """
+        sidecar_path = f"{storage.uri}/{key}/{SIDECAR_FILE}"
+        tensors_path = f"{storage.uri}/{key}/{TENSORS_FILE}"
+        if not storage.exists(f"{key}/{SIDECAR_FILE}"):
+            raise ModelArtifactError(sidecar_path, "no model here (model.json is missing)")
+        try:
+            sidecar = json.loads(storage.read_bytes(f"{key}/{SIDECAR_FILE}"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ModelArtifactError(sidecar_path, f"model sidecar is not valid JSON ({error})") from error
+        if not isinstance(sidecar, dict) or sidecar.get("format_version") != MODEL_FORMAT_VERSION:
+            found = sidecar.get("format_version") if isinstance(sidecar, dict) else None
+            raise ModelArtifactError(sidecar_path, f"model format {found!r} is not {MODEL_FORMAT_VERSION}")
+        if not storage.exists(f"{key}/{TENSORS_FILE}"):
+            raise ModelArtifactError(tensors_path, "model tensors are missing")
+        blob = storage.read_bytes(f"{key}/{TENSORS_FILE}")
+        if hashlib.sha256(blob).hexdigest() != sidecar.get("tensors_sha256"):
+            raise ModelArtifactError(
+                tensors_path, "model tensors do not match model.json (corrupt or from another save)"
+            )
+        try:
+            tensors = safetensors.torch.load(blob)
+            model = cls._from_parts(sidecar, tensors, device)
+        except ModelArtifactError as error:
+            raise ModelArtifactError(sidecar_path, error.reason) from error
+        except Exception as error:  # any malformed content: name the artifact, keep the cause
+            raise ModelArtifactError(
+                sidecar_path, f"model artifact is corrupt ({type(error).__name__}: {error})"
+            ) from error
+        return model
+
+    @classmethod
+    def _from_parts(
+        cls, sidecar: dict[str, Any], tensors: dict[str, torch.Tensor], device: str | None
+    ) -> AnoGraph:
+        params = dict(sidecar["params"])
+        if device is not None:
+            params["device"] = device
+        params["graph"] = GraphConfig.from_dict(params["graph"])
+        if params.get("feature_groups") is not None:
+            params["feature_groups"] = tuple(params["feature_groups"])
+        model = cls(**params)
+        model.feature_layout_ = FeatureLayout.from_json(sidecar["feature_layout"])
+        model.feature_groups_ = tuple(sidecar["feature_groups"])
+        model.columns_ = model.feature_layout_.columns(model.feature_groups_)
+        model.class_names_ = list(sidecar["class_names"])
+        model.detector_ = dict(sidecar["detector"])
+        training = sidecar["training"]
+        model.training_videos_ = list(training["videos"])
+        model.n_training_nodes_ = int(training["n_nodes"])
+        model.n_epochs_ = int(training["n_epochs"])
+        model.best_epoch_ = int(training["best_epoch"])
+        model.history_ = [float(value) for value in training["history"]]
+        model.training_separation_ = float(training["separation"])
+        model.fit_seconds_ = float(training["fit_seconds"])
+
+        weight = tensors["encoder.weight"]
+        hidden, width = weight.shape
+        if width != len(model.columns_) or hidden != int(model.hidden_channels):
+            raise ModelArtifactError(
+                None,
+                f"encoder weight has shape {tuple(weight.shape)}, expected ({model.hidden_channels}, {len(model.columns_)})",
+            )
+        device = torch.device(model.device)
+        encoder = OneLayerGCN(width, hidden)
+        encoder.linear.weight.data.copy_(weight)
+        encoder.linear.bias.data.copy_(tensors["encoder.bias"])
+        encoder.activation.weight.data.copy_(tensors["encoder.prelu"])
+        discriminator = BilinearDiscriminator(hidden)
+        discriminator.weight.data.copy_(tensors["discriminator.weight"])
+        discriminator.bias.data.copy_(tensors["discriminator.bias"])
+        model.encoder_ = encoder.to(device).eval()
+        model.discriminator_ = discriminator.to(device).eval()
+        model.summary_ = tensors["summary"].to(device)
+        model.feature_mean_ = tensors["standardizer.mean"].numpy()
+        model.feature_std_ = tensors["standardizer.std"].numpy()
+        model.embedding_bank_ = tensors["knn.embedding_bank"].numpy()
+        model.feature_bank_ = tensors["knn.feature_bank"].numpy()
+        model.calibration_scores_ = {name: tensors[f"calibration.{name}"].numpy() for name in SCORERS}
+        return model
+
+
+class _Corruptor:
+    """``Â X̃`` for a fresh row shuffle ``X̃`` of ``X`` per call.
+
+    scipy on the CPU (faster there than torch's sparse CSR product, measured), torch sparse
+    CSR on ``device`` otherwise. Neither needs autograd: ``X̃`` has no parameters.
+    """
+
+    def __init__(
+        self, adjacency: sparse.csr_matrix, node_features: np.ndarray, device: torch.device, use_scipy: bool
+    ) -> None:
+        self.device = device
+        self.use_scipy = use_scipy
+        self.n_nodes = len(node_features)
+        if use_scipy:
+            self.adjacency = sparse.csr_matrix(adjacency, dtype=np.float32)
+            self.features = np.ascontiguousarray(node_features, np.float32)
+        else:
+            csr = sparse.csr_matrix(adjacency, dtype=np.float32, copy=True)
+            csr.sum_duplicates()  # also sorts the column indices, as torch's CSR requires
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": noise for a plain product
+                warnings.simplefilter("ignore", UserWarning)
+                self.adjacency = torch.sparse_csr_tensor(
+                    torch.from_numpy(csr.indptr.astype(np.int64)),
+                    torch.from_numpy(csr.indices.astype(np.int64)),
+                    torch.from_numpy(csr.data),
+                    size=csr.shape,
+                    check_invariants=True,
+                ).to(device)
+            self.features = torch.from_numpy(np.ascontiguousarray(node_features, np.float32)).to(device)
+
+    def __call__(self, generator: torch.Generator) -> torch.Tensor:
+        permutation = torch.randperm(self.n_nodes, generator=generator)
+        if self.use_scipy:
+            return torch.from_numpy(np.asarray(self.adjacency @ self.features[permutation.numpy()])).to(
+                self.device
+            )
+        return self.adjacency @ self.features[permutation.to(self.device)]
+
+
+def _state(encoder: nn.Module, discriminator: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
+    return {
+        "encoder": {name: value.detach().clone() for name, value in encoder.state_dict().items()},
+        "discriminator": {name: value.detach().clone() for name, value in discriminator.state_dict().items()},
+    }
