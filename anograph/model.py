@@ -51,6 +51,7 @@ import json
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -118,6 +119,25 @@ def propagate(adjacency: sparse.spmatrix, features: np.ndarray) -> np.ndarray:
 
 def _video_path(video: VideoFeatures) -> str:
     return video.metadata.source or video.metadata.video
+
+
+@dataclass
+class TrainingGraph:
+    """The training graph and its standardised node features (see :meth:`AnoGraph.prepare_training_graph`)."""
+
+    adjacency: sparse.csr_matrix
+    node_features: np.ndarray
+    video_of_node: np.ndarray
+    video_names: list[str]
+    seconds: float
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.adjacency.shape[0])
+
+    @property
+    def n_edges(self) -> int:
+        return int(self.adjacency.nnz)
 
 
 class AnoGraph(BaseEstimator):
@@ -196,7 +216,7 @@ class AnoGraph(BaseEstimator):
         return self.graph if self.graph is not None else GraphConfig()
 
     def fit(self, videos: Sequence[VideoFeatures]) -> AnoGraph:
-        """Train on normal videos.
+        """Train on normal videos: :meth:`prepare_training_graph`, then :meth:`fit_graph`.
 
         Parameters
         ----------
@@ -214,6 +234,14 @@ class AnoGraph(BaseEstimator):
         InputError
             No videos or objects, layouts that differ (naming the video), unknown feature
             groups, or non-finite features.
+        """
+        return self.fit_graph(self.prepare_training_graph(videos))
+
+    def prepare_training_graph(self, videos: Sequence[VideoFeatures]) -> TrainingGraph:
+        """Check the videos, fit the feature standardiser and build the training graph.
+
+        This is the graph stage of training, separate so a pipeline can run (and time) it
+        on its own. It sets the standardiser and layout attributes on ``self``.
         """
         started = time.perf_counter()
         videos = list(videos)
@@ -236,10 +264,23 @@ class AnoGraph(BaseEstimator):
             ],
             self.graph_config,
         )
-        node_features = np.concatenate(standardized)
-        self.n_training_nodes_ = len(node_features)
-        self.training_videos_ = [video.metadata.video for video in videos]
+        return TrainingGraph(
+            adjacency=adjacency,
+            node_features=np.concatenate(standardized),
+            video_of_node=np.repeat(np.arange(len(videos)), [len(chunk) for chunk in standardized]),
+            video_names=[video.metadata.video for video in videos],
+            seconds=time.perf_counter() - started,
+        )
 
+    def fit_graph(self, training_graph: TrainingGraph) -> AnoGraph:
+        """Train the GCN + DGI on a graph from :meth:`prepare_training_graph` of this model."""
+        if not hasattr(self, "feature_mean_"):
+            raise NotFittedError("call prepare_training_graph() on this model before fit_graph()")
+        started = time.perf_counter() - training_graph.seconds
+        adjacency, node_features = training_graph.adjacency, training_graph.node_features
+        self.n_training_nodes_ = len(node_features)
+        self.training_videos_ = list(training_graph.video_names)
+        videos = self.training_videos_
         generator = torch.Generator().manual_seed(int(self.seed))
         self._train(adjacency, node_features, generator)
         device = torch.device(self.device)
@@ -255,7 +296,7 @@ class AnoGraph(BaseEstimator):
         bank = np.sort(rng.choice(n_nodes, size=min(n_nodes, int(self.knn_bank_size)), replace=False))
         self.embedding_bank_ = embeddings[bank]
         self.feature_bank_ = node_features[bank]
-        video_of_node = np.repeat(np.arange(len(videos)), [len(chunk) for chunk in standardized])
+        video_of_node = training_graph.video_of_node
         calibration = np.sort(rng.choice(n_nodes, size=min(n_nodes, CALIBRATION_SIZE), replace=False))
         if len(videos) > 1:
             query_groups, bank_groups = video_of_node[calibration], video_of_node[bank]

@@ -42,7 +42,7 @@ def extract_features(
     )
     wait(futures)
     failures = []
-    for video, future in zip(videos, futures):
+    for video, future in zip(videos, futures, strict=True):
         if not future.state.is_completed():
             try:
                 future.result()

@@ -13,6 +13,7 @@ from anograph.detectors.yolox import COCO_CLASS_NAMES, YoloxDetector
 from anograph.errors import VideoReadError
 from anograph.extract import extract_video
 from anograph.features.extractor import NodeFeatureExtractor
+from anograph.features.motion import MotionFeatures
 from anograph.shards import read_shard, write_shard
 from anograph.storage import Storage
 from anograph.video import open_video
@@ -63,7 +64,7 @@ def test_extract_video_with_motion_detector_roundtrips_through_a_shard(tmp_path:
     assert metadata.class_names == ["object"]
     assert metadata.detector == detector.describe()
     assert metadata.feature_layout == extractor.layout(("object",))
-    assert metadata.feature_layout.names == ("appearance", "class", "confidence", "geometry", "motion")
+    assert metadata.feature_layout.names == ("appearance", "class", "confidence", "geometry", "motion", "frame_flow")
     assert metadata.extraction["features"] == extractor.describe()
     assert metadata.extraction["seconds"] > 0 and metadata.extraction["frames_per_second"] > 0
     assert calls[-1] == (N_FRAMES, N_FRAMES) and [done for done, _ in calls] == list(range(1, N_FRAMES + 1))
@@ -135,6 +136,7 @@ def test_extract_real_ped2_frames_with_yolox(tmp_path: Path, ped2_root: Path, yo
         ("confidence", 1),
         ("geometry", 4),
         ("motion", 14),
+        ("frame_flow", 3),
     )
     counts = np.diff(video.frame_offsets())
     assert np.all(counts >= 5), counts
@@ -142,4 +144,4 @@ def test_extract_real_ped2_frames_with_yolox(tmp_path: Path, ped2_root: Path, yo
     assert np.all((geometry >= 0) & (geometry <= 1))
     # Walkers are matched from frame to frame, so most later objects carry a velocity.
     motion = video.features[video.frames > 0][:, video.metadata.feature_layout.slice("motion")]
-    assert motion[:, -1].mean() > 0.6
+    assert motion[:, MotionFeatures().column_names.index("matched")].mean() > 0.6

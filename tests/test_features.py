@@ -131,11 +131,11 @@ def square_frames(n_frames: int, step: int, side: int = 24) -> tuple[list[np.nda
 def test_motion_features_square_moving_right() -> None:
     motion = MotionFeatures(flow_scale=1.0)
     names = motion.column_names
-    assert motion.width == len(names) == 14
+    assert motion.width == len(names) == 17
     step, side = 3, 24
     frames, boxes = square_frames(4, step, side)
     first = motion.features(frames[0], boxes[0])
-    assert first.shape == (1, 14) and np.all(first == 0), "first frame has nothing to compare with"
+    assert first.shape == (1, 17) and np.all(first == 0), "first frame has nothing to compare with"
     for frame, box in zip(frames[1:], boxes[1:], strict=True):
         row = dict(zip(names, motion.features(frame, box)[0], strict=True))
         expected_speed = step / side  # pixels per frame divided by box height
@@ -148,6 +148,7 @@ def test_motion_features_square_moving_right() -> None:
         assert row["velocity_x"] == pytest.approx(expected_speed, rel=1e-5)
         assert row["velocity_y"] == pytest.approx(0.0, abs=1e-6)
         assert row["matched"] == 1.0
+        assert row["frame_flow_dx"] == pytest.approx(row["flow_dx"] * side / frame.shape[0], rel=1e-5)
 
 
 def test_motion_features_reduced_resolution_and_left_motion() -> None:
@@ -178,7 +179,7 @@ def test_motion_features_no_boxes_still_advances() -> None:
     motion = MotionFeatures(flow_scale=1.0)
     frames, boxes = square_frames(3, step=3)
     motion.features(frames[0], boxes[0])
-    assert motion.features(frames[1], np.zeros((0, 4), np.float32)).shape == (0, 14)
+    assert motion.features(frames[1], np.zeros((0, 4), np.float32)).shape == (0, 17)
     # Flow compares with frame 1 (seen without boxes); no box there, so no velocity match.
     row = motion.features(frames[2], boxes[2])[0]
     assert row[0] > 0.05 and row[13] == 0.0
@@ -196,6 +197,7 @@ def test_extractor_layout_order_and_disabled_groups(embedder: AppearanceEmbedder
         ("confidence", 1),
         ("geometry", 4),
         ("motion", 14),
+        ("frame_flow", 3),
     )
     bare = NodeFeatureExtractor(appearance=None, motion=False)
     assert bare.layout(("object",)).groups == (("class", 1), ("confidence", 1), ("geometry", 4))
@@ -226,7 +228,7 @@ def test_extractor_columns_hold_what_the_layout_says(embedder: AppearanceEmbedde
     expected_geometry = [(x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height]
     assert values[0, layout.slice("geometry")].tolist() == pytest.approx(expected_geometry)
     motion = values[0, layout.slice("motion")]
-    assert motion[0] > 0 and motion[-1] == 1.0
+    assert motion[0] > 0 and motion[MotionFeatures().column_names.index("matched")] == 1.0
     empty = extractor.features(frames[1], Detections.empty(2))
     assert empty.shape == (0, layout.width)
     extractor.reset()

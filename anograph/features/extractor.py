@@ -22,6 +22,9 @@ group           width            content
                                  velocity x, y from matching to the previous frame's boxes,
                                  and a matched flag; speeds are pixels per frame divided by
                                  the box height (:mod:`.motion`)
+``frame_flow``  3                the same mean flow dx, dy and magnitude divided by the
+                                 frame height instead: image-plane speed without the
+                                 perspective correction
 ==============  ===============  ==========================================================
 
 Values are raw (not standardised): models standardise on their training set, so the
@@ -41,7 +44,7 @@ from anograph.features.appearance import AppearanceEmbedder
 from anograph.features.layout import FeatureLayout
 from anograph.features.motion import MotionFeatures
 
-FEATURE_GROUPS = ("appearance", "class", "confidence", "geometry", "motion")
+FEATURE_GROUPS = ("appearance", "class", "confidence", "geometry", "motion", "frame_flow")
 GEOMETRY_WIDTH = 4
 
 
@@ -82,7 +85,7 @@ class NodeFeatureExtractor:
             groups.append(("appearance", self.appearance.width))
         groups += [("class", len(class_names)), ("confidence", 1), ("geometry", GEOMETRY_WIDTH)]
         if self.motion is not None:
-            groups.append(("motion", self.motion.width))
+            groups += self.motion.groups
         return FeatureLayout.of(groups)
 
     def reset(self) -> None:
@@ -120,7 +123,7 @@ class NodeFeatureExtractor:
                 group
                 for group in FEATURE_GROUPS
                 if (group != "appearance" or self.appearance is not None)
-                and (group != "motion" or self.motion is not None)
+                and (group not in ("motion", "frame_flow") or self.motion is not None)
             ],
             "appearance": None if self.appearance is None else self.appearance.describe(),
             "motion": None if self.motion is None else self.motion.describe(),

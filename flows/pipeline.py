@@ -1,0 +1,59 @@
+"""Flow: the whole pipeline for one dataset: extract -> train -> evaluate."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from anograph.settings import ExtractionSettings
+from flows.evaluate import evaluate
+from flows.extract_features import extract_features
+from flows.train import train
+from tasks.evaluate import load_dataset_task
+
+
+@flow(name="pipeline")
+def pipeline(
+    dataset: str,
+    root: str,
+    out: str,
+    detector: str = "yolox",
+    detector_options: dict[str, Any] | None = None,
+    storage: str | None = None,
+    fps: float | None = None,
+    window_seconds: float = 1.0,
+    model_options: dict[str, Any] | None = None,
+    appearance: bool = True,
+    default_scorer: str | None = None,
+    smoothing_sigma: float = 3.0,
+) -> dict[str, Any]:
+    """Extract features for every video, train on the training split, evaluate the test split.
+
+    Shards and the model go to ``storage`` (default ``out/store``); the report to ``out``.
+    """
+    storage = storage or str(Path(out) / "store")
+    data = load_dataset_task(dataset, root, fps)
+    settings = ExtractionSettings(detector=detector, detector_options=detector_options or {},
+                                  appearance=appearance).to_dict()
+    stage_seconds: dict[str, float] = {}
+
+    started = time.perf_counter()
+    train_keys = extract_features([{"name": v.name, "path": str(v.path)} for v in data.train],
+                                  storage, settings, "train", data.fps)
+    test_keys = extract_features([{"name": v.name, "path": str(v.path)} for v in data.test],
+                                 storage, settings, "test", data.fps)
+    stage_seconds["extract"] = time.perf_counter() - started
+
+    fingerprint = train_keys[0].split("/")[1]
+    trained = train(storage, train_keys, f"models/{dataset}-{fingerprint}", model_options)
+    stage_seconds.update(trained["seconds"])
+
+    config = {"extraction": settings, "model_options": model_options or {}, "training": trained,
+              "storage": storage, "root": root}
+    return evaluate(dataset, root, storage, trained["model_key"], test_keys, out, fps=data.fps,
+                    window_seconds=window_seconds, default_scorer=default_scorer,
+                    smoothing_sigma=smoothing_sigma, detector=detector, stage_seconds=stage_seconds,
+                    config=config)

@@ -1,0 +1,65 @@
+"""Tasks of the training stage: load shards, build the graph, fit, save (wrappers over ``anograph``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from anograph.graph import GraphConfig
+from anograph.model import AnoGraph, TrainingGraph
+from anograph.shards import VideoFeatures, read_shard
+from anograph.storage import Storage
+from tasks.retry import retry_unless_bad_input
+
+
+@task(name="load-shards", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_bad_input,
+      cache_policy=NO_CACHE)
+def load_shards(storage_root: str, keys: list[str]) -> list[VideoFeatures]:
+    """Read shards in the order given."""
+    storage = Storage(storage_root)
+    videos = [read_shard(storage, key) for key in keys]
+    get_run_logger().info("loaded %d shards, %d objects", len(videos), sum(v.n_objects for v in videos))
+    return videos
+
+
+def new_model(options: dict[str, Any]) -> AnoGraph:
+    """An unfitted model from JSON-friendly options (``graph`` as a dict, groups as a list)."""
+    options = dict(options)
+    if isinstance(options.get("graph"), dict):
+        options["graph"] = GraphConfig.from_dict(options["graph"])
+    if options.get("feature_groups") is not None:
+        options["feature_groups"] = tuple(options["feature_groups"])
+    return AnoGraph(**options)
+
+
+@task(name="build-graph", cache_policy=NO_CACHE, retry_condition_fn=retry_unless_bad_input)
+def build_training_graph(model: AnoGraph, videos: list[VideoFeatures]) -> TrainingGraph:
+    """Fit the standardiser and build the block-diagonal sparse training adjacency."""
+    graph = model.prepare_training_graph(videos)
+    get_run_logger().info(
+        "training graph: %d nodes, %d edges (%.1f per node), built in %.1f s",
+        graph.n_nodes, graph.n_edges, graph.n_edges / max(graph.n_nodes, 1), graph.seconds,
+    )
+    return graph
+
+
+@task(name="fit-model", cache_policy=NO_CACHE, retry_condition_fn=retry_unless_bad_input)
+def fit_model(model: AnoGraph, graph: TrainingGraph) -> AnoGraph:
+    """Train the one-layer GCN with Deep Graph Infomax."""
+    model.fit_graph(graph)
+    get_run_logger().info(
+        "trained %d epochs (best %d), loss %.4f -> %.4f, clean/corrupted separation %.3f",
+        model.n_epochs_, model.best_epoch_, model.history_[0], model.history_[model.best_epoch_],
+        model.training_separation_,
+    )
+    return model
+
+
+@task(name="save-model", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def save_model(model: AnoGraph, storage_root: str, key: str) -> str:
+    """Write the model artifact (safetensors + JSON) under ``key``."""
+    model.save(Storage(storage_root), key)
+    get_run_logger().info("model saved to %s/%s", storage_root, key)
+    return key
