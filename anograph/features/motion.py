@@ -195,7 +195,7 @@ class MotionFeatures:
         """Settings, for shard metadata."""
         return {
             "columns": list(self.column_names),
-            "groups": self.groups,
+            "groups": [list(group) for group in self.groups],
             "flow": "opencv-farneback",
             "flow_scale": self.flow_scale,
             "farneback": dict(FARNEBACK_PARAMETERS),
