@@ -28,6 +28,11 @@ Scoring (higher = more anomalous), one score per object:
   training embeddings (a bank of at most ``knn_bank_size`` random training nodes).
 * ``"feature_knn"``: the same on the standardised input features, without the graph: the
   baseline that shows what the graph and the encoder add.
+* ``"group_knn"``: one kNN distance per feature group (appearance, class, motion, ...) on
+  the standardised input features of that group alone, each divided by the 99th percentile
+  of its leave-one-video-out training distances, then summed. Each group votes on its own
+  scale, so an object that is unusual in one respect only (a normal-looking walker moving
+  at a biker's speed) is not averaged away by the groups in which it is ordinary.
 
 Test graphs are sliding windows (:class:`anograph.scoring.SlidingWindowGraph`); for this
 one-layer encoder they give the whole-video graph's rows whenever the radius reaches the
@@ -64,13 +69,16 @@ from torch import nn
 
 from anograph.errors import InputError, ModelArtifactError
 from anograph.features.layout import FeatureLayout
-from anograph.graph import GraphConfig, VideoNodes, build_graph
+from anograph.graph import GraphConfig, VideoNodes, build_graph, normalize_adjacency
 from anograph.scoring import SlidingWindowGraph, knn_mean_distance
 from anograph.shards import VideoFeatures
 from anograph.storage import Storage
 
 MODEL_FORMAT_VERSION = 1
-SCORERS = ("discriminator", "knn", "feature_knn")
+SCORERS = ("discriminator", "knn", "feature_knn", "group_knn")
+FEATURE_SCALINGS = ("column", "group")
+# The training-score quantile that puts each group of group_knn on a common scale.
+GROUP_SCALE_QUANTILE = 0.99
 # Standard deviations below this are treated as this: constant (or float16-quantised
 # near-constant) columns would otherwise turn tiny test deviations into huge z-scores.
 STD_FLOOR = 1e-3
@@ -167,6 +175,18 @@ class AnoGraph(BaseEstimator):
     knn_bank_size:
         Training nodes kept as the kNN bank (a random subsample when there are more).
         Default 50000.
+    feature_scaling:
+        ``"group"`` (default): centre each column, then divide every column of a feature
+        group by the group's total standard deviation, so each group carries the same
+        total variance whatever its width, and a rare class column with a near-zero
+        spread is not blown up into a huge z-score. ``"column"``: plain per-column z-scores.
+    score_propagation_steps:
+        After scoring, spread each object's score over the test window's graph this many
+        times (``s <- Â s`` with the row-normalised window adjacency), so an object's score
+        also reflects the objects it interacts with in its own and nearby frames, the way
+        the GCN aggregates features. Capped at the window radius, so every step stays
+        inside frames ``t-i .. t+i``. Default 0 (off); the pipeline's default is set in
+        ``flows/train.py`` from the Ped2 study in the README.
     device:
         Torch device for training and encoding. Default ``"cpu"``.
 
@@ -196,6 +216,8 @@ class AnoGraph(BaseEstimator):
         seed: int = 0,
         knn_neighbors: int = 5,
         knn_bank_size: int = 50000,
+        feature_scaling: str = "group",
+        score_propagation_steps: int = 0,
         device: str = "cpu",
     ) -> None:
         self.graph = graph
@@ -207,6 +229,8 @@ class AnoGraph(BaseEstimator):
         self.seed = seed
         self.knn_neighbors = knn_neighbors
         self.knn_bank_size = knn_bank_size
+        self.feature_scaling = feature_scaling
+        self.score_propagation_steps = score_propagation_steps
         self.device = device
 
     # ------------------------------------------------------------------ fitting
@@ -254,8 +278,16 @@ class AnoGraph(BaseEstimator):
             raise InputError(
                 None, f"the training videos contain {len(stacked)} objects; at least 2 are needed"
             )
+        if self.feature_scaling not in FEATURE_SCALINGS:
+            raise InputError(
+                None, f"feature_scaling must be one of {FEATURE_SCALINGS}, not {self.feature_scaling!r}"
+            )
         self.feature_mean_ = stacked.mean(axis=0)
-        self.feature_std_ = np.maximum(stacked.std(axis=0), STD_FLOOR)
+        spread = stacked.std(axis=0)
+        if self.feature_scaling == "group":
+            for columns in self._group_columns():
+                spread[columns] = np.sqrt(np.sum(spread[columns] ** 2))
+        self.feature_std_ = np.maximum(spread, STD_FLOOR)
         standardized = [self._standardize(chunk) for chunk in features]
         adjacency = build_graph(
             [
@@ -323,6 +355,24 @@ class AnoGraph(BaseEstimator):
                 )
             ),
         }
+        group_distances = [
+            knn_mean_distance(
+                node_features[calibration][:, columns],
+                self.feature_bank_[:, columns],
+                self.knn_neighbors,
+                query_groups,
+                bank_groups,
+            )
+            for columns in self._group_columns()
+        ]
+        self.group_scale_ = np.array(
+            [max(float(np.quantile(distances, GROUP_SCALE_QUANTILE)), 1e-12) for distances in group_distances]
+        )
+        self.calibration_scores_["group_knn"] = np.sort(
+            sum(
+                distances / scale for distances, scale in zip(group_distances, self.group_scale_, strict=True)
+            )
+        )
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
@@ -352,6 +402,18 @@ class AnoGraph(BaseEstimator):
                 raise InputError(
                     _video_path(video), f"video {video.metadata.video!r} has NaN or infinite features"
                 )
+
+    def _group_columns(self) -> list[np.ndarray]:
+        """Column indices of each selected group within the selected feature matrix."""
+        selected = self.feature_layout_.subset(self.feature_groups_)
+        return [selected.columns([name]) for name in selected.names]
+
+    def _group_knn(self, features: np.ndarray) -> np.ndarray:
+        return sum(
+            knn_mean_distance(features[:, columns], self.feature_bank_[:, columns], self.knn_neighbors)
+            / scale
+            for columns, scale in zip(self._group_columns(), self.group_scale_, strict=True)
+        )
 
     def _select(self, video: VideoFeatures) -> np.ndarray:
         return np.asarray(video.features[:, self.columns_], np.float32)
@@ -485,6 +547,12 @@ class AnoGraph(BaseEstimator):
 
         Returns ``(features (n, d), embeddings (n, hidden_channels))``, float32.
         """
+        features, embeddings, _ = self._embed_with_graph(video, window_radius)
+        return features, embeddings
+
+    def _embed_with_graph(
+        self, video: VideoFeatures, window_radius: int
+    ) -> tuple[np.ndarray, np.ndarray, sparse.csr_matrix]:
         self._check_fitted()
         self._check_layout(video)
         selected = self._select(video)
@@ -498,7 +566,7 @@ class AnoGraph(BaseEstimator):
         with torch.no_grad():
             propagated = torch.from_numpy(propagate(adjacency, features)).to(torch.device(self.device))
             embeddings = self.encoder_(propagated).cpu().numpy()
-        return features, embeddings
+        return features, embeddings, adjacency
 
     def score_video(
         self, video: VideoFeatures, window_radius: int, scorers: Sequence[str] = SCORERS
@@ -512,7 +580,7 @@ class AnoGraph(BaseEstimator):
         window_radius:
             Frames on each side of the centre frame in its test window (paper: one second).
         scorers:
-            Any of ``"discriminator"``, ``"knn"``, ``"feature_knn"`` (all by default).
+            Any of ``"discriminator"``, ``"knn"``, ``"feature_knn"``, ``"group_knn"`` (all by default).
 
         Returns
         -------
@@ -522,7 +590,7 @@ class AnoGraph(BaseEstimator):
         unknown = [name for name in scorers if name not in SCORERS]
         if unknown:
             raise InputError(None, f"unknown scorers {unknown}; choose from {list(SCORERS)}")
-        features, embeddings = self.embed_video(video, window_radius)
+        features, embeddings, adjacency = self._embed_with_graph(video, window_radius)
         if len(features) == 0:
             return {name: np.zeros(0) for name in scorers}
         scores: dict[str, np.ndarray] = {}
@@ -531,9 +599,22 @@ class AnoGraph(BaseEstimator):
                 scores[name] = self._discriminator_scores(embeddings)
             elif name == "knn":
                 scores[name] = knn_mean_distance(embeddings, self.embedding_bank_, self.knn_neighbors)
-            else:
+            elif name == "feature_knn":
                 scores[name] = knn_mean_distance(features, self.feature_bank_, self.knn_neighbors)
+            else:
+                scores[name] = self._group_knn(features)
+        steps = self._propagation_steps(window_radius)
+        if steps:
+            diffusion = normalize_adjacency(abs(adjacency), "row")
+            for name, values in scores.items():
+                for _ in range(steps):
+                    values = diffusion @ values
+                scores[name] = values
         return scores
+
+    def _propagation_steps(self, window_radius: int) -> int:
+        """Score-propagation steps, capped so the receptive field stays inside the test window."""
+        return min(int(self.score_propagation_steps), max(int(window_radius), 0))
 
     @property
     def training_score_quantiles_(self) -> dict[str, dict[str, float]]:
@@ -566,6 +647,7 @@ class AnoGraph(BaseEstimator):
             "standardizer.std": cpu(self.feature_std_, torch.float64),
             "knn.embedding_bank": cpu(self.embedding_bank_),
             "knn.feature_bank": cpu(self.feature_bank_),
+            "group_knn.scale": cpu(self.group_scale_, torch.float64),
         }
         for name, values in self.calibration_scores_.items():
             tensors[f"calibration.{name}"] = cpu(values, torch.float64)
@@ -696,6 +778,7 @@ class AnoGraph(BaseEstimator):
         model.feature_std_ = tensors["standardizer.std"].numpy()
         model.embedding_bank_ = tensors["knn.embedding_bank"].numpy()
         model.feature_bank_ = tensors["knn.feature_bank"].numpy()
+        model.group_scale_ = tensors["group_knn.scale"].numpy()
         model.calibration_scores_ = {name: tensors[f"calibration.{name}"].numpy() for name in SCORERS}
         return model
 

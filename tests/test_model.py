@@ -239,3 +239,55 @@ def test_video_without_objects_scores_to_empty_arrays(fitted: AnoGraph) -> None:
     video = make_video("empty", np.random.default_rng(0), n_frames=5, empty_frames=range(5))
     scores = fitted.score_video(video, window_radius=3)
     assert all(values.shape == (0,) for values in scores.values())
+
+
+def test_group_scaling_gives_every_group_the_same_total_variance(training_videos) -> None:
+    model = AnoGraph(**SMALL)
+    graph = model.prepare_training_graph(training_videos)
+    for columns in model._group_columns():
+        assert np.sum(graph.node_features[:, columns].var(axis=0)) == pytest.approx(1.0, rel=1e-3)
+    column_model = AnoGraph(**SMALL, feature_scaling="column")
+    column_graph = column_model.prepare_training_graph(training_videos)
+    assert np.allclose(column_graph.node_features.var(axis=0), 1.0, rtol=1e-3)
+    with pytest.raises(InputError, match="feature_scaling"):
+        AnoGraph(**SMALL, feature_scaling="minmax").prepare_training_graph(training_videos)
+
+
+def test_group_knn_flags_an_object_unusual_in_one_small_group(fitted: AnoGraph) -> None:
+    """An object whose 4 geometry columns are off but whose 12 appearance columns are normal."""
+    video = make_video("odd-geometry", np.random.default_rng(8), n_frames=30, track_patterns=_patterns())
+    features = video.features.astype(np.float32)
+    target = video.frame_offsets()[15]
+    features[target, 12:] += 6.0 * fitted.feature_std_[12:].astype(np.float32)
+    video.features = features.astype(np.float16)
+    scores = fitted.score_video(video, window_radius=10, scorers=("group_knn",))["group_knn"]
+    assert scores[target] > np.delete(scores, target).max()
+    assert scores[target] > fitted.training_score_quantiles_["group_knn"]["0.99"]
+    assert fitted.group_scale_.shape == (2,) and np.all(fitted.group_scale_ > 0)
+
+
+def test_score_propagation_spreads_an_outlier_over_its_window_graph(fitted: AnoGraph) -> None:
+    video = make_video("spread", np.random.default_rng(8), n_frames=30, track_patterns=_patterns())
+    features = video.features.astype(np.float32)
+    offsets = video.frame_offsets()
+    target = offsets[15]
+    features[target, :12] += 8.0 * fitted.feature_std_[:12].astype(np.float32)
+    video.features = features.astype(np.float16)
+    raw = fitted.score_video(video, window_radius=5, scorers=("feature_knn",))["feature_knn"]
+    model = AnoGraph(**{**fitted.get_params(), "score_propagation_steps": 2})
+    for name, value in vars(fitted).items():
+        if name.endswith("_") and not name.startswith("__"):
+            setattr(model, name, value)
+    spread = model.score_video(video, window_radius=5, scorers=("feature_knn",))["feature_knn"]
+    # Scores are averages over graph neighbours: the outlier's own score drops, and objects of the
+    # neighbouring frames (not of far frames) inherit part of it.
+    assert spread[target] < raw[target]
+    neighbours = np.setdiff1d(np.arange(offsets[14], offsets[17]), [target])
+    far = np.arange(offsets[25], offsets[28])
+    assert np.all(spread[neighbours] > raw[neighbours])
+    assert np.abs(spread[far] - raw[far]).max() < 0.1 * (spread[neighbours] - raw[neighbours]).min()
+    # The receptive field stays inside the window: with radius 2 the 2 steps are used, with radius 1 only 1.
+    assert model._propagation_steps(1) == 1 and model._propagation_steps(5) == 2
+    np.testing.assert_allclose(
+        model.score_video(video, window_radius=2, scorers=("feature_knn",))["feature_knn"], spread, rtol=1e-9
+    )

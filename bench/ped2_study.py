@@ -1,0 +1,108 @@
+"""What each part adds: node-feature groups x scorers x score propagation, on real shards.
+
+Reads the train/test shards that a pipeline run wrote (``anograph run ... --out OUT``
+leaves them under ``OUT/store/shards/<fingerprint>/``), fits one model per feature-group
+set and detector-confidence floor, and scores the test split with every scorer and
+several score-propagation depths. Prints a table and writes JSON.
+
+Every number here is computed on the *test labels*: this is a study of the method, and
+any default chosen from it is a choice made on test data (the README says so).
+
+    python bench/ped2_study.py --store OUT/store --dataset ucsd-ped2 \
+        --root ../shared/data/UCSD_Anomaly_Dataset.v1p2 --json bench/ped2_study.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from anograph import metrics
+from anograph.datasets import load_dataset
+from anograph.model import SCORERS, AnoGraph
+from anograph.scoring import frame_scores
+from anograph.shards import VideoFeatures, read_shard
+from anograph.storage import Storage
+
+GROUP_SETS = {
+    "all": None,
+    "class+frame_flow": ("class", "frame_flow"),
+    "appearance+class+frame_flow": ("appearance", "class", "frame_flow"),
+    "class": ("class",),
+    "frame_flow": ("frame_flow",),
+    "motion": ("motion",),
+    "appearance": ("appearance",),
+    "geometry": ("geometry",),
+}
+
+
+def keep_confident(video: VideoFeatures, floor: float) -> VideoFeatures:
+    """The video's objects with detector score >= ``floor`` (a stricter detector threshold)."""
+    keep = video.scores >= floor
+    return VideoFeatures(video.metadata, video.frames[keep], video.boxes[keep], video.scores[keep],
+                         video.class_ids[keep], video.features[keep])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", required=True, help="storage root holding shards/<fingerprint>/{train,test}")
+    parser.add_argument("--dataset", default="ucsd-ped2")
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--fingerprint", default=None, help="shard fingerprint folder (default: the only one)")
+    parser.add_argument("--groups", default="all,class+frame_flow,appearance+class+frame_flow,class,frame_flow,motion,appearance,geometry")
+    parser.add_argument("--confidence", default="0.3", help="comma-separated detector-score floors")
+    parser.add_argument("--steps", default="0,3,5", help="comma-separated score-propagation steps")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--window-seconds", type=float, default=1.0)
+    parser.add_argument("--json", type=Path, default=None)
+    arguments = parser.parse_args()
+    torch.set_num_threads(2)
+
+    storage = Storage(arguments.store)
+    fingerprint = arguments.fingerprint or sorted({key.split("/")[1] for key in storage.list("shards")})[-1]
+    train = [read_shard(storage, key) for key in storage.list(f"shards/{fingerprint}/train")]
+    test = [read_shard(storage, key) for key in storage.list(f"shards/{fingerprint}/test")]
+    dataset = load_dataset(arguments.dataset, arguments.root)
+    labels = {video.metadata.video: dataset.labels[video.metadata.video] for video in test}
+    radius = max(1, round(arguments.window_seconds * (dataset.fps or test[0].metadata.fps or 10)))
+    rows = []
+    print(f"{'groups':30s} {'conf':>5s} {'steps':>5s} " + " ".join(f"{name:>22s}" for name in SCORERS))
+    for confidence in [float(value) for value in arguments.confidence.split(",")]:
+        train_kept = [keep_confident(video, confidence) for video in train]
+        test_kept = [keep_confident(video, confidence) for video in test]
+        for group_name in arguments.groups.split(","):
+            started = time.perf_counter()
+            model = AnoGraph(feature_groups=GROUP_SETS[group_name], max_epochs=arguments.epochs).fit(train_kept)
+            fit_seconds = time.perf_counter() - started
+            for steps in [int(value) for value in arguments.steps.split(",")]:
+                model.score_propagation_steps = steps
+                per_scorer: dict[str, dict[str, np.ndarray]] = {name: {} for name in SCORERS}
+                for video in test_kept:
+                    for name, values in model.score_video(video, radius).items():
+                        per_scorer[name][video.metadata.video] = frame_scores(values, video.frame_offsets())
+                result = {"groups": group_name, "confidence": confidence, "steps": steps,
+                          "fit_seconds": round(fit_seconds, 1), "separation": model.training_separation_}
+                cells = []
+                for name, scores in per_scorer.items():
+                    filled = metrics.fill_empty_frames(scores)
+                    micro = metrics.frame_auc_micro(filled, labels)
+                    macro = metrics.frame_auc_macro(filled, labels)
+                    result[name] = {"micro": micro, "macro": macro}
+                    cells.append(f"{micro:.3f}/{macro:.3f}")
+                rows.append(result)
+                print(f"{group_name:30s} {confidence:5.2f} {steps:5d} " + " ".join(f"{cell:>22s}" for cell in cells),
+                      flush=True)
+    if arguments.json:
+        arguments.json.write_text(json.dumps({"dataset": arguments.dataset, "fingerprint": fingerprint,
+                                              "window_radius": radius, "epochs": arguments.epochs,
+                                              "metric": "frame AUC micro/macro (pad), unsmoothed",
+                                              "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
