@@ -27,6 +27,10 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden", type=int, default=None, help="GCN hidden channels (default 512)")
     parser.add_argument("--sigma", type=float, default=3.0, help="Gaussian smoothing sigma for the smoothed AUCs")
     parser.add_argument("--no-appearance", action="store_true", help="leave the appearance embedding out")
+    parser.add_argument("--feature-groups", default=None,
+                        help="comma-separated node-feature groups the model uses (default: the model's default)")
+    parser.add_argument("--propagation-steps", type=int, default=None,
+                        help="score-propagation steps over the test window graph (default: the model's default)")
 
 
 def _model_options(arguments: argparse.Namespace) -> dict[str, Any]:
@@ -35,6 +39,10 @@ def _model_options(arguments: argparse.Namespace) -> dict[str, Any]:
         options["max_epochs"] = arguments.epochs
     if arguments.hidden is not None:
         options["hidden_channels"] = arguments.hidden
+    if arguments.feature_groups:
+        options["feature_groups"] = [name.strip() for name in arguments.feature_groups.split(",") if name.strip()]
+    if arguments.propagation_steps is not None:
+        options["score_propagation_steps"] = arguments.propagation_steps
     return options
 
 
