@@ -55,7 +55,7 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -304,8 +304,13 @@ class AnoGraph(BaseEstimator):
             seconds=time.perf_counter() - started,
         )
 
-    def fit_graph(self, training_graph: TrainingGraph) -> AnoGraph:
-        """Train the GCN + DGI on a graph from :meth:`prepare_training_graph` of this model."""
+    def fit_graph(
+        self, training_graph: TrainingGraph, progress: Callable[[int, float], None] | None = None
+    ) -> AnoGraph:
+        """Train the GCN + DGI on a graph from :meth:`prepare_training_graph` of this model.
+
+        ``progress(epoch, loss)``, when given, is called after every epoch.
+        """
         if not hasattr(self, "feature_mean_"):
             raise NotFittedError("call prepare_training_graph() on this model before fit_graph()")
         started = time.perf_counter() - training_graph.seconds
@@ -314,7 +319,7 @@ class AnoGraph(BaseEstimator):
         self.training_videos_ = list(training_graph.video_names)
         videos = self.training_videos_
         generator = torch.Generator().manual_seed(int(self.seed))
-        self._train(adjacency, node_features, generator)
+        self._train(adjacency, node_features, generator, progress)
         device = torch.device(self.device)
         with torch.no_grad():
             propagated = torch.from_numpy(propagate(adjacency, node_features)).to(device)
@@ -422,7 +427,11 @@ class AnoGraph(BaseEstimator):
         return ((features - self.feature_mean_) / self.feature_std_).astype(np.float32)
 
     def _train(
-        self, adjacency: sparse.csr_matrix, node_features: np.ndarray, generator: torch.Generator
+        self,
+        adjacency: sparse.csr_matrix,
+        node_features: np.ndarray,
+        generator: torch.Generator,
+        progress: Callable[[int, float], None] | None = None,
     ) -> None:
         device = torch.device(self.device)
         encoder = OneLayerGCN(node_features.shape[1], int(self.hidden_channels))
@@ -452,6 +461,8 @@ class AnoGraph(BaseEstimator):
             loss = loss_function(logits, labels)
             value = float(loss.detach())
             history.append(value)
+            if progress is not None:
+                progress(epoch, value)
             if value < best_loss:
                 best_loss, best_epoch, waited = value, epoch, 0
                 best_state = _state(encoder, discriminator)  # the parameters that produced this loss

@@ -47,9 +47,15 @@ def build_training_graph(model: AnoGraph, videos: list[VideoFeatures]) -> Traini
 
 @task(name="fit-model", cache_policy=NO_CACHE, retry_condition_fn=retry_unless_bad_input)
 def fit_model(model: AnoGraph, graph: TrainingGraph) -> AnoGraph:
-    """Train the one-layer GCN with Deep Graph Infomax."""
-    model.fit_graph(graph)
-    get_run_logger().info(
+    """Train the one-layer GCN with Deep Graph Infomax, logging the loss every 10 epochs."""
+    logger = get_run_logger()
+
+    def progress(epoch: int, loss: float) -> None:
+        if epoch % 10 == 0:
+            logger.info("epoch %d/%d: loss %.4f", epoch, model.max_epochs, loss)
+
+    model.fit_graph(graph, progress=progress)
+    logger.info(
         "trained %d epochs (best %d), loss %.4f -> %.4f, clean/corrupted separation %.3f",
         model.n_epochs_, model.best_epoch_, model.history_[0], model.history_[model.best_epoch_],
         model.training_separation_,

@@ -291,3 +291,13 @@ def test_score_propagation_spreads_an_outlier_over_its_window_graph(fitted: AnoG
     np.testing.assert_allclose(
         model.score_video(video, window_radius=2, scorers=("feature_knn",))["feature_knn"], spread, rtol=1e-9
     )
+
+
+def test_fit_graph_reports_progress_every_epoch(training_videos) -> None:
+    model = AnoGraph(**{**SMALL, "max_epochs": 7, "patience": 100})
+    seen: list[tuple[int, float]] = []
+    model.fit_graph(
+        model.prepare_training_graph(training_videos), progress=lambda epoch, loss: seen.append((epoch, loss))
+    )
+    assert [epoch for epoch, _ in seen] == list(range(model.n_epochs_)) and model.n_epochs_ == 7
+    assert [loss for _, loss in seen] == pytest.approx(model.history_)
