@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from anograph.errors import AnographError
+from anograph.errors import AnographError, InputError
 
 
 def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             generate_synthetic_dataset(data_root, seed=arguments.seed)
             report = _run_pipeline(arguments, "synthetic", data_root, "motion", {}, None)
         else:
+            if not arguments.root.is_dir():  # fail before Prefect spends seconds starting up
+                raise InputError(arguments.root, "dataset root is not a folder")
             options: dict[str, Any] = {}
             if arguments.weights:
                 options["weights"] = str(Path(arguments.weights).resolve())

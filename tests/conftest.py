@@ -7,6 +7,13 @@ from pathlib import Path
 
 import pytest
 
+# Prefect reads these when first imported. Its temporary server logs at INFO when it stops at
+# interpreter exit, after pytest has closed the captured streams; WARNING keeps that quiet.
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ANOGRAPH_SHARED", REPO.parent / "shared"))
 PED2_ROOT = SHARED / "data" / "UCSD_Anomaly_Dataset.v1p2"
@@ -28,10 +35,3 @@ def yolox_weights() -> Path:
         pytest.skip(f"YOLOX-Nano weights not found at {YOLOX_WEIGHTS} (needs ../shared beside the checkout)")
     return YOLOX_WEIGHTS
 
-
-@pytest.fixture(autouse=True)
-def _prefect_quiet(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Keep Prefect's temporary server quiet and off the network (see ../shared/FACTS.md)."""
-    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    monkeypatch.setenv("DO_NOT_TRACK", "1")
-    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")

@@ -19,7 +19,8 @@ from anograph.graph import GraphConfig, VideoNodes, build_graph, build_video_gra
 from anograph.model import SCORERS, AnoGraph, OneLayerGCN, _Corruptor, propagate
 from anograph.storage import Storage
 
-SMALL = {"hidden_channels": 32, "max_epochs": 150, "patience": 20, "seed": 0}
+# Propagation off: these tests check the raw per-object scores; propagation has its own test.
+SMALL = {"hidden_channels": 32, "max_epochs": 150, "patience": 20, "seed": 0, "score_propagation_steps": 0}
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ import pytest
 
 from anograph.cli import main
 from anograph.datasets.synthetic import generate_synthetic_dataset
+from anograph.settings import ExtractionSettings
+from flows.extract_features import ExtractionFailed, extract_features
 
 
 @pytest.mark.slow
@@ -42,11 +44,29 @@ def test_a_video_that_does_not_decode_fails_the_run_naming_it(tmp_path, capsys):
 
     code = main(["run", "--dataset", "folder", "--root", str(root), "--detector", "motion",
                  "--out", str(tmp_path / "out"), "--epochs", "2", "--no-appearance"])
-    error = capsys.readouterr().err
     assert code == 2
-    assert "broken.mp4" in error
-    # The good videos' shards were written before the flow failed: nothing done is lost.
-    assert len(list((tmp_path / "out" / "store" / "shards").rglob("train/*.parquet"))) == 2
+    assert "broken.mp4" in capsys.readouterr().err
+
+
+def test_one_bad_video_fails_extraction_visibly_and_keeps_the_others(tmp_path):
+    root = tmp_path / "data"
+    dataset = generate_synthetic_dataset(root, n_train_videos=2, n_test_videos=1, n_frames=20, seed=4)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not really a video" * 10)
+    videos = [{"name": video.name, "path": str(video.path)} for video in dataset.train]
+    settings = ExtractionSettings(detector="motion", appearance=False).to_dict()
+    storage = str(tmp_path / "store")
+
+    with pytest.raises(ExtractionFailed, match=r"1 of 3 train videos failed:\n.*broken.*broken\.mp4"):
+        extract_features([videos[0], {"name": "broken", "path": str(broken)}, videos[1]], storage, settings)
+    written = sorted(path.stem for path in (tmp_path / "store").rglob("train/*.parquet"))
+    assert written == sorted(video["name"] for video in videos)
+
+    # A rerun without the bad video reuses the finished shards instead of extracting again.
+    before = {path: path.stat().st_mtime_ns for path in (tmp_path / "store").rglob("*.parquet")}
+    keys = extract_features(videos, storage, settings)
+    assert [key.rsplit("/", 1)[1] for key in keys] == [f"{video['name']}.parquet" for video in videos]
+    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "store").rglob("*.parquet")} == before
 
 
 def test_run_with_a_missing_root_is_a_clear_error(tmp_path, capsys):
