@@ -57,6 +57,6 @@ def evaluate(
         "smoothing_sigma": smoothing_sigma,
         "config": {**(config or {}), "model_key": model_key, "window_seconds": window_seconds,
                    "model": model.get_params(deep=False) | {"graph": model.graph_config.to_dict()},
-                   "training": {"separation": model.training_separation_, "epochs": model.n_epochs_}},
+                   "model_training": {"separation": model.training_separation_, "epochs": model.n_epochs_}},
     }
     return write_report_task(out, frame_scores_by_scorer, labels, report_options)

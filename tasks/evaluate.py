@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from anograph.datasets import load_dataset
 from anograph.datasets.base import Dataset
+from anograph.errors import InputError
 from anograph.model import AnoGraph
 from anograph.report import build_report, write_report
 from anograph.scoring import frame_scores
@@ -41,8 +42,6 @@ def score_video(model: AnoGraph, storage_root: str, shard_key: str, window_secon
     video = read_shard(Storage(storage_root), shard_key)
     fps = video.metadata.fps or default_fps
     if fps is None:
-        from anograph.errors import InputError
-
         raise InputError(video.metadata.source, "frame rate unknown; pass --fps to size the test window")
     radius = max(1, round(window_seconds * fps))
     object_scores = model.score_video(video, window_radius=radius)
