@@ -246,6 +246,11 @@ def knn_mean_distance(
     return result
 
 
+def window_radius(window_seconds: float, fps: float) -> int:
+    """Test-window half-width ``i`` in frames for ``window_seconds`` at ``fps`` (at least 1)."""
+    return max(1, round(window_seconds * fps))
+
+
 def frame_scores(object_scores: np.ndarray, frame_offsets: np.ndarray) -> np.ndarray:
     """Frame score = max over the frame's objects; ``NaN`` for a frame without objects.
 

@@ -73,3 +73,11 @@ def extraction_fingerprint(detector: Detector, extractor: NodeFeatureExtractor) 
 def shard_key(fingerprint: str, split: str, video_name: str) -> str:
     """Storage key of one video's shard."""
     return f"shards/{fingerprint}/{split}/{video_name}.parquet"
+
+
+def fingerprint_of(key: str) -> str:
+    """The extraction fingerprint in a key made by :func:`shard_key`."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[0] != "shards":
+        raise ValueError(f"{key!r} is not a shard key (shards/<fingerprint>/<split>/<video>.parquet)")
+    return parts[1]

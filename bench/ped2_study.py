@@ -25,7 +25,8 @@ import torch
 from anograph import metrics
 from anograph.datasets import load_dataset
 from anograph.model import SCORERS, AnoGraph
-from anograph.scoring import frame_scores
+from anograph.scoring import frame_scores, window_radius
+from anograph.settings import fingerprint_of
 from anograph.shards import VideoFeatures, read_shard
 from anograph.storage import Storage
 
@@ -76,12 +77,12 @@ def main() -> None:
     torch.set_num_threads(2)
 
     storage = Storage(arguments.store)
-    fingerprint = arguments.fingerprint or sorted({key.split("/")[1] for key in storage.list("shards")})[-1]
+    fingerprint = arguments.fingerprint or sorted({fingerprint_of(key) for key in storage.list("shards")})[-1]
     train = [read_shard(storage, key) for key in storage.list(f"shards/{fingerprint}/train")]
     test = [read_shard(storage, key) for key in storage.list(f"shards/{fingerprint}/test")]
     dataset = load_dataset(arguments.dataset, arguments.root)
     labels = {video.metadata.video: dataset.labels[video.metadata.video] for video in test}
-    radius = max(1, round(arguments.window_seconds * (dataset.fps or test[0].metadata.fps or 10)))
+    radius = window_radius(arguments.window_seconds, dataset.fps or test[0].metadata.fps or 10)
     baseline = metrics.fill_empty_frames(non_person_baseline(test))
     smoothed = metrics.smooth_scores(baseline, 3.0)
     print(f"trivial baseline (highest non-person class score): micro {metrics.frame_auc_micro(baseline, labels):.4f} "

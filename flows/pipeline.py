@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import flow
 
-from anograph.settings import ExtractionSettings
+from anograph.settings import ExtractionSettings, fingerprint_of
 from flows.evaluate import evaluate
 from flows.extract_features import extract_features
 from flows.train import train
@@ -47,7 +47,7 @@ def pipeline(
                                  storage, settings, "test", data.fps)
     stage_seconds["extract"] = time.perf_counter() - started
 
-    fingerprint = train_keys[0].split("/")[1]
+    fingerprint = fingerprint_of(train_keys[0])
     trained = train(storage, train_keys, f"models/{dataset}-{fingerprint}", model_options)
     stage_seconds.update(trained["seconds"])
 

@@ -15,7 +15,7 @@ from anograph.datasets.base import Dataset
 from anograph.errors import InputError
 from anograph.model import AnoGraph
 from anograph.report import build_report, write_report
-from anograph.scoring import frame_scores
+from anograph.scoring import frame_scores, window_radius
 from anograph.shards import read_shard
 from anograph.storage import Storage
 from tasks.retry import retry_unless_bad_input
@@ -43,7 +43,7 @@ def score_video(model: AnoGraph, storage_root: str, shard_key: str, window_secon
     fps = video.metadata.fps or default_fps
     if fps is None:
         raise InputError(video.metadata.source, "frame rate unknown; pass --fps to size the test window")
-    radius = max(1, round(window_seconds * fps))
+    radius = window_radius(window_seconds, fps)
     object_scores = model.score_video(video, window_radius=radius)
     offsets = video.frame_offsets()
     return video.metadata.video, {name: frame_scores(scores, offsets) for name, scores in object_scores.items()}

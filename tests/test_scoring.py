@@ -104,3 +104,12 @@ def test_frame_scores_take_the_max_and_mark_empty_frames() -> None:
     assert np.isnan(frame_scores(np.zeros(0), np.array([0, 0, 0]))).all()
     with pytest.raises(ValueError, match="object scores"):
         frame_scores(scores[:3], offsets)
+
+
+def test_window_radius_is_one_second_of_frames_and_at_least_one():
+    from anograph.scoring import window_radius
+
+    assert window_radius(1.0, 10.0) == 10
+    assert window_radius(1.0, 25.0) == 25
+    assert window_radius(0.5, 3.0) == 2
+    assert window_radius(0.01, 3.0) == 1
