@@ -422,3 +422,35 @@ def test_cli_rejects_an_option_of_another_dataset(tmp_path: Path, capsys: pytest
     assert code == 2
     assert "a scene can only be chosen for shanghaitech" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # failed before any pipeline work
+
+
+@pytest.mark.slow
+def test_cli_runs_an_adoc_split_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The variant name travels through the flows: loader, model key, report and Prefect artifact."""
+    import json
+
+    from anograph.datasets import generate_synthetic_dataset
+
+    synthetic = generate_synthetic_dataset(
+        tmp_path / "synthetic", n_train_videos=2, n_test_videos=1, n_frames=40, width=160, height=120, seed=1
+    )
+    root = tmp_path / "adoc"
+    for split, videos in (("train", synthetic.train), ("test", synthetic.test)):
+        (root / split / "day").mkdir(parents=True)
+        (root / split / "night").mkdir()
+        for video in videos:
+            video.path.rename(root / split / "day" / video.path.name)
+    anomalous = np.flatnonzero(synthetic.labels["test_000"]) + 1
+    (root / "events.csv").write_text(
+        "video,event_id,frame,x1,y1,x2,y2\n" + "".join(f"test_000,0,{frame},0,0,160,120\n" for frame in anomalous)
+    )
+
+    out = tmp_path / "out"
+    code = cli_main(["run", "--dataset", "adoc", "--adoc-split", "day", "--root", str(root), "--detector", "motion",
+                     "--out", str(out), "--epochs", "2", "--no-appearance"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert report["dataset"] == "adoc-day"
+    assert report["n_test_frames"] == 40
+    assert report["n_anomalous_frames"] == anomalous.size > 0
+    assert list((out / "store" / "models").glob("adoc-day-*"))
