@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from anograph.errors import InputError
+from anograph.video import is_video_source
 
 #: Columns of :attr:`VideoRef.ground_truth_regions`, one row per anomalous region.
 REGION_COLUMNS = ("frame", "track_id", "x1", "y1", "x2", "y2")
@@ -69,6 +70,24 @@ def require_folder(path: Path, expected: str) -> Path:
     if not path.is_dir():
         raise InputError(path, f"folder not found (expected {expected})")
     return path
+
+
+def frame_folders(split_dir: Path) -> list[Path]:
+    """Frame folders of one split, sorted by name; ``*_gt`` pixel-mask folders and stray files skipped.
+
+    Raises
+    ------
+    InputError
+        When the split holds no frame folder.
+    """
+    folders = [
+        path
+        for path in sorted(split_dir.iterdir())
+        if path.is_dir() and not path.name.startswith(".") and not path.name.endswith("_gt") and is_video_source(path)
+    ]
+    if not folders:
+        raise InputError(split_dir, "holds no frame folders")
+    return folders
 
 
 def check_label_count(video: Path, n_frames: int, n_labels: int, label_source: Path) -> None:

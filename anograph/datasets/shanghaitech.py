@@ -33,7 +33,7 @@ import numpy as np
 from anograph.datasets.base import Dataset, VideoRef, check_label_count, require_folder
 from anograph.datasets.folder import _dataset_fps
 from anograph.errors import InputError
-from anograph.video import IMAGE_EXTENSIONS
+from anograph.video import count_frames
 
 SHANGHAITECH_SCENES = tuple(f"{index:02d}" for index in range(1, 14))
 _SCENE_PATTERN = re.compile(r"^\d{2}$")
@@ -53,10 +53,6 @@ def _base_dir(root: Path) -> Path:
         "folder not found (expected the official ShanghaiTech layout: training/videos/, testing/frames/, "
         "testing/test_frame_mask/ in ROOT or in ROOT/shanghaitech/)",
     )
-
-
-def _count_images(folder: Path) -> int:
-    return sum(1 for path in folder.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def read_frame_mask(mask_file: Path) -> np.ndarray:
@@ -133,7 +129,7 @@ def load_shanghaitech(root: str | Path, scene: str | None = None, fps: float | N
     for folder in test_folders:
         mask_file = frame_mask_dir / f"{folder.name}.npy"
         frame_labels = read_frame_mask(mask_file)
-        n_frames = _count_images(folder)
+        n_frames = count_frames(folder)
         check_label_count(folder, n_frames, frame_labels.size, mask_file)
         pixel_mask = pixel_mask_dir / f"{folder.name}.npy"
         if pixel_mask.is_file():

@@ -43,12 +43,13 @@ from anograph.datasets.base import (
     Dataset,
     VideoRef,
     check_region_frames,
+    frame_folders,
     labels_from_regions,
     regions_array,
     require_folder,
 )
 from anograph.errors import InputError
-from anograph.video import IMAGE_EXTENSIONS, is_video_source
+from anograph.video import count_frames
 
 STREET_SCENE_FPS = 15.0
 _FRAME_NUMBER = re.compile(r"(\d+)\.[A-Za-z]+$")
@@ -63,18 +64,6 @@ def _base_dir(root: Path) -> Path:
         "folder not found (expected the Street Scene layout: Train/TrainNNN/ and Test/TestNNN/ in ROOT "
         "or in ROOT/StreetScene/)",
     )
-
-
-def _frame_folders(split_dir: Path) -> list[Path]:
-    """Frame folders of a split; ``*_gt`` mask folders are ground truth, not videos."""
-    folders = [
-        path
-        for path in sorted(split_dir.iterdir())
-        if path.is_dir() and not path.name.startswith(".") and not path.name.endswith("_gt") and is_video_source(path)
-    ]
-    if not folders:
-        raise InputError(split_dir, "holds no frame folders")
-    return folders
 
 
 def ground_truth_file(video_folder: Path) -> Path:
@@ -160,13 +149,13 @@ def load_street_scene(root: str | Path, fps: float | None = None) -> Dataset:
         frame past the end of its video (naming the video and both counts).
     """
     base = _base_dir(Path(root))
-    train = [VideoRef(folder.name, folder) for folder in _frame_folders(require_folder(base / "Train", "Train/"))]
+    train = [VideoRef(folder.name, folder) for folder in frame_folders(require_folder(base / "Train", "Train/"))]
     test: list[VideoRef] = []
     labels: dict[str, np.ndarray] = {}
-    for folder in _frame_folders(require_folder(base / "Test", "Test/")):
+    for folder in frame_folders(require_folder(base / "Test", "Test/")):
         gt_file = ground_truth_file(folder)
         regions = read_street_scene_ground_truth(gt_file)
-        n_frames = sum(1 for path in folder.iterdir() if path.suffix.lower() in IMAGE_EXTENSIONS)
+        n_frames = count_frames(folder)
         check_region_frames(folder, n_frames, regions, gt_file)
         test.append(VideoRef(folder.name, folder, ground_truth_regions=regions))
         labels[folder.name] = labels_from_regions(regions, n_frames)
