@@ -51,8 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="extract, train and evaluate on a dataset")
-    run.add_argument("--dataset", required=True, help="ucsd-ped1, ucsd-ped2, folder or synthetic")
+    run.add_argument("--dataset", required=True,
+                     help="ucsd-ped1, ucsd-ped2, avenue, shanghaitech, street-scene, adoc, folder or synthetic")
     run.add_argument("--root", required=True, type=Path, help="dataset root folder")
+    run.add_argument("--scene", default=None,
+                     help="shanghaitech only: one scene (01 ... 13) instead of all 13 pooled")
+    run.add_argument("--adoc-split", default=None, choices=("day", "night", "all"),
+                     help="adoc only: day, night or all footage, for training and testing (default all)")
     run.add_argument("--detector", default="yolox", help="yolox (default) or motion")
     run.add_argument("--weights", default=None, help="detector weights file (YOLOX ONNX)")
     run.add_argument("--weights-url", default=None, help="URL to download the weights from when --weights is absent")
@@ -100,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             generate_synthetic_dataset(data_root, seed=arguments.seed)
             report = _run_pipeline(arguments, "synthetic", data_root, "motion", {}, None)
         else:
+            from anograph.datasets import dataset_variant
+
+            # The variant name (e.g. adoc-night) carries the options through the flows into the report.
+            dataset = dataset_variant(arguments.dataset, scene=arguments.scene, adoc_split=arguments.adoc_split)
             if not arguments.root.is_dir():  # fail before Prefect spends seconds starting up
                 raise InputError(arguments.root, "dataset root is not a folder")
             options: dict[str, Any] = {}
@@ -109,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 options["weights_url"] = arguments.weights_url
             if arguments.confidence is not None:
                 options["confidence_threshold"] = arguments.confidence
-            report = _run_pipeline(arguments, arguments.dataset, arguments.root, arguments.detector, options,
+            report = _run_pipeline(arguments, dataset, arguments.root, arguments.detector, options,
                                    arguments.fps)
     except AnographError as error:
         print(f"anograph: error: {error}", file=sys.stderr)

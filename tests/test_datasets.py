@@ -44,9 +44,11 @@ def write_video(path: Path, n_frames: int, fps: float = 12.0, size: tuple[int, i
 
 
 def test_registry_names_and_errors(tmp_path: Path) -> None:
-    assert DATASETS == ("ucsd-ped1", "ucsd-ped2", "folder", "synthetic")
-    with pytest.raises(InputError, match="unknown dataset 'avenue'") as unknown:
-        load_dataset("avenue", tmp_path)
+    assert DATASETS == (
+        "ucsd-ped1", "ucsd-ped2", "folder", "synthetic", "avenue", "shanghaitech", "street-scene", "adoc"
+    )
+    with pytest.raises(InputError, match="unknown dataset 'ped3'") as unknown:
+        load_dataset("ped3", tmp_path)
     assert unknown.value.path is None
     missing = tmp_path / "nowhere"
     with pytest.raises(InputError, match="no such folder") as absent:

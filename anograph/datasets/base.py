@@ -1,4 +1,8 @@
-"""The dataset contract: named train and test videos, plus per-frame test labels."""
+"""The dataset contract: named train and test videos, plus per-frame test labels.
+
+Datasets whose ground truth localises anomalies with boxes (Street Scene, ADOC) also give
+each test video its anomalous regions, for region- and track-based metrics (RBDC, TBDC).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,33 @@ from pathlib import Path
 
 import numpy as np
 
+from anograph.errors import InputError
+from anograph.video import is_video_source
+
+#: Columns of :attr:`VideoRef.ground_truth_regions`, one row per anomalous region.
+REGION_COLUMNS = ("frame", "track_id", "x1", "y1", "x2", "y2")
+
 
 @dataclass(frozen=True)
 class VideoRef:
-    """One video: a video file, or a folder of frame images sorted by name."""
+    """One video: a video file, or a folder of frame images sorted by name.
+
+    Attributes
+    ----------
+    name, path:
+        Unique video name and where its frames are.
+    ground_truth_regions:
+        For test videos of datasets annotated with boxes: a float64 array of shape
+        ``(n_regions, 6)`` with the columns :data:`REGION_COLUMNS`: ``frame`` (0-based
+        frame index), ``track_id`` (an integer per anomalous event / track, unique within
+        the video), and the box corners ``x1, y1, x2, y2`` in pixels. Zero rows when the
+        video holds no anomaly. ``None`` for training videos and for datasets without
+        boxes (UCSD, Avenue, ShanghaiTech give pixel masks, not boxes or tracks).
+    """
 
     name: str
     path: Path
+    ground_truth_regions: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -39,3 +63,72 @@ class Dataset:
     train: list[VideoRef]
     test: list[VideoRef]
     labels: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def require_folder(path: Path, expected: str) -> Path:
+    """``path`` if it is a folder, else an :class:`InputError` saying what was expected there."""
+    if not path.is_dir():
+        raise InputError(path, f"folder not found (expected {expected})")
+    return path
+
+
+def frame_folders(split_dir: Path) -> list[Path]:
+    """Frame folders of one split, sorted by name; ``*_gt`` pixel-mask folders and stray files skipped.
+
+    Raises
+    ------
+    InputError
+        When the split holds no frame folder.
+    """
+    folders = [
+        path
+        for path in sorted(split_dir.iterdir())
+        if path.is_dir() and not path.name.startswith(".") and not path.name.endswith("_gt") and is_video_source(path)
+    ]
+    if not folders:
+        raise InputError(split_dir, "holds no frame folders")
+    return folders
+
+
+def check_label_count(video: Path, n_frames: int, n_labels: int, label_source: Path) -> None:
+    """Fail unless a video's frame count equals the number of per-frame labels for it.
+
+    Raises
+    ------
+    InputError
+        Naming the video, both counts and the file the labels came from.
+    """
+    if n_frames != n_labels:
+        raise InputError(
+            video,
+            f"video has {n_frames} frames but its ground truth {label_source} labels {n_labels}",
+        )
+
+
+def labels_from_regions(regions: np.ndarray, n_frames: int) -> np.ndarray:
+    """Per-frame labels: a frame is anomalous when it holds at least one ground-truth region."""
+    labels = np.zeros(n_frames, dtype=bool)
+    labels[regions[:, 0].astype(np.int64)] = True
+    return labels
+
+
+def regions_array(rows: list[tuple[float, float, float, float, float, float]]) -> np.ndarray:
+    """Rows ``(frame, track_id, x1, y1, x2, y2)`` as the ``(n, 6)`` float64 region array, sorted by frame."""
+    regions = np.asarray(rows, dtype=np.float64).reshape(-1, len(REGION_COLUMNS))
+    return regions[np.lexsort((regions[:, 1], regions[:, 0]))]
+
+
+def check_region_frames(video: Path, n_frames: int, regions: np.ndarray, label_source: Path) -> None:
+    """Fail when a ground-truth region lies on a frame the video does not have.
+
+    Raises
+    ------
+    InputError
+        Naming the video, its frame count, the last annotated frame and the annotation file.
+    """
+    if regions.size and int(regions[:, 0].max()) >= n_frames:
+        last = int(regions[:, 0].max()) + 1
+        raise InputError(
+            video,
+            f"video has {n_frames} frames but its ground truth {label_source} annotates frame {last}",
+        )

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from anograph.datasets.base import Dataset, VideoRef
+from anograph.datasets.base import Dataset, VideoRef, frame_folders
 from anograph.errors import InputError
-from anograph.video import count_frames, is_video_source
+from anograph.video import count_frames
 
 UCSD_FPS = 10.0
 
@@ -134,17 +134,7 @@ def _video_folders(split_dir: Path) -> list[Path]:
         raise InputError(
             split_dir, "folder not found (expected the official UCSD layout with Train/ and Test/)"
         )
-    folders = [
-        path
-        for path in sorted(split_dir.iterdir())
-        if path.is_dir()
-        and not path.name.startswith(".")
-        and not path.name.endswith("_gt")
-        and is_video_source(path)
-    ]
-    if not folders:
-        raise InputError(split_dir, "holds no frame folders")
-    return folders
+    return frame_folders(split_dir)
 
 
 def _subset_dir(root: Path, subset: str) -> Path:
