@@ -87,6 +87,7 @@ from anograph.metrics import (
     smooth_scores,
     video_aucs,
 )
+from anograph.storage import Storage
 
 REPORT_SCHEMA_VERSION = 1
 EMPTY_FRAMES_RULE = "lowest score over all videos"
@@ -484,3 +485,17 @@ def write_report(
     paths["markdown"] = out_dir / "report.md"
     paths["markdown"].write_text(_markdown(report), encoding="utf-8")
     return paths
+
+
+def store_report(paths: Mapping[str, Path], storage: Storage, prefix: str) -> list[str]:
+    """Copy the files :func:`write_report` wrote to ``prefix/<file name>`` under the storage root.
+
+    The report then lives beside the shards and the model it was made from (on S3 too);
+    returns the keys written.
+    """
+    keys = []
+    for path in sorted(set(paths.values())):
+        key = f"{prefix.rstrip('/')}/{path.name}"
+        storage.write_bytes(key, path.read_bytes())
+        keys.append(key)
+    return keys

@@ -35,8 +35,12 @@ def evaluate(
     detector: str = "",
     stage_seconds: dict[str, float] | None = None,
     config: dict[str, Any] | None = None,
+    report_key: str | None = None,
 ) -> dict[str, Any]:
-    """Score every test shard (one task per video) and write ``out/report.json`` and ``out/report.md``."""
+    """Score every test shard (one task per video) and write ``out/report.json`` and ``out/report.md``.
+
+    With ``report_key`` the report files are also stored under ``report_key/`` in the storage root.
+    """
     started = time.perf_counter()
     data = load_dataset_task(dataset, root, fps)
     model = load_model(storage_root, model_key)
@@ -59,4 +63,4 @@ def evaluate(
                    "model": model.get_params(deep=False) | {"graph": model.graph_config.to_dict()},
                    "model_training": {"separation": model.training_separation_, "epochs": model.n_epochs_}},
     }
-    return write_report_task(out, frame_scores_by_scorer, labels, report_options)
+    return write_report_task(out, frame_scores_by_scorer, labels, report_options, storage_root, report_key)

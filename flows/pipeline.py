@@ -32,7 +32,8 @@ def pipeline(
 ) -> dict[str, Any]:
     """Extract features for every video, train on the training split, evaluate the test split.
 
-    Shards and the model go to ``storage`` (default ``out/store``); the report to ``out``.
+    Shards, the model and a copy of the report go to ``storage`` (default ``out/store``, any
+    root :class:`anograph.storage.Storage` accepts); the report and its plots to ``out``.
     """
     storage = storage or str(Path(out) / "store")
     data = load_dataset_task(dataset, root, fps)
@@ -56,4 +57,4 @@ def pipeline(
     return evaluate(dataset, root, storage, trained["model_key"], test_keys, out, fps=data.fps,
                     window_seconds=window_seconds, default_scorer=default_scorer,
                     smoothing_sigma=smoothing_sigma, detector=detector, stage_seconds=stage_seconds,
-                    config=config)
+                    config=config, report_key=f"reports/{dataset}-{fingerprint}")
