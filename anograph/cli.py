@@ -34,6 +34,8 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-appearance", action="store_true", help="leave the appearance embedding out")
     parser.add_argument("--feature-groups", default=None,
                         help="comma-separated node-feature groups the model uses (default: the model's default)")
+    parser.add_argument("--skip-bad-videos", action="store_true",
+                        help="leave out videos that cannot be read (listed in the report) instead of failing")
     parser.add_argument("--propagation-steps", type=int, default=None,
                         help="score-propagation steps over the test window graph (default: the model's default)")
 
@@ -94,6 +96,7 @@ def _run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detec
         appearance=not arguments.no_appearance,
         default_scorer=arguments.scorer,
         smoothing_sigma=arguments.sigma,
+        skip_bad_videos=arguments.skip_bad_videos,
     )
 
 

@@ -79,7 +79,7 @@ def test_killed_extraction_resumes_without_redoing_or_losing_work(backend, tmp_p
     assert 1 <= len(finished) < N_VIDEOS, f"the kill came too late to test resuming: {finished}"
     before = _stamps(storage, finished, server)
 
-    keys = extract_features(videos, root, settings)
+    keys = extract_features(videos, root, settings)["shards"]
 
     # Finished videos were not extracted again: the very same objects are still there.
     assert _stamps(storage, finished, server) == before
@@ -93,7 +93,7 @@ def test_killed_extraction_resumes_without_redoing_or_losing_work(backend, tmp_p
 
     # The training graph equals the one from a clean run into another root.
     clean_root = str(tmp_path / "clean-store")
-    clean_keys = extract_features(videos, clean_root, settings)
+    clean_keys = extract_features(videos, clean_root, settings)["shards"]
     assert [key.rsplit("/", 1)[1] for key in clean_keys] == [key.rsplit("/", 1)[1] for key in keys]
     resumed, clean = _training_graph(storage, keys), _training_graph(Storage(clean_root), clean_keys)
     assert resumed.adjacency.shape == clean.adjacency.shape and resumed.n_edges > 0

@@ -64,7 +64,7 @@ def test_one_bad_video_fails_extraction_visibly_and_keeps_the_others(tmp_path):
 
     # A rerun without the bad video reuses the finished shards instead of extracting again.
     before = {path: path.stat().st_mtime_ns for path in (tmp_path / "store").rglob("*.parquet")}
-    keys = extract_features(videos, storage, settings)
+    keys = extract_features(videos, storage, settings)["shards"]
     assert [key.rsplit("/", 1)[1].split(".")[0] for key in keys] == [video["name"] for video in videos]
     assert {path: path.stat().st_mtime_ns for path in (tmp_path / "store").rglob("*.parquet")} == before
 

@@ -101,7 +101,7 @@ def test_rerun_reuses_complete_shards_and_redoes_a_truncated_one(tmp_path):
     videos = [{"name": video.name, "path": str(video.path)} for video in dataset.train]
     settings = ExtractionSettings(detector="motion", appearance=False).to_dict()
     storage = Storage(tmp_path / "store")
-    keys = extract_features(videos, storage.root, settings)
+    keys = extract_features(videos, storage.root, settings)["shards"]
     assert [key.rsplit("/", 1)[1].split(".")[0] for key in keys] == [video["name"] for video in videos]
     assert all(f".{video_content_hash(video['path'])[:16]}." in key for key, video in zip(keys, videos, strict=True))
     stamps = {key: storage.local_path(key).stat().st_mtime_ns for key in keys}
@@ -109,7 +109,7 @@ def test_rerun_reuses_complete_shards_and_redoes_a_truncated_one(tmp_path):
     # A shard cut short at its final key (as a non-atomic writer would leave it) is extracted again.
     whole = storage.read_bytes(keys[1])
     storage.local_path(keys[1]).write_bytes(whole[: len(whole) // 2])
-    assert extract_features(videos, storage.root, settings) == keys
+    assert extract_features(videos, storage.root, settings) == {"shards": keys, "skipped": []}
     assert storage.local_path(keys[0]).stat().st_mtime_ns == stamps[keys[0]]
     assert storage.local_path(keys[2]).stat().st_mtime_ns == stamps[keys[2]]
     assert check_shard(storage, keys[1]) is None and read_shard(storage, keys[1]).metadata.content_sha256 == \
@@ -117,6 +117,6 @@ def test_rerun_reuses_complete_shards_and_redoes_a_truncated_one(tmp_path):
 
     # Another detector setting is another extraction: new keys, the old shards untouched.
     other = ExtractionSettings(detector="motion", detector_options={"min_area": 200}, appearance=False).to_dict()
-    other_keys = extract_features(videos, storage.root, other)
+    other_keys = extract_features(videos, storage.root, other)["shards"]
     assert {fingerprint_of(key) for key in other_keys} != {fingerprint_of(key) for key in keys}
     assert len(storage.list("shards")) == 6
