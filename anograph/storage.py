@@ -184,11 +184,6 @@ class Storage:
             if self.filesystem.get_file_info(temporary).type == pafs.FileType.File:
                 self.filesystem.delete_file(temporary)
 
-    def delete(self, key: str) -> None:
-        """Remove the object at ``key`` if it exists."""
-        if self.exists(key):
-            self.filesystem.delete_file(self.path(key))
-
     def list(self, prefix: str = "") -> list[str]:
         """Keys of the finished objects under ``prefix`` (temporary keys excluded), sorted."""
         folder = self.path(prefix) if prefix else self.base
