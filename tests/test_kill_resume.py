@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from anograph.content import video_content_hash
 from anograph.datasets.synthetic import generate_synthetic_dataset
 from anograph.model import AnoGraph
-from anograph.settings import ExtractionSettings
+from anograph.settings import ExtractionSettings, fingerprint_of, shard_key
 from anograph.shards import check_shard, read_shard
 from anograph.storage import TEMPORARY_MARKER, Storage
 from flows.extract_features import extract_features
@@ -82,6 +83,13 @@ def test_killed_extraction_resumes_without_redoing_or_losing_work(backend, tmp_p
         worker_log = (tmp_path / "worker.log").read_text()
         assert "extraction fingerprint" in worker_log and server.secret_key not in worker_log
 
+    # Whatever the kill left in flight, also leave half a shard as a temporary of an unfinished video.
+    unfinished = next(video for video in videos if not any(f"/{video['name']}." in key for key in finished))
+    unfinished_key = shard_key(fingerprint_of(finished[0]), "train", unfinished["name"],
+                               video_content_hash(unfinished["path"]))
+    with storage.filesystem.open_output_stream(f"{storage.path(unfinished_key)}{TEMPORARY_MARKER}dead") as stream:
+        stream.write(storage.read_bytes(finished[0])[:500])
+
     keys = extract_features(videos, root, settings)["shards"]
 
     # Finished videos were not extracted again: the very same objects are still there.
@@ -93,6 +101,8 @@ def test_killed_extraction_resumes_without_redoing_or_losing_work(backend, tmp_p
     assert all(TEMPORARY_MARKER not in key for key in listed)
     assert all(check_shard(storage, key) is None for key in keys)
     assert [read_shard(storage, key).metadata.video for key in keys] == [video["name"] for video in videos]
+    assert unfinished_key in keys and storage.filesystem.get_file_info(
+        f"{storage.path(unfinished_key)}{TEMPORARY_MARKER}dead").size == 500  # never read nor renamed
 
     # The training graph equals the one from a clean run into another root.
     clean_root = str(tmp_path / "clean-store")
