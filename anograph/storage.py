@@ -101,6 +101,15 @@ class Storage:
         with ``?endpoint_override=URL&region=NAME``; the bucket must exist), or another URI
         pyarrow understands. See the module docstring for where S3 endpoints and credentials
         come from.
+
+    Attributes
+    ----------
+    root:
+        The root as given (with its query): what to hand to another task or process.
+    uri:
+        The root as shown in messages (without the query).
+    base:
+        The root's path inside :attr:`filesystem` (``bucket/prefix`` on S3).
     """
 
     def __init__(self, root: str | Path) -> None:

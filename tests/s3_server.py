@@ -9,6 +9,7 @@ other test suites (and ``bench/`` scripts) can start their own server the same w
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import shutil
@@ -121,6 +122,7 @@ def start_s3_server(data_dir: Path, bucket: str = "anograph-test") -> S3Server:
                                    start_new_session=True)
     server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", bucket, access_key, secret_key, process,
                       log_path, ports=ports)
+    atexit.register(server.stop)  # also when the test session ends without its teardown
     client = server.client()
     deadline = time.monotonic() + STARTUP_SECONDS
     while True:
