@@ -14,12 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from anograph.errors import AnographError, InputError
+from anograph.storage import Storage, with_endpoint
 
 
 def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="folder for report.json, report.md and plots")
     parser.add_argument("--storage", default=None,
-                        help="storage root (path or URI) for shards and models; default OUT/store")
+                        help="storage root for shards, models and reports: a path, file:// or s3://bucket/prefix; "
+                             "default OUT/store")
+    parser.add_argument("--s3-endpoint", default=None,
+                        help="endpoint URL of an S3-compatible server for an s3:// storage root "
+                             "(default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else AWS)")
     parser.add_argument("--window-seconds", type=float, default=1.0,
                         help="test window half-width i in seconds (default 1.0, the paper's choice)")
     parser.add_argument("--scorer", default=None, help="default scorer for the headline AUC (see README)")
@@ -29,6 +34,8 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-appearance", action="store_true", help="leave the appearance embedding out")
     parser.add_argument("--feature-groups", default=None,
                         help="comma-separated node-feature groups the model uses (default: the model's default)")
+    parser.add_argument("--skip-bad-videos", action="store_true",
+                        help="leave out videos that cannot be read (listed in the report) instead of failing")
     parser.add_argument("--propagation-steps", type=int, default=None,
                         help="score-propagation steps over the test window graph (default: the model's default)")
 
@@ -76,22 +83,25 @@ def _run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detec
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    out = arguments.out.resolve()
+    storage = with_endpoint(arguments.storage or str(out / "store"), arguments.s3_endpoint)
+    Storage(storage)  # a bad root or a missing bucket fails here, before Prefect starts
     from flows.pipeline import pipeline  # Prefect is imported only when a flow really runs
 
-    out = arguments.out.resolve()
     return pipeline(
         dataset=dataset,
         root=str(root.resolve()),
         detector=detector,
         detector_options=detector_options,
         out=str(out),
-        storage=arguments.storage or str(out / "store"),
+        storage=storage,
         fps=fps,
         window_seconds=arguments.window_seconds,
         model_options=_model_options(arguments),
         appearance=not arguments.no_appearance,
         default_scorer=arguments.scorer,
         smoothing_sigma=arguments.sigma,
+        skip_bad_videos=arguments.skip_bad_videos,
     )
 
 

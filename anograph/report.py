@@ -56,6 +56,9 @@ report.json schema (version 1)::
         }
       },
       "config": {...},                                  # whatever settings the caller passed
+      "skipped_videos": [                               # unreadable videos left out (--skip-bad-videos)
+        {"split": "test", "video": "<video>", "path": "...", "reason": "..."}
+      ],
       "images": {"roc": "roc.png", "scores": {"<video>": "scores_<video>.png"}}   # added by write_report
     }
 
@@ -87,6 +90,7 @@ from anograph.metrics import (
     smooth_scores,
     video_aucs,
 )
+from anograph.storage import Storage
 
 REPORT_SCHEMA_VERSION = 1
 EMPTY_FRAMES_RULE = "lowest score over all videos"
@@ -180,6 +184,7 @@ def build_report(
     smoothing_sigma: float = 3.0,
     macro_convention: MacroConvention = "pad",
     config: Mapping[str, Any] | None = None,
+    skipped_videos: list[Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Compute the report dictionary (the ``report.json`` content, without ``images``).
 
@@ -203,6 +208,9 @@ def build_report(
         ``"pad"`` (default) or ``"skip"``; see :mod:`anograph.metrics`.
     config:
         Settings of the run, stored as given under ``"config"`` (JSON-safe copy).
+    skipped_videos:
+        Videos left out because they could not be read (``--skip-bad-videos``), each
+        ``{"split", "video", "path", "reason"}``; stored under ``"skipped_videos"``.
     """
     if default_scorer not in frame_scores:
         raise InputError(
@@ -246,6 +254,7 @@ def build_report(
             for name, label in labels.items()
         },
         "config": dict(config or {}),
+        "skipped_videos": [dict(video) for video in skipped_videos or []],
     }
     return _json_safe(report)
 
@@ -381,6 +390,12 @@ def _markdown(report: Mapping[str, Any]) -> str:
         lines.append(
             f"| {name} | {video['frames']} | {video['anomalous_frames']} | {_format(video['auc'])} | {_format(video['auc_padded'])} |"
         )
+    if report.get("skipped_videos"):
+        lines += ["", "## Skipped videos", "",
+                  "These videos could not be read and were left out (`--skip-bad-videos`):", "",
+                  "| split | video | path | reason |", "|---|---|---|---|"]
+        lines += [f"| {video['split']} | {video['video']} | `{video['path']}` | {video['reason']} |"
+                  for video in report["skipped_videos"]]
     lines += ["", "## Time per stage", ""]
     if report["stage_seconds"]:
         lines += ["| stage | seconds |", "|---|---|"]
@@ -484,3 +499,17 @@ def write_report(
     paths["markdown"] = out_dir / "report.md"
     paths["markdown"].write_text(_markdown(report), encoding="utf-8")
     return paths
+
+
+def store_report(paths: Mapping[str, Path], storage: Storage, prefix: str) -> list[str]:
+    """Copy the files :func:`write_report` wrote to ``prefix/<file name>`` under the storage root.
+
+    The report then lives beside the shards and the model it was made from (on S3 too);
+    returns the keys written.
+    """
+    keys = []
+    for path in sorted(set(paths.values())):
+        key = f"{prefix.rstrip('/')}/{path.name}"
+        storage.write_bytes(key, path.read_bytes())
+        keys.append(key)
+    return keys

@@ -1,8 +1,9 @@
 """Extraction settings: which detector and node features to use, and the shard identity.
 
 A shard's storage key carries a fingerprint of everything that determines its content
-(detector name, settings and weights hash; feature extractor settings), so changing the
-detector or its weights writes new shards instead of silently reusing stale ones.
+(detector name, settings and weights hash; feature extractor settings) and the video's
+content hash, so changing the video, the detector or its weights writes new shards instead
+of silently reusing stale ones.
 """
 
 from __future__ import annotations
@@ -70,14 +71,24 @@ def extraction_fingerprint(detector: Detector, extractor: NodeFeatureExtractor) 
     return f"{detector.name}-{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
 
 
-def shard_key(fingerprint: str, split: str, video_name: str) -> str:
-    """Storage key of one video's shard."""
-    return f"shards/{fingerprint}/{split}/{video_name}.parquet"
+CONTENT_HASH_CHARS = 16  # 64 bits of the video's SHA-256: collisions are out of reach for any dataset
+
+
+def shard_key(fingerprint: str, split: str, video_name: str, content_sha256: str) -> str:
+    """Storage key of one video's shard: ``shards/<fingerprint>/<split>/<video>.<content>.parquet``.
+
+    It is derived from everything that determines the shard: the video's content hash
+    (:func:`anograph.content.video_content_hash`, first 16 hex digits) and the extraction
+    fingerprint (detector name, settings and weights hash, feature settings). So a changed
+    video, detector or weights gets a new key and is extracted again, and an unchanged one
+    finds its finished shard. The video name is kept for people reading the bucket.
+    """
+    return f"shards/{fingerprint}/{split}/{video_name}.{content_sha256[:CONTENT_HASH_CHARS]}.parquet"
 
 
 def fingerprint_of(key: str) -> str:
     """The extraction fingerprint in a key made by :func:`shard_key`."""
     parts = key.split("/")
     if len(parts) != 4 or parts[0] != "shards":
-        raise ValueError(f"{key!r} is not a shard key (shards/<fingerprint>/<split>/<video>.parquet)")
+        raise ValueError(f"{key!r} is not a shard key (shards/<fingerprint>/<split>/<video>.<content>.parquet)")
     return parts[1]

@@ -17,7 +17,7 @@ Rows are sorted by ``frame``. Frames without objects have no rows; ``n_frames`` 
 metadata says how many frames the video has, so empty frames are not lost.
 
 The Parquet key-value metadata entry ``anograph`` holds :class:`ShardMetadata` as JSON:
-format version, video facts (frames, fps, size, source), the detector's name, settings
+format version, video facts (frames, fps, size, source, content SHA-256), the detector's name, settings
 and weights hash, the feature layout, and extraction throughput. It never holds
 credentials.
 
@@ -60,6 +60,7 @@ class ShardMetadata:
     feature_layout: FeatureLayout
     extraction: dict[str, Any] = field(default_factory=dict)
     format_version: int = SHARD_FORMAT_VERSION
+    content_sha256: str | None = None  # the video's content hash (anograph.content), if known
 
     def to_json(self) -> str:
         value = asdict(self)
@@ -198,9 +199,45 @@ def read_shard(storage: Storage, key: str) -> VideoFeatures:
 
 def read_metadata(storage: Storage, key: str) -> ShardMetadata:
     """Read only the metadata of the shard at ``key``."""
-    data = storage.read_bytes(key)
-    schema = pq.read_schema(io.BytesIO(data))
+    with storage.open_input(key) as source:  # the footer only, not the rows
+        schema = pq.read_schema(source)
     raw = (schema.metadata or {}).get(METADATA_KEY)
     if raw is None:
         raise InputError(f"{storage.uri}/{key}", "not an anograph feature shard")
     return ShardMetadata.from_json(raw.decode())
+
+
+def check_shard(storage: Storage, key: str, content_sha256: str | None = None) -> str | None:
+    """Why the object at ``key`` is not a complete shard (of that video content), or ``None`` if it is.
+
+    The completeness rule, which extraction uses to decide whether a video is done:
+
+    1. an object exists at the final key (writes go to a temporary key first, see
+       :class:`anograph.storage.Storage`, so a final key only ever holds a whole upload);
+    2. its Parquet footer parses: Parquet writes the footer (schema, row groups, our
+       metadata) last and ends the file with its length and the magic ``PAR1``, so a
+       truncated or partial object has none;
+    3. its ``anograph`` metadata parses with this format version;
+    4. its ``content_sha256`` equals ``content_sha256`` when one is given.
+
+    Only the footer is read, never the feature rows.
+    """
+    if not storage.exists(key):
+        return "no object at the key"
+    try:
+        with storage.open_input(key) as source:
+            footer = pq.ParquetFile(source).metadata
+    except (pa.ArrowInvalid, OSError) as error:
+        return f"not a readable Parquet file ({error})"
+    raw = (footer.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        return "no 'anograph' metadata"
+    try:
+        metadata = ShardMetadata.from_json(raw.decode())
+    except (ValueError, TypeError, KeyError) as error:
+        return f"unreadable 'anograph' metadata ({error})"
+    if metadata.format_version != SHARD_FORMAT_VERSION:
+        return f"shard format {metadata.format_version} is not {SHARD_FORMAT_VERSION}"
+    if content_sha256 is not None and metadata.content_sha256 != content_sha256:
+        return f"made from other video content ({metadata.content_sha256})"
+    return None

@@ -26,6 +26,11 @@ def is_video_source(path: Path) -> bool:
     return path.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir())
 
 
+def frame_files(folder: Path) -> list[Path]:
+    """The frame images of a frame folder, in reading (name) order."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
 def _as_bgr(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 2:
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
@@ -46,7 +51,7 @@ class VideoReader:
         self.path = path
         self.name = path.stem if path.is_file() else path.name
         if path.is_dir():
-            self._images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            self._images = frame_files(path)
             if not self._images:
                 raise VideoReadError(path, f"folder holds no frame images ({', '.join(IMAGE_EXTENSIONS)})")
             first = self._read_image(self._images[0])

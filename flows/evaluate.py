@@ -35,8 +35,14 @@ def evaluate(
     detector: str = "",
     stage_seconds: dict[str, float] | None = None,
     config: dict[str, Any] | None = None,
+    report_key: str | None = None,
+    skipped_videos: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """Score every test shard (one task per video) and write ``out/report.json`` and ``out/report.md``."""
+    """Score every test shard (one task per video) and write ``out/report.json`` and ``out/report.md``.
+
+    With ``report_key`` the report files are also stored under ``report_key/`` in the storage root.
+    ``skipped_videos`` (from extraction with ``skip_bad_videos``) are listed in the report.
+    """
     started = time.perf_counter()
     data = load_dataset_task(dataset, root, fps)
     model = load_model(storage_root, model_key)
@@ -55,8 +61,9 @@ def evaluate(
         "default_scorer_reason": DEFAULT_SCORER_REASON if default_scorer is None else "chosen by the user",
         "stage_seconds": stages,
         "smoothing_sigma": smoothing_sigma,
+        "skipped_videos": skipped_videos or [],
         "config": {**(config or {}), "model_key": model_key, "window_seconds": window_seconds,
                    "model": model.get_params(deep=False) | {"graph": model.graph_config.to_dict()},
                    "model_training": {"separation": model.training_separation_, "epochs": model.n_epochs_}},
     }
-    return write_report_task(out, frame_scores_by_scorer, labels, report_options)
+    return write_report_task(out, frame_scores_by_scorer, labels, report_options, storage_root, report_key)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from prefect import flow, unmapped
+from prefect import flow, get_run_logger, unmapped
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from anograph.errors import AnographError
+from anograph.errors import AnographError, InputError
 from tasks.extract import extract_video_shard, plan_extraction
 
 
@@ -24,11 +24,17 @@ def extract_features(
     settings: dict[str, Any],
     split: str = "train",
     fps: float | None = None,
-) -> list[str]:
-    """Extract a shard for each ``{"name", "path"}`` video; return the shard keys in order.
+    skip_bad_videos: bool = False,
+) -> dict[str, Any]:
+    """Extract a shard for each ``{"name", "path"}`` video.
 
     Every video runs as its own task. A video that fails does not stop the others: their
     shards are written, and the flow then fails naming every failed video and its reason.
+    With ``skip_bad_videos``, videos that fail as bad input (cannot be opened or decoded,
+    never retried) are skipped instead; any other failure still fails the flow.
+
+    Returns ``{"shards": [keys of the extracted videos, in order], "skipped": [{"split",
+    "video", "path", "reason"} of each skipped video]}``.
     """
     fingerprint = plan_extraction(settings)
     futures = extract_video_shard.map(
@@ -41,13 +47,24 @@ def extract_features(
         settings=unmapped(settings),
     )
     wait(futures)
-    failures = []
+    failures, skipped, shards = [], [], []
     for video, future in zip(videos, futures, strict=True):
-        if not future.state.is_completed():
-            try:
-                future.result()
-            except Exception as error:  # noqa: BLE001 - collected and re-raised below with every video named
+        if future.state.is_completed():
+            shards.append(future.result()["shard"])
+            continue
+        try:
+            future.result()
+        except InputError as error:
+            if skip_bad_videos:
+                skipped.append({"split": split, "video": video["name"], "path": str(video["path"]),
+                                "reason": error.reason})
+            else:
                 failures.append(f"{video['name']} ({video['path']}): {error}")
+        except Exception as error:  # noqa: BLE001 - collected and re-raised below with every video named
+            failures.append(f"{video['name']} ({video['path']}): {error}")
     if failures:
         raise ExtractionFailed(f"{len(failures)} of {len(videos)} {split} videos failed:\n" + "\n".join(failures))
-    return [future.result()["shard"] for future in futures]
+    if skipped:
+        get_run_logger().warning("skipped %d unreadable %s video(s): %s", len(skipped), split,
+                                 "; ".join(f"{video['path']}: {video['reason']}" for video in skipped))
+    return {"shards": shards, "skipped": skipped}

@@ -8,6 +8,7 @@ from typing import Any
 
 from prefect import flow
 
+from anograph.errors import InputError
 from anograph.settings import ExtractionSettings, fingerprint_of
 from flows.evaluate import evaluate
 from flows.extract_features import extract_features
@@ -29,10 +30,13 @@ def pipeline(
     appearance: bool = True,
     default_scorer: str | None = None,
     smoothing_sigma: float = 3.0,
+    skip_bad_videos: bool = False,
 ) -> dict[str, Any]:
     """Extract features for every video, train on the training split, evaluate the test split.
 
-    Shards and the model go to ``storage`` (default ``out/store``); the report to ``out``.
+    Shards, the model and a copy of the report go to ``storage`` (default ``out/store``, any
+    root :class:`anograph.storage.Storage` accepts); the report and its plots to ``out``.
+    With ``skip_bad_videos``, videos that cannot be read are left out and listed in the report.
     """
     storage = storage or str(Path(out) / "store")
     data = load_dataset_task(dataset, root, fps)
@@ -41,11 +45,14 @@ def pipeline(
     stage_seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    train_keys = extract_features([{"name": v.name, "path": str(v.path)} for v in data.train],
-                                  storage, settings, "train", data.fps)
-    test_keys = extract_features([{"name": v.name, "path": str(v.path)} for v in data.test],
-                                 storage, settings, "test", data.fps)
+    train_extraction = extract_features([{"name": v.name, "path": str(v.path)} for v in data.train],
+                                        storage, settings, "train", data.fps, skip_bad_videos)
+    test_extraction = extract_features([{"name": v.name, "path": str(v.path)} for v in data.test],
+                                       storage, settings, "test", data.fps, skip_bad_videos)
     stage_seconds["extract"] = time.perf_counter() - started
+    train_keys, test_keys = train_extraction["shards"], test_extraction["shards"]
+    if not train_keys or not test_keys:
+        raise InputError(root, f"no readable {'training' if not train_keys else 'test'} video is left to use")
 
     fingerprint = fingerprint_of(train_keys[0])
     trained = train(storage, train_keys, f"models/{dataset}-{fingerprint}", model_options)
@@ -56,4 +63,5 @@ def pipeline(
     return evaluate(dataset, root, storage, trained["model_key"], test_keys, out, fps=data.fps,
                     window_seconds=window_seconds, default_scorer=default_scorer,
                     smoothing_sigma=smoothing_sigma, detector=detector, stage_seconds=stage_seconds,
-                    config=config)
+                    config=config, report_key=f"reports/{dataset}-{fingerprint}",
+                    skipped_videos=train_extraction["skipped"] + test_extraction["skipped"])

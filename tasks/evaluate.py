@@ -14,7 +14,7 @@ from anograph.datasets import load_dataset
 from anograph.datasets.base import Dataset
 from anograph.errors import InputError
 from anograph.model import AnoGraph
-from anograph.report import build_report, write_report
+from anograph.report import build_report, store_report, write_report
 from anograph.scoring import frame_scores, window_radius
 from anograph.shards import read_shard
 from anograph.storage import Storage
@@ -51,10 +51,18 @@ def score_video(model: AnoGraph, storage_root: str, shard_key: str, window_secon
 
 @task(name="write-report", cache_policy=NO_CACHE)
 def write_report_task(out_dir: str, frame_scores_by_scorer: dict[str, dict[str, np.ndarray]],
-                      labels: dict[str, np.ndarray], report_options: dict[str, Any]) -> dict[str, Any]:
-    """Compute the metrics, write report.json/report.md/plots and publish report.md as an artifact."""
+                      labels: dict[str, np.ndarray], report_options: dict[str, Any],
+                      storage_root: str | None = None, report_key: str | None = None) -> dict[str, Any]:
+    """Compute the metrics, write report.json/report.md/plots and publish report.md as an artifact.
+
+    With ``storage_root`` and ``report_key`` the report files are also stored under the root.
+    """
     report = build_report(frame_scores_by_scorer, labels, **report_options)
     paths = write_report(Path(out_dir), report, frame_scores_by_scorer, labels, report["default_scorer"])
+    if storage_root and report_key:
+        storage = Storage(storage_root)
+        keys = store_report(paths, storage, report_key)
+        get_run_logger().info("report stored at %s (%d files)", storage.location(report_key), len(keys))
     create_markdown_artifact(
         markdown=paths["markdown"].read_text(),
         key=f"anograph-report-{report['dataset']}".lower().replace("_", "-"),

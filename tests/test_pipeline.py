@@ -59,13 +59,13 @@ def test_one_bad_video_fails_extraction_visibly_and_keeps_the_others(tmp_path):
 
     with pytest.raises(ExtractionFailed, match=r"1 of 3 train videos failed:\n.*broken.*broken\.mp4"):
         extract_features([videos[0], {"name": "broken", "path": str(broken)}, videos[1]], storage, settings)
-    written = sorted(path.stem for path in (tmp_path / "store").rglob("train/*.parquet"))
+    written = sorted(path.name.split(".")[0] for path in (tmp_path / "store").rglob("train/*.parquet"))
     assert written == sorted(video["name"] for video in videos)
 
     # A rerun without the bad video reuses the finished shards instead of extracting again.
     before = {path: path.stat().st_mtime_ns for path in (tmp_path / "store").rglob("*.parquet")}
-    keys = extract_features(videos, storage, settings)
-    assert [key.rsplit("/", 1)[1] for key in keys] == [f"{video['name']}.parquet" for video in videos]
+    keys = extract_features(videos, storage, settings)["shards"]
+    assert [key.rsplit("/", 1)[1].split(".")[0] for key in keys] == [video["name"] for video in videos]
     assert {path: path.stat().st_mtime_ns for path in (tmp_path / "store").rglob("*.parquet")} == before
 
 

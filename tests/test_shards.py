@@ -99,6 +99,6 @@ def test_features_with_the_wrong_width_are_refused():
 def test_shard_keys_carry_their_fingerprint():
     from anograph.settings import fingerprint_of, shard_key
 
-    assert fingerprint_of(shard_key("yolox-abc123", "test", "Test001")) == "yolox-abc123"
+    assert fingerprint_of(shard_key("yolox-abc123", "test", "Test001", "ab" * 32)) == "yolox-abc123"
     with pytest.raises(ValueError, match="not a shard key"):
         fingerprint_of("models/x/model.json")

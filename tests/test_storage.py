@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from anograph.errors import InputError
-from anograph.storage import Storage
+from anograph.storage import Storage, with_endpoint
 
 
 def test_roundtrip_and_listing(tmp_path):
@@ -45,3 +45,80 @@ def test_reading_a_missing_key_names_it(tmp_path):
     storage = Storage(tmp_path)
     with pytest.raises(InputError, match="missing.parquet"):
         storage.read_bytes("missing.parquet")
+
+
+# --- S3: a real SeaweedFS server started by the tests (tests/s3_server.py) ---------------------------
+
+
+def test_s3_roundtrip_listing_and_overwrite(s3_root, s3_server):
+    storage = Storage(s3_root)
+    assert storage.is_object_store and storage.uri.startswith(f"s3://{s3_server.bucket}/")
+    storage.write_bytes("shards/a/one.parquet", b"1")
+    storage.write_bytes("shards/b/two.parquet", b"22")
+    storage.write_bytes("shards/b/two.parquet", b"333")
+    assert storage.read_bytes("shards/b/two.parquet") == b"333"
+    assert storage.exists("shards/a/one.parquet") and not storage.exists("shards/a/missing.parquet")
+    assert storage.list("shards") == ["shards/a/one.parquet", "shards/b/two.parquet"]
+    assert storage.open_input("shards/b/two.parquet").size() == 3
+    # The objects really are on the server, under the prefix, with no temporary left behind.
+    prefix = storage.base.split("/", 1)[1]
+    listed = s3_server.client().list_objects_v2(Bucket=s3_server.bucket, Prefix=prefix)["Contents"]
+    keys = {item["Key"] for item in listed if not item["Key"].endswith("/")}
+    assert keys == {f"{prefix}/shards/a/one.parquet", f"{prefix}/shards/b/two.parquet"}
+    # A second Storage on the same root (another task, another process) sees the same objects.
+    assert Storage(s3_root).read_bytes("shards/a/one.parquet") == b"1"
+
+
+def test_s3_temporaries_are_never_listed(s3_root, s3_server):
+    storage = Storage(s3_root)
+    storage.write_bytes("shards/done.parquet", b"complete")
+    # What a crash between upload and rename leaves behind.
+    s3_server.client().put_object(Bucket=s3_server.bucket, Key=f"{storage.base.split('/', 1)[1]}/shards/"
+                                  "next.parquet.tmp-0123abcd", Body=b"partial")
+    assert storage.list("shards") == ["shards/done.parquet"]
+    assert not storage.exists("shards/next.parquet")
+
+
+@pytest.mark.parametrize("key", ["../outside", "a/../../outside", "/etc/passwd", "", ".", "a\\b"])
+def test_s3_keys_that_escape_the_root_are_refused(s3_root, s3_server, key):
+    storage = Storage(s3_root)
+    with pytest.raises(InputError):
+        storage.write_bytes(key, b"x")
+    listed = s3_server.client().list_objects_v2(Bucket=s3_server.bucket).get("Contents", [])
+    assert not any(item["Key"].endswith("outside") for item in listed)
+
+
+def test_s3_endpoint_from_the_standard_environment_variable(s3_server, s3_root, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    bare = s3_root.split("?", 1)[0]
+    Storage(bare).write_bytes("x.bin", b"via env")
+    assert Storage(s3_root).read_bytes("x.bin") == b"via env"
+
+
+def test_s3_wrong_secret_is_refused_by_the_server_and_never_shown(s3_root, monkeypatch):
+    wrong = "not-the-secret-" + "x" * 20
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong)
+    with pytest.raises(InputError) as caught:
+        Storage(s3_root).write_bytes("x.bin", b"x")
+    assert wrong not in str(caught.value)
+
+
+@pytest.mark.parametrize("root, message", [
+    ("s3://AKIA:supersecret@bucket/prefix", "must not carry credentials"),
+    ("s3:///prefix", "needs a bucket"),
+    ("s3://bucket/a/../b", "plain path"),
+    ("s3://bucket/p?secret_key=supersecret", "unknown S3 option"),
+    ("s3://bucket/p?endpoint_override=ftp://host", "http"),
+])
+def test_bad_s3_roots_are_refused_without_echoing_secrets(root, message, monkeypatch):
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(InputError, match=message) as caught:
+        Storage(root)
+    assert "supersecret" not in str(caught.value)
+
+
+def test_with_endpoint_puts_the_endpoint_in_the_root():
+    assert with_endpoint("s3://b/p", "http://127.0.0.1:9000") == "s3://b/p?endpoint_override=http://127.0.0.1:9000"
+    assert with_endpoint("s3://b/p", None) == "s3://b/p"
+    with pytest.raises(InputError):
+        with_endpoint("/local/path", "http://127.0.0.1:9000")

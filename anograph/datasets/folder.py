@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from anograph.datasets.base import Dataset, VideoRef
-from anograph.errors import InputError
+from anograph.errors import InputError, VideoReadError
 from anograph.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, count_frames, is_video_source, open_video
 
 LABELS_FILE = "labels.csv"
@@ -147,7 +147,10 @@ def _dataset_fps(videos: list[VideoRef], fallback: float | None) -> float | None
     rates: list[tuple[float, Path]] = []
     for video in videos:
         if video.path.is_file():
-            fps = open_video(video.path).fps
+            try:
+                fps = open_video(video.path).fps
+            except VideoReadError:
+                continue  # an unreadable video fails (or is skipped) in its own extraction task, named
             if fps:
                 rates.append((float(fps), video.path))
     if not rates:
