@@ -27,8 +27,18 @@ def _build_motion(**options: Any) -> Detector:
     return MotionDetector(**options)
 
 
+def _build_torchvision(**options: Any) -> Detector:
+    from anograph.detectors.faster_rcnn import TorchvisionDetector
+
+    return TorchvisionDetector(**options)
+
+
 # Builders import lazily so that choosing one detector never imports the other's dependencies.
-DETECTOR_BUILDERS: dict[str, Callable[..., Detector]] = {"yolox": _build_yolox, "motion": _build_motion}
+DETECTOR_BUILDERS: dict[str, Callable[..., Detector]] = {
+    "yolox": _build_yolox,
+    "motion": _build_motion,
+    "torchvision": _build_torchvision,
+}
 
 
 def create_detector(name: str, **options: Any) -> Detector:
