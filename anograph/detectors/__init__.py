@@ -33,11 +33,25 @@ def _build_torchvision(**options: Any) -> Detector:
     return TorchvisionDetector(**options)
 
 
+def _build_detectron2(**options: Any) -> Detector:
+    from anograph.detectors.detectron2_rcnn import Detectron2Detector
+
+    return Detectron2Detector(**options)
+
+
+def _build_precomputed(**options: Any) -> Detector:
+    from anograph.detectors.precomputed import PrecomputedDetector
+
+    return PrecomputedDetector(**options)
+
+
 # Builders import lazily so that choosing one detector never imports the other's dependencies.
 DETECTOR_BUILDERS: dict[str, Callable[..., Detector]] = {
     "yolox": _build_yolox,
     "motion": _build_motion,
     "torchvision": _build_torchvision,
+    "detectron2": _build_detectron2,
+    "precomputed": _build_precomputed,
 }
 
 

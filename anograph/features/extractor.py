@@ -110,7 +110,7 @@ class NodeFeatureExtractor:
         n = len(boxes)
         parts: list[np.ndarray] = []
         if detections.features is not None:
-            parts.append(np.asarray(detections.features, np.float32).reshape(n, -1))
+            parts.append(np.asarray(detections.features, np.float32))
         if self.appearance is not None:
             parts.append(self.appearance.embed(frame, boxes))
         class_scores = np.asarray(detections.class_scores, np.float32)
