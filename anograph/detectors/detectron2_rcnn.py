@@ -39,7 +39,6 @@ pooling and NMS stay float32. Not run on a GPU here.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,9 +47,10 @@ import numpy as np
 import torch
 
 from anograph.detectors.base import Detections
+from anograph.detectors.rcnn import inference_context, scale_to_resized, to_frame_detections
 from anograph.detectors.yolox import COCO_CLASS_NAMES, file_sha256
 from anograph.errors import InputError, ModelArtifactError
-from anograph.features.appearance import _resolve_device, torch_threads
+from anograph.features.appearance import _resolve_device
 
 PAPER_CONFIDENCE_THRESHOLD = 0.65
 PKL_CONVERSION_HINT = (
@@ -220,11 +220,6 @@ class Detectron2Detector:
     def reset(self) -> None:
         """Faster R-CNN has no per-video state."""
 
-    def _precision(self) -> contextlib.AbstractContextManager:
-        if self.half_precision:
-            return torch.autocast(device_type="cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
-
     def _inputs(self, frames: Sequence[np.ndarray]) -> list[dict[str, Any]]:
         """detectron2 model inputs, resized exactly as its ``DefaultPredictor`` resizes."""
         from detectron2.data import transforms
@@ -249,7 +244,7 @@ class Detectron2Detector:
         if len(frames) == 0:
             return []
         model, heads = self.model, self.model.roi_heads
-        with torch_threads(self.num_threads), torch.inference_mode(), self._precision():
+        with inference_context(self.num_threads, self.half_precision):
             images = model.preprocess_image(self._inputs(frames))
             feature_maps = model.backbone(images.tensor)
             proposals, _ = model.proposal_generator(images, feature_maps, None)
@@ -259,26 +254,16 @@ class Detectron2Detector:
             instances, kept = heads.box_predictor.inference(predictions, proposals)
             probabilities = heads.box_predictor.predict_probs(predictions, proposals)
             node_features = self._res5_features(feature_maps, [found.pred_boxes for found in instances]).float()
-        results = []
         per_image = node_features.split([len(found) for found in instances])
-        for frame, found, proposal_index, image_probabilities, features, size in zip(
-            frames, instances, kept, probabilities, per_image, images.image_sizes, strict=True
-        ):
-            height, width = frame.shape[:2]
-            scale = torch.tensor([width / size[1], height / size[0]] * 2, device=features.device)
-            boxes = found.pred_boxes.tensor.float() * scale
-            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
-            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
-            results.append(
-                Detections(
-                    boxes=boxes.cpu().numpy().astype(np.float32),
-                    scores=found.scores.float().cpu().numpy().astype(np.float32),
-                    class_ids=found.pred_classes.cpu().numpy().astype(np.int32),
-                    class_scores=image_probabilities[proposal_index, :-1].float().cpu().numpy().astype(np.float32),
-                    features=features.cpu().numpy().astype(np.float32),
-                )
+        return [
+            to_frame_detections(
+                frame.shape, size, found.pred_boxes.tensor, found.scores, found.pred_classes,
+                image_probabilities[proposal_index, :-1], features,
             )
-        return results
+            for frame, found, proposal_index, image_probabilities, features, size in zip(
+                frames, instances, kept, probabilities, per_image, images.image_sizes, strict=True
+            )
+        ]
 
     def detect(self, frame: np.ndarray) -> Detections:
         """Detect objects in one ``(H, W, 3)`` uint8 BGR frame."""
@@ -288,14 +273,10 @@ class Detectron2Detector:
         """Averaged res5 vectors ``(n, 2048)`` of any ``(n, 4)`` xyxy pixel ``boxes`` in ``frame``."""
         from detectron2.structures import Boxes
 
-        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        height, width = frame.shape[:2]
-        with torch_threads(self.num_threads), torch.inference_mode(), self._precision():
+        with inference_context(self.num_threads, self.half_precision):
             images = self.model.preprocess_image(self._inputs([frame]))
             feature_maps = self.model.backbone(images.tensor)
-            resized_height, resized_width = images.image_sizes[0]
-            scale = torch.tensor([resized_width / width, resized_height / height] * 2, device=self.device)
-            scaled = Boxes(torch.from_numpy(boxes).to(self.device) * scale)
+            scaled = Boxes(scale_to_resized(boxes, frame.shape, images.image_sizes[0], self.device))
             return self._res5_features(feature_maps, [scaled]).float().cpu().numpy()
 
     def describe(self) -> dict[str, Any]:

@@ -36,7 +36,6 @@ Box coordinates therefore stay float32. None of this has been run on a GPU here.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -47,9 +46,10 @@ from torchvision.models.detection import faster_rcnn
 from torchvision.ops import boxes as box_ops
 
 from anograph.detectors.base import Detections
+from anograph.detectors.rcnn import inference_context, scale_to_resized, to_frame_detections
 from anograph.detectors.yolox import COCO_CLASS_NAMES, file_sha256
 from anograph.errors import InputError, ModelArtifactError
-from anograph.features.appearance import _resolve_device, torch_threads
+from anograph.features.appearance import _resolve_device
 
 COCO_WEIGHTS = faster_rcnn.FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1
 TORCHVISION_COCO_CATEGORIES: tuple[str, ...] = tuple(COCO_WEIGHTS.meta["categories"])
@@ -184,11 +184,6 @@ class TorchvisionDetector:
     def reset(self) -> None:
         """Faster R-CNN has no per-video state."""
 
-    def _precision(self) -> contextlib.AbstractContextManager:
-        if self.half_precision:
-            return torch.autocast(device_type="cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
-
     def _pooled_features(
         self, feature_maps: dict[str, torch.Tensor], boxes: list[torch.Tensor], image_sizes: list[tuple[int, int]]
     ) -> torch.Tensor:
@@ -220,7 +215,7 @@ class TorchvisionDetector:
         """Detect objects in ``(H, W, 3)`` uint8 BGR frames of one size, as one batch."""
         if not frames:
             return []
-        with torch_threads(self.num_threads), torch.inference_mode(), self._precision():
+        with inference_context(self.num_threads, self.half_precision):
             images, _ = self.model.transform(frames_to_tensors(list(frames), self.device))
             feature_maps = self.model.backbone(images.tensors)
             proposals, _ = self.model.rpn(images, feature_maps)
@@ -236,25 +231,11 @@ class TorchvisionDetector:
                 )
             ]
             node_features = self._pooled_features(feature_maps, [boxes for boxes, *_ in kept], images.image_sizes)
-        results = []
-        for frame, size, (boxes, scores, class_ids, class_scores), features in zip(
-            frames, images.image_sizes, kept, node_features.split([len(k[0]) for k in kept]), strict=True
-        ):
-            height, width = frame.shape[:2]
-            scale = torch.tensor([width / size[1], height / size[0]] * 2, device=boxes.device)
-            original_boxes = boxes * scale
-            original_boxes[:, 0::2] = original_boxes[:, 0::2].clamp(0, width)
-            original_boxes[:, 1::2] = original_boxes[:, 1::2].clamp(0, height)
-            results.append(
-                Detections(
-                    boxes=original_boxes.cpu().numpy().astype(np.float32),
-                    scores=scores.cpu().numpy().astype(np.float32),
-                    class_ids=class_ids.cpu().numpy().astype(np.int32),
-                    class_scores=class_scores.cpu().numpy().astype(np.float32),
-                    features=features.cpu().numpy().astype(np.float32),
-                )
-            )
-        return results
+        per_image = node_features.split([len(boxes) for boxes, *_ in kept])
+        return [
+            to_frame_detections(frame.shape, size, *found, features)
+            for frame, size, found, features in zip(frames, images.image_sizes, kept, per_image, strict=True)
+        ]
 
     def detect(self, frame: np.ndarray) -> Detections:
         """Detect objects in one ``(H, W, 3)`` uint8 BGR frame."""
@@ -262,14 +243,10 @@ class TorchvisionDetector:
 
     def box_features(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Box-head vectors ``(n, 1024)`` of any ``(n, 4)`` xyxy pixel ``boxes`` in ``frame``."""
-        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        height, width = frame.shape[:2]
-        with torch_threads(self.num_threads), torch.inference_mode(), self._precision():
+        with inference_context(self.num_threads, self.half_precision):
             images, _ = self.model.transform(frames_to_tensors([frame], self.device))
             feature_maps = self.model.backbone(images.tensors)
-            resized_height, resized_width = images.image_sizes[0]
-            scale = torch.tensor([resized_width / width, resized_height / height] * 2, device=self.device)
-            scaled = torch.from_numpy(boxes).to(self.device) * scale
+            scaled = scale_to_resized(boxes, frame.shape, images.image_sizes[0], self.device)
             return self._pooled_features(feature_maps, [scaled], images.image_sizes).cpu().numpy()
 
     def describe(self) -> dict[str, Any]:
