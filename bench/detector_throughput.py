@@ -57,18 +57,24 @@ def random_torchvision_weights(path: Path) -> Path:
 def random_detectron2_model(folder: Path) -> tuple[Path, Path] | None:
     """Model-zoo R101-C4 config and randomly initialised weights, or ``None`` without detectron2."""
     try:
-        from detectron2 import model_zoo
+        import detectron2
         from detectron2.config import get_cfg
         from detectron2.modeling import build_model
     except ImportError:
         return None
-    config = Path(model_zoo.get_config_file("COCO-Detection/faster_rcnn_R_101_C4_3x.yaml"))
+    # detectron2.model_zoo needs pkg_resources, gone from recent setuptools; the configs ship beside it.
+    config = Path(detectron2.__file__).parent / "model_zoo" / "configs" / "COCO-Detection" / "faster_rcnn_R_101_C4_3x.yaml"
     cfg = get_cfg()
     cfg.merge_from_file(str(config))
     cfg.MODEL.DEVICE = "cpu"
     torch.manual_seed(0)
+    model = build_model(cfg)
+    with torch.no_grad():  # zero-init residual branches, else random activations explode and nothing is proposed
+        for name, module in model.named_modules():
+            if name.endswith("conv3"):
+                module.norm.weight.zero_()
     weights = folder / "detectron2_r101_c4_random.pth"
-    torch.save(build_model(cfg).state_dict(), weights)
+    torch.save(model.state_dict(), weights)
     return config, weights
 
 
