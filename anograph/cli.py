@@ -65,8 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="shanghaitech only: one scene (01 ... 13) instead of all 13 pooled")
     run.add_argument("--adoc-split", default=None, choices=("day", "night", "all"),
                      help="adoc only: day, night or all footage, for training and testing (default all)")
-    run.add_argument("--detector", default="yolox", help="yolox (default) or motion")
-    run.add_argument("--weights", default=None, help="detector weights file (YOLOX ONNX)")
+    run.add_argument("--detector", default="yolox",
+                     help="yolox (default), motion, torchvision, detectron2 or precomputed (README: Detectors)")
+    run.add_argument("--weights", default=None,
+                     help="detector weights file (YOLOX ONNX; torchvision or detectron2 state dict)")
+    run.add_argument("--detector-config", default=None, help="detectron2 config file (YAML); detectron2 only")
+    run.add_argument("--detections", default=None,
+                     help="folder of precomputed detections (README: Precomputed detections); precomputed only")
+    run.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                     help="where the detector and the appearance network run (default cpu; auto = cuda if present)")
+    run.add_argument("--batch-size", type=int, default=None,
+                     help="frames per detector pass (torchvision, detectron2; default 1)")
     run.add_argument("--weights-url", default=None, help="URL to download the weights from when --weights is absent")
     run.add_argument("--confidence", type=float, default=None, help="detector confidence threshold")
     run.add_argument("--fps", type=float, default=None, help="frame rate when the videos do not say")
@@ -76,6 +85,33 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed of the synthetic scene")
     _add_pipeline_options(demo)
     return parser
+
+
+def _detector_options(arguments: argparse.Namespace) -> dict[str, Any]:
+    """Keyword options for the chosen detector from the ``run`` flags; a flag it cannot use is an error."""
+    from anograph.detectors import accepts_option
+
+    name = arguments.detector
+    needed = {"detectron2": [("--detector-config", arguments.detector_config), ("--weights", arguments.weights)],
+              "precomputed": [("--detections", arguments.detections)]}
+    for flag, value in needed.get(name, []):
+        if not value:
+            raise InputError(None, f"--detector {name} needs {flag}")
+    options: dict[str, Any] = {}
+    flags = {"weights": ("--weights", arguments.weights), "weights_url": ("--weights-url", arguments.weights_url),
+             "config": ("--detector-config", arguments.detector_config),
+             "root": ("--detections", arguments.detections),
+             "confidence_threshold": ("--confidence", arguments.confidence),
+             "batch_size": ("--batch-size", arguments.batch_size)}
+    for option, (flag, value) in flags.items():
+        if value is None:
+            continue
+        if not accepts_option(name, option):
+            raise InputError(None, f"{flag} does not apply to --detector {name}")
+        options[option] = str(Path(value).resolve()) if option in ("weights", "config", "root") else value
+    if accepts_option(name, "device"):
+        options["device"] = arguments.device
+    return options
 
 
 def _run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detector: str,
@@ -99,6 +135,7 @@ def _run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detec
         window_seconds=arguments.window_seconds,
         model_options=_model_options(arguments),
         appearance=not arguments.no_appearance,
+        appearance_options={"device": getattr(arguments, "device", "cpu")},
         default_scorer=arguments.scorer,
         smoothing_sigma=arguments.sigma,
         skip_bad_videos=arguments.skip_bad_videos,
@@ -121,15 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             dataset = dataset_variant(arguments.dataset, scene=arguments.scene, adoc_split=arguments.adoc_split)
             if not arguments.root.is_dir():  # fail before Prefect spends seconds starting up
                 raise InputError(arguments.root, "dataset root is not a folder")
-            options: dict[str, Any] = {}
-            if arguments.weights:
-                options["weights"] = str(Path(arguments.weights).resolve())
-            if arguments.weights_url:
-                options["weights_url"] = arguments.weights_url
-            if arguments.confidence is not None:
-                options["confidence_threshold"] = arguments.confidence
-            report = _run_pipeline(arguments, dataset, arguments.root, arguments.detector, options,
-                                   arguments.fps)
+            report = _run_pipeline(arguments, dataset, arguments.root, arguments.detector,
+                                   _detector_options(arguments), arguments.fps)
     except AnographError as error:
         print(f"anograph: error: {error}", file=sys.stderr)
         return 2

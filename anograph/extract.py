@@ -8,15 +8,23 @@ returns a :class:`VideoFeatures` with the metadata that identifies how it was ma
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from anograph.detectors.base import Detector
+from anograph.detectors.base import Detector, batch_size, detect_frames, feature_width
 from anograph.features.extractor import NodeFeatureExtractor
 from anograph.shards import ShardMetadata, VideoFeatures
 from anograph.video import VideoReader
+
+
+def frame_batches(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    """Consecutive frames in lists of ``size`` (the last one shorter), read lazily."""
+    iterator = iter(frames)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 def extract_video(
@@ -34,7 +42,9 @@ def extract_video(
         The video, from :func:`anograph.video.open_video`. Decoding errors propagate as
         :class:`anograph.errors.VideoReadError` naming the file.
     detector:
-        Any :class:`anograph.detectors.base.Detector`; reset before the first frame.
+        Any :class:`anograph.detectors.base.Detector`; reset before the first frame (and
+        told the video's name and frame count, if it asks). It gets the frames in batches
+        of its ``batch_size``.
     extractor:
         The node feature extractor; reset before the first frame.
     progress:
@@ -45,23 +55,31 @@ def extract_video(
     VideoFeatures
         All objects of the video, sorted by frame, with ``extraction`` metadata holding
         the extractor's settings, wall-clock ``seconds``, ``frames_per_second`` and
-        ``objects_per_second``.
+        ``objects_per_second`` for the whole extraction, ``detector_seconds`` spent in the
+        detector alone, the detector's ``batch_size`` and the ``device`` it ran on.
     """
     detector.reset()
+    start_video = getattr(detector, "start_video", None)
+    if start_video is not None:
+        start_video(reader.name, len(reader))
     extractor.reset()
-    layout = extractor.layout(detector.class_names)
+    layout = extractor.layout(detector.class_names, feature_width(detector))
     frames, boxes, scores, class_ids, features = [], [], [], [], []
     n_frames = 0
     expected = len(reader)
+    detector_seconds = 0.0
     started = time.perf_counter()
-    for index, frame in enumerate(reader):
-        detections = detector.detect(frame)
-        frames.append(np.full(len(detections), index, np.int32))
-        boxes.append(detections.boxes)
-        scores.append(detections.scores)
-        class_ids.append(detections.class_ids)
-        features.append(extractor.features(frame, detections))
-        n_frames = index + 1
+    for batch in frame_batches(reader, batch_size(detector)):
+        detect_started = time.perf_counter()
+        batch_detections = detect_frames(detector, batch)
+        detector_seconds += time.perf_counter() - detect_started
+        for frame, detections in zip(batch, batch_detections, strict=True):
+            frames.append(np.full(len(detections), n_frames, np.int32))
+            boxes.append(detections.boxes)
+            scores.append(detections.scores)
+            class_ids.append(detections.class_ids)
+            features.append(extractor.features(frame, detections))
+            n_frames += 1
         if progress is not None:
             progress(n_frames, max(expected, n_frames))
     seconds = time.perf_counter() - started
@@ -81,6 +99,9 @@ def extract_video(
             "seconds": round(seconds, 3),
             "frames_per_second": round(n_frames / seconds, 2) if seconds > 0 else None,
             "objects_per_second": round(n_objects / seconds, 2) if seconds > 0 else None,
+            "detector_seconds": round(detector_seconds, 3),
+            "batch_size": batch_size(detector),
+            "device": str(getattr(detector, "device", "cpu")),
         },
     )
     return VideoFeatures(

@@ -25,7 +25,8 @@ class ExtractionSettings:
     Parameters
     ----------
     detector:
-        Registry name: ``"yolox"`` (COCO YOLOX on ONNX Runtime) or ``"motion"`` (weight-free).
+        Registry name (:data:`anograph.detectors.DETECTOR_CLASSES`): ``"yolox"`` (COCO YOLOX on
+        ONNX Runtime), ``"motion"`` (weight-free), ``"torchvision"``, ``"detectron2"`` or ``"precomputed"``.
     detector_options:
         Keyword options for the detector, e.g. ``{"weights": "/models/yolox_nano.onnx"}``.
     appearance:

@@ -28,6 +28,7 @@ def pipeline(
     window_seconds: float = 1.0,
     model_options: dict[str, Any] | None = None,
     appearance: bool = True,
+    appearance_options: dict[str, Any] | None = None,
     default_scorer: str | None = None,
     smoothing_sigma: float = 3.0,
     skip_bad_videos: bool = False,
@@ -41,7 +42,7 @@ def pipeline(
     storage = storage or str(Path(out) / "store")
     data = load_dataset_task(dataset, root, fps)
     settings = ExtractionSettings(detector=detector, detector_options=detector_options or {},
-                                  appearance=appearance).to_dict()
+                                  appearance=appearance, appearance_options=appearance_options or {}).to_dict()
     stage_seconds: dict[str, float] = {}
 
     started = time.perf_counter()

@@ -65,7 +65,7 @@ def test_registry_builds_motion_and_rejects_unknown() -> None:
     detector = create_detector("motion", min_area=30)
     assert isinstance(detector, Detector)
     assert detector.describe()["min_area"] == 30
-    with pytest.raises(InputError, match="unknown detector 'x'; choose from motion, yolox"):
+    with pytest.raises(InputError, match="unknown detector 'x'; choose from detectron2, motion, precomputed, torchvision, yolox"):
         create_detector("x")
     with pytest.raises(InputError, match="min_areaa"):
         create_detector("motion", min_areaa=3)

@@ -1,34 +1,61 @@
 """Object detectors and the registry that builds one from a name.
 
-``yolox`` is the COCO object detector (80 classes, ONNX weights downloaded once and
-cached); ``motion`` is a weight-free background-subtraction detector for fixed cameras.
-Both follow the :class:`Detector` protocol, so the rest of the pipeline never needs to
+* ``yolox``: COCO object detector (80 classes) on ONNX Runtime; weights downloaded once
+  and cached.
+* ``motion``: weight-free background subtraction for fixed cameras.
+* ``torchvision``: COCO Faster R-CNN ResNet-50-FPN v2; its 1024-d box-head vectors become
+  node features.
+* ``detectron2``: the paper's Faster R-CNN R101-C4 (optional package); its 2048-d
+  averaged res5 vectors become node features.
+* ``precomputed``: detections and vectors made elsewhere, read from files.
+
+All follow the :class:`Detector` protocol, so the rest of the pipeline never needs to
 know which one ran.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from anograph.detectors.base import Detections, Detector, DetectorSpec
 from anograph.errors import InputError
 
-
-def _build_yolox(**options: Any) -> Detector:
-    from anograph.detectors.yolox import YoloxDetector
-
-    return YoloxDetector(**options)
-
-
-def _build_motion(**options: Any) -> Detector:
-    from anograph.detectors.motion import MotionDetector
-
-    return MotionDetector(**options)
+# Classes are imported only when chosen, so one detector never needs another's dependencies.
+DETECTOR_CLASSES: dict[str, str] = {
+    "yolox": "anograph.detectors.yolox:YoloxDetector",
+    "motion": "anograph.detectors.motion:MotionDetector",
+    "torchvision": "anograph.detectors.faster_rcnn:TorchvisionDetector",
+    "detectron2": "anograph.detectors.detectron2_rcnn:Detectron2Detector",
+    "precomputed": "anograph.detectors.precomputed:PrecomputedDetector",
+}
 
 
-# Builders import lazily so that choosing one detector never imports the other's dependencies.
-DETECTOR_BUILDERS: dict[str, Callable[..., Detector]] = {"yolox": _build_yolox, "motion": _build_motion}
+def detector_class(name: str) -> type:
+    """The class registered as ``name``; an unknown name raises :class:`InputError`."""
+    if name not in DETECTOR_CLASSES:
+        raise InputError(
+            None, f"unknown detector {name!r}; choose from {', '.join(sorted(DETECTOR_CLASSES))}"
+        )
+    module, class_name = DETECTOR_CLASSES[name].split(":")
+    return getattr(importlib.import_module(module), class_name)
+
+
+def accepts_option(name: str, option: str) -> bool:
+    """Whether the detector registered as ``name`` takes the keyword ``option`` (``device``, say)."""
+    return option in inspect.signature(detector_class(name).__init__).parameters
+
+
+def _build(name: str, **options: Any) -> Detector:
+    return detector_class(name)(**options)
+
+
+DETECTOR_BUILDERS: dict[str, Callable[..., Detector]] = {
+    name: functools.partial(_build, name) for name in DETECTOR_CLASSES
+}
 
 
 def create_detector(name: str, **options: Any) -> Detector:
@@ -37,10 +64,11 @@ def create_detector(name: str, **options: Any) -> Detector:
     Parameters
     ----------
     name:
-        ``"yolox"`` (:class:`anograph.detectors.yolox.YoloxDetector`) or ``"motion"``
-        (:class:`anograph.detectors.motion.MotionDetector`).
+        A key of :data:`DETECTOR_CLASSES`: ``"yolox"``, ``"motion"``, ``"torchvision"``,
+        ``"detectron2"`` or ``"precomputed"``.
     **options:
-        Passed to the detector's constructor; an unknown option raises :class:`InputError`.
+        Passed to the detector's constructor; an unknown or missing option raises
+        :class:`InputError`.
     """
     builder = DETECTOR_BUILDERS.get(name)
     if builder is None:
@@ -50,10 +78,19 @@ def create_detector(name: str, **options: Any) -> Detector:
     try:
         return builder(**options)
     except TypeError as error:
-        # A misspelt option surfaces as a TypeError from the constructor; say which detector and why.
-        if "unexpected keyword argument" not in str(error):
+        # A misspelt or missing option surfaces as a TypeError from the constructor; say which detector and why.
+        if "unexpected keyword argument" not in str(error) and "required" not in str(error):
             raise
         raise InputError(None, f"detector {name!r}: {error}") from error
 
 
-__all__ = ["DETECTOR_BUILDERS", "Detections", "Detector", "DetectorSpec", "create_detector"]
+__all__ = [
+    "DETECTOR_BUILDERS",
+    "DETECTOR_CLASSES",
+    "Detections",
+    "Detector",
+    "DetectorSpec",
+    "accepts_option",
+    "create_detector",
+    "detector_class",
+]

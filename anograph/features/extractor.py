@@ -27,6 +27,11 @@ group           width            content
                                  perspective correction
 ==============  ===============  ==========================================================
 
+A detector that makes its own per-object vectors puts them first, as the group
+``detector_features`` (width ``detector.feature_width``): the box-head output of
+``torchvision`` (1024) or ``detectron2`` (2048, the paper's node feature), or the vectors
+a ``precomputed`` import brings along.
+
 Values are raw (not standardised): models standardise on their training set, so the
 stored vectors do not depend on which videos were used for training.
 """
@@ -44,7 +49,7 @@ from anograph.features.appearance import AppearanceEmbedder
 from anograph.features.layout import FeatureLayout
 from anograph.features.motion import MotionFeatures
 
-FEATURE_GROUPS = ("appearance", "class", "confidence", "geometry", "motion", "frame_flow")
+FEATURE_GROUPS = ("detector_features", "appearance", "class", "confidence", "geometry", "motion", "frame_flow")
 GEOMETRY_WIDTH = 4
 
 
@@ -78,9 +83,11 @@ class NodeFeatureExtractor:
             motion = MotionFeatures()
         self.motion = motion if isinstance(motion, MotionFeatures) else None
 
-    def layout(self, class_names: Sequence[str]) -> FeatureLayout:
-        """The feature layout for a detector with ``class_names``."""
+    def layout(self, class_names: Sequence[str], detector_feature_width: int = 0) -> FeatureLayout:
+        """The feature layout for a detector with ``class_names`` and ``detector_feature_width``-long vectors."""
         groups: list[tuple[str, int]] = []
+        if detector_feature_width:
+            groups.append(("detector_features", int(detector_feature_width)))
         if self.appearance is not None:
             groups.append(("appearance", self.appearance.width))
         groups += [("class", len(class_names)), ("confidence", 1), ("geometry", GEOMETRY_WIDTH)]
@@ -102,6 +109,8 @@ class NodeFeatureExtractor:
         boxes = np.asarray(detections.boxes, np.float32).reshape(-1, 4)
         n = len(boxes)
         parts: list[np.ndarray] = []
+        if detections.features is not None:
+            parts.append(np.asarray(detections.features, np.float32))
         if self.appearance is not None:
             parts.append(self.appearance.embed(frame, boxes))
         class_scores = np.asarray(detections.class_scores, np.float32)
@@ -122,7 +131,8 @@ class NodeFeatureExtractor:
             "groups": [
                 group
                 for group in FEATURE_GROUPS
-                if (group != "appearance" or self.appearance is not None)
+                if group != "detector_features"  # the detector's, recorded in its own description
+                and (group != "appearance" or self.appearance is not None)
                 and (group not in ("motion", "frame_flow") or self.motion is not None)
             ],
             "appearance": None if self.appearance is None else self.appearance.describe(),
