@@ -8,8 +8,9 @@ processes share the cores). Ratios to YOLOX come from this same run.
 
 Faster R-CNN detectors run with *random* weights (no download here), at confidence 0 and at
 most ``--objects`` objects per frame, so their object counts resemble Ped2's; their speed does
-not depend on the weights' values. They are slow on a CPU, so they run on the first
-``--slow-frames`` frames only. ``precomputed`` imports YOLOX's detections of the same video,
+not depend on the weights' values (detectron2's random R101 gets zero-initialised residual
+branches, or its activations explode and nothing is proposed). They are slow on a CPU, so
+they run on the first ``--slow-frames`` frames only. ``precomputed`` imports YOLOX's detections of the same video,
 with a random 1024-d vector per object.
 
     python bench/detector_throughput.py --root ../shared/data/UCSD_Anomaly_Dataset.v1p2 \
