@@ -10,6 +10,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
+from anograph.content import video_content_hash
 from anograph.datasets.synthetic import generate_synthetic_dataset
 from anograph.detectors import create_detector
 from anograph.detectors.precomputed import PrecomputedDetector
@@ -84,11 +85,11 @@ def test_all_three_formats_round_trip_into_shards(tmp_path: Path) -> None:
     detector, extractor = settings.build()
     fingerprint = extraction_fingerprint(detector, extractor)
     for video in dataset.train:
-        write_shard(storage, shard_key(fingerprint, "train", video.name),
+        write_shard(storage, shard_key(fingerprint, "train", video.name, video_content_hash(video.path)),
                     extract_video(open_video(video.path), detector, extractor))
 
     for video in dataset.train:
-        shard = read_shard(storage, shard_key(fingerprint, "train", video.name))
+        shard = read_shard(storage, shard_key(fingerprint, "train", video.name, video_content_hash(video.path)))
         expected = written[video.name]
         order = np.argsort(expected["frame"], kind="stable")
         layout = shard.metadata.feature_layout
