@@ -1,4 +1,4 @@
-"""The ``anograph`` command line: ``run`` a dataset through the pipeline, or the ``demo``.
+"""The ``anograph`` command line: ``run`` a dataset, ``evaluate`` a trained model again, or the ``demo``.
 
 The CLI only parses arguments and hands them to the Prefect pipeline flow; errors that a
 user can cause are printed as one line naming the file and the reason (exit code 2).
@@ -31,6 +31,45 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated node-feature groups the model uses (default: the model's default)")
     parser.add_argument("--propagation-steps", type=int, default=None,
                         help="score-propagation steps over the test window graph (default: the model's default)")
+    _add_ablation_options(parser)
+
+
+def _add_ablation_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("ablations (the paper's Tables 4-5, Figs. 3-4; each adds a report section)")
+    group.add_argument("--ablate-edges", action="store_true",
+                       help="retrain with spatial-only and with temporal-only edges")
+    group.add_argument("--window-sweep", default=None,
+                       help="comma-separated test windows i to score the same model with, e.g. 1,3,5,10,15")
+    group.add_argument("--training-fractions", default=None,
+                       help="comma-separated shares of training frames to retrain on, e.g. 0.1,0.5")
+    group.add_argument("--embedding-map", action="store_true", help="t-SNE map of the test-object embeddings")
+    group.add_argument("--all-ablations", action="store_true",
+                       help="all of the above: edges, i=1,3,5,10,15, fractions 0.1,0.5, embedding map")
+    group.add_argument("--ablation-seed", type=int, default=0, help="seed of frame discarding and t-SNE")
+
+
+def _numbers(text: str | None, kind: type, option: str) -> list[Any]:
+    if not text:
+        return []
+    try:
+        return [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise InputError(None, f"{option} takes comma-separated numbers, not {text!r}") from error
+
+
+def _ablations(arguments: argparse.Namespace) -> dict[str, Any]:
+    ablations: dict[str, Any] = {
+        "edges": arguments.ablate_edges,
+        "window_radii": _numbers(arguments.window_sweep, int, "--window-sweep"),
+        "training_fractions": _numbers(arguments.training_fractions, float, "--training-fractions"),
+        "embedding": arguments.embedding_map,
+        "seed": arguments.ablation_seed,
+    }
+    if arguments.all_ablations:
+        ablations.update(edges=True, embedding=True,
+                         window_radii=ablations["window_radii"] or [1, 3, 5, 10, 15],
+                         training_fractions=ablations["training_fractions"] or [0.1, 0.5])
+    return ablations
 
 
 def _model_options(arguments: argparse.Namespace) -> dict[str, Any]:
@@ -60,6 +99,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fps", type=float, default=None, help="frame rate when the videos do not say")
     _add_pipeline_options(run)
 
+    evaluate = commands.add_parser(
+        "evaluate", help="score an existing model on a dataset again, reusing the feature shards that exist")
+    evaluate.add_argument("--dataset", required=True, help="dataset name, as for run")
+    evaluate.add_argument("--root", required=True, type=Path, help="dataset root folder")
+    evaluate.add_argument("--model", required=True,
+                          help="model key in the storage, e.g. models/ucsd-ped2-yolox-00d8ba5e56b8")
+    evaluate.add_argument("--storage", required=True, help="storage root (path or URI) holding the model and shards")
+    evaluate.add_argument("--out", required=True, type=Path, help="folder for report.json, report.md and plots")
+    evaluate.add_argument("--detector", default="yolox", help="the detector the model was trained with")
+    evaluate.add_argument("--weights", default=None, help="detector weights file (YOLOX ONNX)")
+    evaluate.add_argument("--confidence", type=float, default=None, help="detector confidence threshold used")
+    evaluate.add_argument("--no-appearance", action="store_true", help="the shards have no appearance embedding")
+    evaluate.add_argument("--fps", type=float, default=None, help="frame rate when the videos do not say")
+    evaluate.add_argument("--window-seconds", type=float, default=1.0, help="test window half-width i in seconds")
+    evaluate.add_argument("--scorer", default=None, help="default scorer for the headline AUC")
+    evaluate.add_argument("--sigma", type=float, default=3.0, help="Gaussian smoothing sigma for the smoothed AUCs")
+    _add_ablation_options(evaluate)
+
     demo = commands.add_parser("demo", help="run the whole pipeline on a generated synthetic scene")
     demo.add_argument("--seed", type=int, default=0, help="seed of the synthetic scene")
     _add_pipeline_options(demo)
@@ -68,9 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detector: str,
                   detector_options: dict[str, Any], fps: float | None) -> dict[str, Any]:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    _quiet_prefect()
     from flows.pipeline import pipeline  # Prefect is imported only when a flow really runs
 
     out = arguments.out.resolve()
@@ -87,7 +142,46 @@ def _run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detec
         appearance=not arguments.no_appearance,
         default_scorer=arguments.scorer,
         smoothing_sigma=arguments.sigma,
+        ablations=_ablations(arguments),
     )
+
+
+def _rescore(arguments: argparse.Namespace, detector_options: dict[str, Any]) -> dict[str, Any]:
+    _quiet_prefect()
+    from flows.rescore import rescore  # Prefect is imported only when a flow really runs
+
+    return rescore(
+        dataset=arguments.dataset,
+        root=str(arguments.root.resolve()),
+        model_key=arguments.model,
+        storage=arguments.storage,
+        out=str(arguments.out.resolve()),
+        detector=arguments.detector,
+        detector_options=detector_options,
+        appearance=not arguments.no_appearance,
+        fps=arguments.fps,
+        window_seconds=arguments.window_seconds,
+        default_scorer=arguments.scorer,
+        smoothing_sigma=arguments.sigma,
+        ablations=_ablations(arguments),
+    )
+
+
+def _quiet_prefect() -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+
+def _detector_options(arguments: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if arguments.weights:
+        options["weights"] = str(Path(arguments.weights).resolve())
+    if getattr(arguments, "weights_url", None):
+        options["weights_url"] = arguments.weights_url
+    if arguments.confidence is not None:
+        options["confidence_threshold"] = arguments.confidence
+    return options
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,15 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if not arguments.root.is_dir():  # fail before Prefect spends seconds starting up
                 raise InputError(arguments.root, "dataset root is not a folder")
-            options: dict[str, Any] = {}
-            if arguments.weights:
-                options["weights"] = str(Path(arguments.weights).resolve())
-            if arguments.weights_url:
-                options["weights_url"] = arguments.weights_url
-            if arguments.confidence is not None:
-                options["confidence_threshold"] = arguments.confidence
-            report = _run_pipeline(arguments, arguments.dataset, arguments.root, arguments.detector, options,
-                                   arguments.fps)
+            if arguments.command == "evaluate":
+                report = _rescore(arguments, _detector_options(arguments))
+            else:
+                report = _run_pipeline(arguments, arguments.dataset, arguments.root, arguments.detector,
+                                       _detector_options(arguments), arguments.fps)
     except AnographError as error:
         print(f"anograph: error: {error}", file=sys.stderr)
         return 2

@@ -29,10 +29,12 @@ def pipeline(
     appearance: bool = True,
     default_scorer: str | None = None,
     smoothing_sigma: float = 3.0,
+    ablations: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Extract features for every video, train on the training split, evaluate the test split.
 
     Shards and the model go to ``storage`` (default ``out/store``); the report to ``out``.
+    ``ablations`` is passed to :func:`flows.evaluate.evaluate`.
     """
     storage = storage or str(Path(out) / "store")
     data = load_dataset_task(dataset, root, fps)
@@ -56,4 +58,4 @@ def pipeline(
     return evaluate(dataset, root, storage, trained["model_key"], test_keys, out, fps=data.fps,
                     window_seconds=window_seconds, default_scorer=default_scorer,
                     smoothing_sigma=smoothing_sigma, detector=detector, stage_seconds=stage_seconds,
-                    config=config)
+                    config=config, train_shard_keys=train_keys, ablations=ablations)
