@@ -183,7 +183,8 @@ def evaluate(
         "smoothing_sigma": smoothing_sigma,
         "config": {**(config or {}), "model_key": model_key, "window_seconds": window_seconds,
                    "model": options, "model_detector": model.detector_,
-                   "model_training": {"separation": model.training_separation_, "epochs": model.n_epochs_},
+                   "model_training": {"separation": model.training_separation_, "epochs": model.n_epochs_,
+                                      "n_nodes": model.n_training_nodes_},
                    "ablations": wanted},
         "object_regions": {name: {video: regions[name] for video, regions in main["regions"].items()}
                            for name in SCORERS},

@@ -42,7 +42,7 @@ def test_evaluate_reuses_shards_runs_ablations_and_writes_every_section(tmp_path
     assert list(ablations["window"]["variants"]) == ["i=1", "i=1, propagate 1", "i=2", "i=2, propagate 2"]
     assert list(ablations["training_fraction"]["variants"]) == ["50%", "100%"]
     half = ablations["training_fraction"]["details"]["50%"]
-    assert 0 < half["n_training_nodes"] < report["config"]["model_training"].get("nodes", float("inf"))
+    assert 0 < half["n_training_nodes"] < report["config"]["model_training"]["n_nodes"]
     for ablation in ablations.values():
         for per_scorer in ablation["variants"].values():
             assert set(per_scorer) == set(report["scorers"])
