@@ -12,6 +12,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from anograph.ablations import DEFAULT_WINDOW_RADII, EDGE_VARIANTS, ablation_model_key, with_propagation
 from anograph.errors import InputError
 from anograph.model import SCORERS, AnoGraph
+from anograph.scoring import SlidingWindowGraph
 from anograph.storage import Storage
 from flows.train import train
 from tasks.evaluate import (
@@ -130,9 +131,17 @@ def evaluate(
     if wanted["window_radii"]:
         steps = int(model.score_propagation_steps)
         variants: dict[str, Any] = {}
+        # Scoring depends on the radius only through min(radius, reach) (the window the encoder sees,
+        # SlidingWindowGraph.effective_radius) and min(steps, radius) (propagation): radii equal in both
+        # give identical scores by construction, so each distinct pair is scored once.
+        reach = SlidingWindowGraph(max(wanted["window_radii"]), model.graph_config).effective_radius
+        scored: dict[tuple[int, int], Any] = {}
         for radius in wanted["window_radii"]:
-            variants[f"i={radius}"] = _score_all(model, storage_root, test_shard_keys, window_seconds,
-                                                 data.fps, radius)["frames"]
+            effective = (min(radius, reach), min(steps, radius))
+            if effective not in scored:
+                scored[effective] = _score_all(model, storage_root, test_shard_keys, window_seconds,
+                                               data.fps, radius)["frames"]
+            variants[f"i={radius}"] = scored[effective]
             variants[f"i={radius}, propagate {radius}"] = _score_all(
                 with_propagation(model, radius), storage_root, test_shard_keys, window_seconds, data.fps, radius,
             )["frames"]
