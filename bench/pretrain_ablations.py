@@ -11,8 +11,8 @@ the main model's parameters, with only the graph edges or the training share cha
         --model models/ucsd-ped2-yolox-00d8ba5e56b8 --edges --fractions 0.1,0.5 --workers 2
 
 Prints one line per model (key, nodes, epochs, seconds) and writes them as JSON with --json.
-The main model need not exist yet: without it the options are AnoGraph's defaults
-(what ``anograph run`` trains without model options).
+The main model need not exist yet: without it the options are AnoGraph's defaults with
+``--epochs`` (what ``anograph run --epochs N`` trains), so both runs can go at once.
 """
 
 from __future__ import annotations
@@ -32,8 +32,11 @@ from anograph.storage import Storage
 from tasks.train import new_model
 
 
-def _options(storage: Storage, model_key: str) -> dict[str, Any]:
-    model = AnoGraph.load(storage, model_key) if storage.exists(f"{model_key}/model.json") else AnoGraph()
+def _options(storage: Storage, model_key: str, model_options: dict[str, Any]) -> dict[str, Any]:
+    if storage.exists(f"{model_key}/model.json"):
+        model = AnoGraph.load(storage, model_key)
+    else:
+        model = new_model(model_options)
     options = model.get_params(deep=False) | {"graph": model.graph_config.to_dict()}
     if options.get("feature_groups") is not None:
         options["feature_groups"] = list(options["feature_groups"])
@@ -63,6 +66,8 @@ def main() -> None:
     parser.add_argument("--fractions", default="", help="comma-separated training shares, e.g. 0.1,0.5")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="max epochs, as given to anograph run, when the main model does not exist yet")
     parser.add_argument("--json", default=None)
     arguments = parser.parse_args()
 
@@ -71,7 +76,8 @@ def main() -> None:
     shards = sorted(storage.list(f"shards/{fingerprint}/train/"))
     if not shards:
         raise SystemExit(f"no training shards under shards/{fingerprint}/train/ in {storage.uri}")
-    options = _options(storage, arguments.model)
+    options = _options(storage, arguments.model,
+                       {} if arguments.epochs is None else {"max_epochs": arguments.epochs})
     jobs = []
     if arguments.edges:
         for variant in ("spatial", "temporal"):
