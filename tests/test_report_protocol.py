@@ -10,6 +10,7 @@ import pytest
 
 from anograph.published import PUBLISHED
 from anograph.report import build_report, object_regions, write_report
+from tests.conftest import SHARED
 from tests.test_metrics_protocol import DETECTIONS, GROUND_TRUTH, N_FRAMES
 
 LABELS = {"a": np.array([1, 1, 1, 1], bool), "b": np.zeros(6, bool)}
@@ -65,7 +66,7 @@ def test_published_figures_are_labelled_and_match_the_paper_tables() -> None:
     assert _report(dataset="my-own-folder")["published"] is None
     assert PUBLISHED["adoc"]["metrics"]["nlilo_accuracy"] == 89.5  # Table 2, Exp 3
     # The figures quoted must be in the paper's text, where it is available.
-    paper = Path(__file__).resolve().parents[2] / "shared" / "paper" / "ano-graph-2021.txt"
+    paper = SHARED / "paper" / "ano-graph-2021.txt"
     if not paper.is_file():
         pytest.skip(f"paper text not found at {paper}")
     text = paper.read_text()
