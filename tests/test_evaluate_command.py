@@ -6,6 +6,7 @@ import json
 
 import cv2
 import pytest
+from prefect.client.orchestration import get_client
 
 from anograph.cli import main
 from anograph.datasets.synthetic import generate_synthetic_dataset
@@ -52,6 +53,12 @@ def test_evaluate_reuses_shards_runs_ablations_and_writes_every_section(tmp_path
         assert text in markdown, text
     image = cv2.imread(str(out / "embedding.png"))
     assert image is not None and image.std() > 10
+    # The flow run published the report and links to its key figures as Prefect artifacts.
+    with get_client(sync_client=True) as client:
+        published = [(artifact.key, str(artifact.data)) for artifact in client.read_artifacts(limit=100)]
+    assert any(key == "anograph-report-folder" and "Table 1 layout" in data for key, data in published)
+    link = (out / "embedding.png").resolve().as_uri()
+    assert any(key == "anograph-report-folder-embedding" and link in data for key, data in published)
 
     # A second evaluation finds the ablation models instead of training them again.
     assert main([*arguments[:-5], "--training-fractions", "0.5", "--out", str(tmp_path / "again")]) == 0
