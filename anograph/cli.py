@@ -1,4 +1,4 @@
-"""The ``anograph`` command line: ``run`` a dataset through the pipeline, or the ``demo``.
+"""The ``anograph`` command line: ``run`` a dataset, ``evaluate`` a trained model again, or the ``demo``.
 
 The CLI only parses arguments and hands them to the Prefect pipeline flow; errors that a
 user can cause are printed as one line naming the file and the reason (exit code 2).
@@ -38,6 +38,45 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                         help="leave out videos that cannot be read (listed in the report) instead of failing")
     parser.add_argument("--propagation-steps", type=int, default=None,
                         help="score-propagation steps over the test window graph (default: the model's default)")
+    _add_ablation_options(parser)
+
+
+def _add_ablation_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("ablations (the paper's Tables 4-5, Figs. 3-4; each adds a report section)")
+    group.add_argument("--ablate-edges", action="store_true",
+                       help="retrain with spatial-only and with temporal-only edges")
+    group.add_argument("--window-sweep", default=None,
+                       help="comma-separated test windows i to score the same model with, e.g. 1,3,5,10,15")
+    group.add_argument("--training-fractions", default=None,
+                       help="comma-separated shares of training frames to retrain on, e.g. 0.1,0.5")
+    group.add_argument("--embedding-map", action="store_true", help="t-SNE map of the test-object embeddings")
+    group.add_argument("--all-ablations", action="store_true",
+                       help="all of the above: edges, i=1,3,5,10,15, fractions 0.1,0.5, embedding map")
+    group.add_argument("--ablation-seed", type=int, default=0, help="seed of frame discarding and t-SNE")
+
+
+def _numbers(text: str | None, kind: type, option: str) -> list[Any]:
+    if not text:
+        return []
+    try:
+        return [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise InputError(None, f"{option} takes comma-separated numbers, not {text!r}") from error
+
+
+def _ablations(arguments: argparse.Namespace) -> dict[str, Any]:
+    ablations: dict[str, Any] = {
+        "edges": arguments.ablate_edges,
+        "window_radii": _numbers(arguments.window_sweep, int, "--window-sweep"),
+        "training_fractions": _numbers(arguments.training_fractions, float, "--training-fractions"),
+        "embedding": arguments.embedding_map,
+        "seed": arguments.ablation_seed,
+    }
+    if arguments.all_ablations:
+        ablations.update(edges=True, embedding=True,
+                         window_radii=ablations["window_radii"] or [1, 3, 5, 10, 15],
+                         training_fractions=ablations["training_fractions"] or [0.1, 0.5])
+    return ablations
 
 
 def _model_options(arguments: argparse.Namespace) -> dict[str, Any]:
@@ -53,33 +92,53 @@ def _model_options(arguments: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _add_source_options(parser: argparse.ArgumentParser) -> None:
+    """The dataset and detector options ``run`` and ``evaluate`` share (shards are keyed by them)."""
+    parser.add_argument("--dataset", required=True,
+                        help="ucsd-ped1, ucsd-ped2, avenue, shanghaitech, street-scene, adoc, folder or synthetic")
+    parser.add_argument("--root", required=True, type=Path, help="dataset root folder")
+    parser.add_argument("--scene", default=None,
+                        help="shanghaitech only: one scene (01 ... 13) instead of all 13 pooled")
+    parser.add_argument("--adoc-split", default=None, choices=("day", "night", "all"),
+                        help="adoc only: day, night or all footage, for training and testing (default all)")
+    parser.add_argument("--detector", default="yolox",
+                        help="yolox (default), motion, torchvision, detectron2 or precomputed (README: Detectors)")
+    parser.add_argument("--weights", default=None,
+                        help="detector weights file (YOLOX ONNX; torchvision or detectron2 state dict)")
+    parser.add_argument("--detector-config", default=None, help="detectron2 config file (YAML); detectron2 only")
+    parser.add_argument("--detections", default=None,
+                        help="folder of precomputed detections (README: Precomputed detections); precomputed only")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                        help="where the detector and the appearance network run (default cpu; auto = cuda if present)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="frames per detector pass (torchvision, detectron2; default 1)")
+    parser.add_argument("--weights-url", default=None, help="URL to download the weights from when --weights is absent")
+    parser.add_argument("--confidence", type=float, default=None, help="detector confidence threshold")
+    parser.add_argument("--fps", type=float, default=None, help="frame rate when the videos do not say")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anograph", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="extract, train and evaluate on a dataset")
-    run.add_argument("--dataset", required=True,
-                     help="ucsd-ped1, ucsd-ped2, avenue, shanghaitech, street-scene, adoc, folder or synthetic")
-    run.add_argument("--root", required=True, type=Path, help="dataset root folder")
-    run.add_argument("--scene", default=None,
-                     help="shanghaitech only: one scene (01 ... 13) instead of all 13 pooled")
-    run.add_argument("--adoc-split", default=None, choices=("day", "night", "all"),
-                     help="adoc only: day, night or all footage, for training and testing (default all)")
-    run.add_argument("--detector", default="yolox",
-                     help="yolox (default), motion, torchvision, detectron2 or precomputed (README: Detectors)")
-    run.add_argument("--weights", default=None,
-                     help="detector weights file (YOLOX ONNX; torchvision or detectron2 state dict)")
-    run.add_argument("--detector-config", default=None, help="detectron2 config file (YAML); detectron2 only")
-    run.add_argument("--detections", default=None,
-                     help="folder of precomputed detections (README: Precomputed detections); precomputed only")
-    run.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
-                     help="where the detector and the appearance network run (default cpu; auto = cuda if present)")
-    run.add_argument("--batch-size", type=int, default=None,
-                     help="frames per detector pass (torchvision, detectron2; default 1)")
-    run.add_argument("--weights-url", default=None, help="URL to download the weights from when --weights is absent")
-    run.add_argument("--confidence", type=float, default=None, help="detector confidence threshold")
-    run.add_argument("--fps", type=float, default=None, help="frame rate when the videos do not say")
+    _add_source_options(run)
     _add_pipeline_options(run)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score an existing model on a dataset again, reusing the feature shards that exist")
+    _add_source_options(evaluate)
+    evaluate.add_argument("--model", required=True,
+                          help="model key in the storage, e.g. models/ucsd-ped2-yolox-00d8ba5e56b8")
+    evaluate.add_argument("--storage", required=True, help="storage root (path or URI) holding the model and shards")
+    evaluate.add_argument("--s3-endpoint", default=None,
+                          help="endpoint URL of an S3-compatible server for an s3:// storage root")
+    evaluate.add_argument("--out", required=True, type=Path, help="folder for report.json, report.md and plots")
+    evaluate.add_argument("--no-appearance", action="store_true", help="the shards have no appearance embedding")
+    evaluate.add_argument("--window-seconds", type=float, default=1.0, help="test window half-width i in seconds")
+    evaluate.add_argument("--scorer", default=None, help="default scorer for the headline AUC")
+    evaluate.add_argument("--sigma", type=float, default=3.0, help="Gaussian smoothing sigma for the smoothed AUCs")
+    _add_ablation_options(evaluate)
 
     demo = commands.add_parser("demo", help="run the whole pipeline on a generated synthetic scene")
     demo.add_argument("--seed", type=int, default=0, help="seed of the synthetic scene")
@@ -116,9 +175,7 @@ def _detector_options(arguments: argparse.Namespace) -> dict[str, Any]:
 
 def _run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detector: str,
                   detector_options: dict[str, Any], fps: float | None) -> dict[str, Any]:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    _quiet_prefect()
     out = arguments.out.resolve()
     storage = with_endpoint(arguments.storage or str(out / "store"), arguments.s3_endpoint)
     Storage(storage)  # a bad root or a missing bucket fails here, before Prefect starts
@@ -139,7 +196,39 @@ def _run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detec
         default_scorer=arguments.scorer,
         smoothing_sigma=arguments.sigma,
         skip_bad_videos=arguments.skip_bad_videos,
+        ablations=_ablations(arguments),
     )
+
+
+def _rescore(arguments: argparse.Namespace, dataset: str, detector_options: dict[str, Any]) -> dict[str, Any]:
+    _quiet_prefect()
+    storage = with_endpoint(arguments.storage, arguments.s3_endpoint)
+    Storage(storage)  # a bad root or a missing bucket fails here, before Prefect starts
+    from flows.rescore import rescore  # Prefect is imported only when a flow really runs
+
+    return rescore(
+        dataset=dataset,
+        root=str(arguments.root.resolve()),
+        model_key=arguments.model,
+        storage=storage,
+        out=str(arguments.out.resolve()),
+        detector=arguments.detector,
+        detector_options=detector_options,
+        appearance=not arguments.no_appearance,
+        appearance_options={"device": arguments.device},
+        fps=arguments.fps,
+        window_seconds=arguments.window_seconds,
+        default_scorer=arguments.scorer,
+        smoothing_sigma=arguments.sigma,
+        ablations=_ablations(arguments),
+    )
+
+
+def _quiet_prefect() -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,8 +247,11 @@ def main(argv: list[str] | None = None) -> int:
             dataset = dataset_variant(arguments.dataset, scene=arguments.scene, adoc_split=arguments.adoc_split)
             if not arguments.root.is_dir():  # fail before Prefect spends seconds starting up
                 raise InputError(arguments.root, "dataset root is not a folder")
-            report = _run_pipeline(arguments, dataset, arguments.root, arguments.detector,
-                                   _detector_options(arguments), arguments.fps)
+            if arguments.command == "evaluate":
+                report = _rescore(arguments, dataset, _detector_options(arguments))
+            else:
+                report = _run_pipeline(arguments, dataset, arguments.root, arguments.detector,
+                                       _detector_options(arguments), arguments.fps)
     except AnographError as error:
         print(f"anograph: error: {error}", file=sys.stderr)
         return 2

@@ -11,6 +11,8 @@
     the choices made, and the plots embedded.
 ``roc.png``
     Pooled ROC curve of every scorer (unsmoothed; the default scorer smoothed as well).
+``embedding.png``
+    When an embedding map is given: t-SNE of test-object embeddings coloured by score (Fig. 3).
 ``scores_<video>.png``
     One per test video: the default scorer's frame scores (raw and smoothed) over time,
     anomalous frames shaded. Characters other than letters, digits, ``.``, ``_`` and
@@ -59,19 +61,35 @@ report.json schema (version 1)::
       "skipped_videos": [                               # unreadable videos left out (--skip-bad-videos)
         {"split": "test", "video": "<video>", "path": "...", "reason": "..."}
       ],
+      "versions": {"anograph": "0.1.0", "python": ..., "numpy": ..., "torch": ..., ...},
+      "youden": {"<scorer>": {"threshold", "true_negatives", "false_negatives", "true_positives",
+                              "false_positives", "accuracy", "true_positive_rate", "false_positive_rate"}},
+      "nlilo_accuracy": null, "nlilo_accuracy_note": "...",   # why it is not computed
+      "region_metrics": {"available": false, "reason": "..."}  # or, with region ground truth:
+                        {"available": true, "beta": 0.1, "alpha": 0.1, "n_regions", "n_tracks", "n_frames",
+                         "scorers": {"<scorer>": {"rbdc", "tbdc", "rbdr_at_0.01", "rbdr_at_0.1",
+                                                   "tbdr_at_0.01", "tbdr_at_0.1"}}},
+      "ablations": {"<name>": {"note": "...", "details": {...},
+                               "variants": {"<variant>": {"<scorer>": {"frame_auc_micro", "frame_auc_macro",
+                                                                       "frame_auc_micro_smoothed"}}}}},
+      "published": {"paper", "source", "metrics": {...}, "label": "published, not our run"} | null,
       "images": {"roc": "roc.png", "scores": {"<video>": "scores_<video>.png"}}   # added by write_report
     }
 
-AUC and EER values are ``null`` where undefined (a single class of frames).
+AUC and EER values are ``null`` where undefined (a single class of frames). The RBDC /
+TBDC areas and rates are fractions in ``[0, 1]``; published figures are kept as printed (%).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import platform
 import re
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +97,14 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from anograph import __version__
 from anograph.errors import InputError
 from anograph.metrics import (
+    NLILO_NOT_FOUND,
     MacroConvention,
+    area_under_detection_curve,
+    detection_curves,
+    detection_rate_at,
     equal_error_rate,
     fill_empty_frames,
     frame_auc_macro,
@@ -89,10 +112,12 @@ from anograph.metrics import (
     roc_points,
     smooth_scores,
     video_aucs,
+    youden_counts,
 )
+from anograph.published import PUBLISHED_ABLATIONS, STREET_SCENE_NOTE, published_for
 from anograph.storage import Storage
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2  # 2: versions, youden, region_metrics, ablations, published
 EMPTY_FRAMES_RULE = "lowest score over all videos"
 
 FrameScores = Mapping[str, Mapping[str, np.ndarray]]  # scorer -> video -> per-frame scores
@@ -151,7 +176,8 @@ def compute_metrics(
     dict
         ``frame_auc_micro``, ``frame_auc_macro``, ``frame_auc_micro_smoothed``,
         ``frame_auc_macro_smoothed``, ``equal_error_rate`` (floats or ``None`` where
-        undefined), ``n_single_class_videos``, and ``per_video`` (video -> ``auc``,
+        undefined), ``youden`` (counts and accuracy at the threshold maximising TPR - FPR,
+        unsmoothed), ``n_single_class_videos``, and ``per_video`` (video -> ``auc``,
         ``auc_padded``, unsmoothed).
     """
     filled = fill_empty_frames(frame_scores)
@@ -164,6 +190,7 @@ def compute_metrics(
         "frame_auc_micro_smoothed": _finite_or_none(frame_auc_micro(smoothed, labels)),
         "frame_auc_macro_smoothed": _finite_or_none(frame_auc_macro(smoothed, labels, convention)),
         "equal_error_rate": _finite_or_none(equal_error_rate(filled, labels)),
+        "youden": asdict(youden_counts(filled, labels)),
         "n_single_class_videos": own.n_single_class,
         "per_video": {
             name: {"auc": _finite_or_none(own.aucs[name]), "auc_padded": _finite_or_none(padded.aucs[name])}
@@ -185,6 +212,9 @@ def build_report(
     macro_convention: MacroConvention = "pad",
     config: Mapping[str, Any] | None = None,
     skipped_videos: list[Mapping[str, str]] | None = None,
+    object_regions: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+    ground_truth_regions: Mapping[str, np.ndarray | None] | None = None,
+    ablations: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Compute the report dictionary (the ``report.json`` content, without ``images``).
 
@@ -211,6 +241,16 @@ def build_report(
     skipped_videos:
         Videos left out because they could not be read (``--skip-bad-videos``), each
         ``{"split", "video", "path", "reason"}``; stored under ``"skipped_videos"``.
+    object_regions:
+        Scorer -> video -> ``(n, 6)`` detected regions ``frame, x1, y1, x2, y2, score``: each
+        object's box and score (see :func:`object_regions`). Needed for RBDC / TBDC.
+    ground_truth_regions:
+        Video -> ``(m, 6)`` anomalous regions ``frame, track_id, x1, y1, x2, y2``, or ``None``
+        where the dataset has no boxes. RBDC / TBDC are computed only when every test video
+        has an array.
+    ablations:
+        Ablation name -> ``{"variants": {variant: frame_scores (scorer -> video -> scores)},
+        "note": str, "details": {...}}``; each variant's AUCs are computed here.
     """
     if default_scorer not in frame_scores:
         raise InputError(
@@ -255,8 +295,117 @@ def build_report(
         },
         "config": dict(config or {}),
         "skipped_videos": [dict(video) for video in skipped_videos or []],
+        "versions": software_versions(),
+        "youden": {name: metrics["youden"] for name, metrics in per_scorer.items()},
+        "nlilo_accuracy": None,
+        "nlilo_accuracy_note": NLILO_NOT_FOUND,
+        "region_metrics": region_metrics(object_regions, ground_truth_regions, labels),
+        "ablations": {
+            name: ablation_metrics(ablation, labels, smoothing_sigma, macro_convention)
+            for name, ablation in (ablations or {}).items()
+        },
+        "published": _published(dataset),
     }
     return _json_safe(report)
+
+
+def software_versions() -> dict[str, str | None]:
+    """Versions of this package, Python and the libraries that shape the numbers (``None`` if absent)."""
+    versions: dict[str, str | None] = {"anograph": __version__, "python": platform.python_version()}
+    for package in ("numpy", "scipy", "scikit-learn", "torch", "onnxruntime", "opencv-python-headless",
+                    "pyarrow", "prefect"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def object_regions(object_scores: np.ndarray, frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """One video's detected regions for RBDC / TBDC: ``(n, 6)`` rows ``frame, x1, y1, x2, y2, score``."""
+    object_scores = np.asarray(object_scores, np.float64).reshape(-1)
+    return np.column_stack(
+        [np.asarray(frames, np.float64).reshape(-1), np.asarray(boxes, np.float64).reshape(-1, 4), object_scores]
+    )
+
+
+#: False positives per frame at which detection rates are reported beside the areas.
+DETECTION_RATE_FPRS = (0.01, 0.1)
+
+
+def region_metrics(
+    regions: Mapping[str, Mapping[str, np.ndarray]] | None,
+    ground_truth: Mapping[str, np.ndarray | None] | None,
+    labels: Mapping[str, np.ndarray],
+    beta: float = 0.1,
+    alpha: float = 0.1,
+) -> dict[str, Any]:
+    """RBDC, TBDC (areas for FPR 0-1) and detection rates at :data:`DETECTION_RATE_FPRS`, per scorer.
+
+    ``{"available": False, "reason": ...}`` when the dataset has no region ground truth
+    or no object regions were given.
+    """
+    if not ground_truth or any(ground_truth.get(name) is None for name in labels):
+        return {"available": False, "reason": "the dataset gives no anomalous boxes / tracks for its test videos"}
+    if not regions:
+        return {"available": False, "reason": "no per-object regions were scored"}
+    n_frames = {name: int(np.asarray(label).size) for name, label in labels.items()}
+    truth = {name: ground_truth[name] for name in labels}
+    scorers: dict[str, dict[str, float | None]] = {}
+    curves = None
+    for scorer, per_video in regions.items():
+        curves = detection_curves(per_video, truth, n_frames, beta=beta, alpha=alpha)
+        fpr = curves.false_positives_per_frame
+        values: dict[str, float | None] = {
+            "rbdc": _finite_or_none(area_under_detection_curve(fpr, curves.region_detection_rate)),
+            "tbdc": _finite_or_none(area_under_detection_curve(fpr, curves.track_detection_rate)),
+        }
+        for limit in DETECTION_RATE_FPRS:
+            values[f"rbdr_at_{limit:g}"] = _finite_or_none(detection_rate_at(fpr, curves.region_detection_rate, limit))
+            values[f"tbdr_at_{limit:g}"] = _finite_or_none(detection_rate_at(fpr, curves.track_detection_rate, limit))
+        scorers[scorer] = values
+    assert curves is not None
+    return {
+        "available": True,
+        "beta": beta,
+        "alpha": alpha,
+        "n_frames": curves.n_frames,
+        "n_regions": curves.n_regions,
+        "n_tracks": curves.n_tracks,
+        "scorers": scorers,
+    }
+
+
+def ablation_metrics(
+    ablation: Mapping[str, Any],
+    labels: Mapping[str, np.ndarray],
+    sigma: float,
+    convention: MacroConvention = "pad",
+) -> dict[str, Any]:
+    """Frame AUCs (micro, macro, micro smoothed) of every scorer of every variant of one ablation."""
+    variants = {
+        str(variant): {
+            scorer: {
+                key: metrics[key] for key in ("frame_auc_micro", "frame_auc_macro", "frame_auc_micro_smoothed")
+            }
+            for scorer, metrics in (
+                (scorer, compute_metrics(scores, labels, sigma, convention))
+                for scorer, scores in frame_scores.items()
+            )
+        }
+        for variant, frame_scores in ablation["variants"].items()
+    }
+    return {"note": ablation.get("note", ""), "details": dict(ablation.get("details", {})), "variants": variants}
+
+
+def _published(dataset: str) -> dict[str, Any] | None:
+    entry = published_for(dataset)
+    if entry is None:
+        return None
+    entry["label"] = "published, not our run"
+    if dataset == "street-scene":
+        entry["note"] = STREET_SCENE_NOTE
+    return entry
 
 
 def _image_name(video: str) -> str:
@@ -298,6 +447,25 @@ def _plot_roc(
     axes.set_ylabel("true-positive rate")
     axes.set_title(f"Frame-level ROC, {report['dataset']} (all test frames pooled)")
     axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def _plot_embedding(path: Path, embedding: Mapping[str, Any], report: Mapping[str, Any]) -> None:
+    coordinates = np.asarray(embedding["coordinates"], np.float64)
+    panels = embedding["scores"]
+    figure = Figure(figsize=(5.2 * len(panels), 4.6))
+    for position, (scorer, values) in enumerate(panels.items(), start=1):
+        axes = figure.add_subplot(1, len(panels), position)
+        values = np.asarray(values, np.float64)
+        order = np.argsort(values)  # draw high scores last, on top
+        points = axes.scatter(coordinates[order, 0], coordinates[order, 1], c=values[order], s=6, cmap="viridis",
+                              linewidths=0)
+        figure.colorbar(points, ax=axes, label=f"{scorer} score (high = anomalous)")
+        axes.set_title(f"t-SNE of {len(values)} test objects, colour: {scorer}", fontsize=9)
+        axes.set_xticks([])
+        axes.set_yticks([])
+    figure.suptitle(f"Test-object GCN embeddings, {report['dataset']}", fontsize=10)
     figure.tight_layout()
     _save(figure, path)
 
@@ -347,6 +515,138 @@ def _format(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}"
+
+
+def _protocol_markdown(report: Mapping[str, Any]) -> list[str]:
+    """The paper's table layouts (Tables 1-5), our figures beside the published ones."""
+    default = report["default_scorer"]
+    dataset = report["dataset"]
+    published = report.get("published") or {}
+    printed = published.get("metrics", {})
+    label = "*published, not our run*"
+    sigma = report["smoothing_sigma"]
+    lines = [
+        "",
+        "## Tables laid out like the paper's",
+        "",
+        "Figures in % as the paper prints them. Rows marked *published, not our run* are copied from the "
+        f"paper ({published.get('source', 'it has no figure for this dataset')}); every other row is this run.",
+        "",
+        f"### Frame-level AUC (Table 1 layout), {dataset}",
+        "",
+        f"| method | micro AUC | macro AUC | micro AUC σ={sigma:g} | macro AUC σ={sigma:g} |",
+        "|---|---|---|---|---|",
+    ]
+    for name, metrics in report["scorers"].items():
+        shown = f"**anograph `{name}`** (default)" if name == default else f"anograph `{name}`"
+        lines.append(
+            f"| {shown} | {_percent(metrics['frame_auc_micro'])} | {_percent(metrics['frame_auc_macro'])} | "
+            f"{_percent(metrics['frame_auc_micro_smoothed'])} | {_percent(metrics['frame_auc_macro_smoothed'])} |"
+        )
+    if "frame_auc" in printed:
+        lines.append(f"| Ano-Graph, {label} | {printed['frame_auc']:g} (averaging not stated) | | | |")
+
+    youden = report["youden"]
+    lines += [
+        "",
+        "### At the threshold maximising TPR − FPR (Table 2 layout)",
+        "",
+        "Pooled frames, unsmoothed scores; the threshold is chosen on the test labels by definition of the "
+        "metric. nlilo-accuracy: not computed (see *Choices made*).",
+        "",
+        "| method | TN | FN | TP | FP | AUC | accuracy | nlilo-accuracy | threshold |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, counts in youden.items():
+        shown = f"**anograph `{name}`**" if name == default else f"anograph `{name}`"
+        lines.append(
+            f"| {shown} | {counts['true_negatives']} | {counts['false_negatives']} | {counts['true_positives']} | "
+            f"{counts['false_positives']} | {_percent(report['scorers'][name]['frame_auc_micro'])} | "
+            f"{_percent(counts['accuracy'])} | n/a | {_format(counts['threshold'], 4)} |"
+        )
+    if "accuracy" in printed:
+        lines.append(
+            f"| Ano-Graph, {label} | {printed['true_negatives']} | {printed['false_negatives']} | "
+            f"{printed['true_positives']} | {printed['false_positives']} | {printed['frame_auc']:g} | "
+            f"{printed['accuracy']:g} | {printed['nlilo_accuracy']:g} | |"
+        )
+
+    regions = report["region_metrics"]
+    lines += ["", "### Region- and track-based criteria (Table 3 layout)", ""]
+    if regions["available"]:
+        lines += [
+            f"β = {regions['beta']:g} (IoU for a detected region), α = {regions['alpha']:g} (share of a track's "
+            f"regions); {regions['n_regions']} anomalous regions in {regions['n_tracks']} tracks over "
+            f"{regions['n_frames']} frames. RBDC / TBDC: area under detection rate vs false positives per frame, "
+            "FPR 0 to 1. RBDR / TBDR: detection rate at the stated false positives per frame.",
+            "",
+            "| method | AUC | TBDC | RBDC | TBDR @0.01 | RBDR @0.01 | TBDR @0.1 | RBDR @0.1 |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, values in regions["scorers"].items():
+            shown = f"**anograph `{name}`**" if name == default else f"anograph `{name}`"
+            lines.append(
+                f"| {shown} | {_percent(report['scorers'][name]['frame_auc_micro'])} | {_percent(values['tbdc'])} | "
+                f"{_percent(values['rbdc'])} | {_percent(values['tbdr_at_0.01'])} | {_percent(values['rbdr_at_0.01'])} | "
+                f"{_percent(values['tbdr_at_0.1'])} | {_percent(values['rbdr_at_0.1'])} |"
+            )
+        if "track_detection" in printed:
+            lines.append(
+                f"| Ano-Graph, {label} | {printed['frame_auc']:g} | {printed['track_detection']:g} | "
+                f"{printed['region_detection']:g} | | | | |"
+            )
+        if published.get("note"):
+            lines += ["", published["note"]]
+    else:
+        lines.append(f"Not computed: {regions['reason']}.")
+
+    for name, ablation in report["ablations"].items():
+        lines += _ablation_markdown(name, ablation, dataset, default)
+    return lines
+
+
+_ABLATION_TITLES = {
+    "edges": ("Ablation: edge types (Table 4 layout)", "edges"),
+    "window": ("Ablation: test window i, one model, no retraining (Table 5 layout)", "i"),
+    "training_fraction": ("Ablation: share of training frames kept (Fig. 4)", "training frames kept"),
+}
+
+
+def _ablation_markdown(name: str, ablation: Mapping[str, Any], dataset: str, default: str) -> list[str]:
+    title, column = _ABLATION_TITLES.get(name, (f"Ablation: {name}", "variant"))
+    variants = ablation["variants"]
+    scorers = list(next(iter(variants.values()), {}))
+    lines = ["", f"### {title}", ""]
+    if ablation.get("note"):
+        lines += [ablation["note"], ""]
+    lines += [
+        "Micro / macro frame AUC in %, unsmoothed.",
+        "",
+        f"| {column} | " + " | ".join(f"`{scorer}`" + (" (default)" if scorer == default else "") for scorer in scorers)
+        + " |",
+        "|---|" + "---|" * len(scorers),
+    ]
+    for variant, per_scorer in variants.items():
+        cells = [
+            f"{_percent(per_scorer[scorer]['frame_auc_micro'])} / {_percent(per_scorer[scorer]['frame_auc_macro'])}"
+            for scorer in scorers
+        ]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    published = PUBLISHED_ABLATIONS.get(name, {})
+    printed = published.get("values", {})
+    if printed:
+        rows = "; ".join(
+            f"{data}: " + ", ".join(f"{variant} {value:g}" for variant, value in values.items())
+            for data, values in printed.items()
+        )
+        lines += ["", f"Published, not our run ({published['source']}): {rows}."]
+    elif published:
+        lines += ["", f"Published ({published['source']})."]
+    return lines
+
+
 def _markdown(report: Mapping[str, Any]) -> str:
     sigma = report["smoothing_sigma"]
     default = report["default_scorer"]
@@ -379,6 +679,7 @@ def _markdown(report: Mapping[str, Any]) -> str:
             f"{_format(metrics['frame_auc_micro_smoothed'])} | {_format(metrics['frame_auc_macro_smoothed'])} | "
             f"{_format(metrics['equal_error_rate'])} |"
         )
+    lines += _protocol_markdown(report)
     lines += [
         "",
         "## Per video (default scorer, unsmoothed)",
@@ -422,6 +723,7 @@ def _markdown(report: Mapping[str, Any]) -> str:
         "unsmoothed figures are the primary ones.",
         f"- Macro AUC convention `{report['macro_convention']}`: {convention_text}.",
         "- Micro AUC pools every test frame into one ROC curve.",
+        f"- {report.get('nlilo_accuracy_note', '')}",
     ]
     if report["config"]:
         lines += [
@@ -435,6 +737,13 @@ def _markdown(report: Mapping[str, Any]) -> str:
     images = report.get("images", {})
     if images:
         lines += ["", "## Plots", "", f"![ROC curves]({images['roc']})", ""]
+        if images.get("embedding"):
+            lines += [
+                "Embedding map (the paper's Fig. 3): t-SNE of test-object GCN embeddings, coloured by score.",
+                "",
+                f"![embedding map]({images['embedding']})",
+                "",
+            ]
         for video, image in images["scores"].items():
             lines += [f"![{video} scores]({image})", ""]
     return "\n".join(lines).rstrip() + "\n"
@@ -446,6 +755,7 @@ def write_report(
     frame_scores: FrameScores,
     labels: Mapping[str, np.ndarray],
     default_scorer: str,
+    embedding: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write ``report.json``, ``report.md``, ``roc.png`` and one ``scores_<video>.png`` per test video.
 
@@ -462,11 +772,16 @@ def write_report(
         Video -> boolean per-frame labels.
     default_scorer:
         Scorer whose scores are plotted per video.
+    embedding:
+        Optional embedding map: ``{"coordinates": (k, 2), "scores": {scorer: (k,)}}``
+        (see :func:`anograph.ablations.embedding_map`); drawn as ``embedding.png``, one
+        panel per scorer.
 
     Returns
     -------
     dict
-        ``"json"``, ``"markdown"``, ``"roc"`` and ``"scores_<video>"`` -> written path.
+        ``"json"``, ``"markdown"``, ``"roc"``, ``"scores_<video>"`` and, with an embedding
+        map, ``"embedding"`` -> written path.
     """
     if default_scorer not in frame_scores:
         raise InputError(
@@ -491,6 +806,10 @@ def write_report(
         _plot_video_scores(out_dir / image, video, raw[video], smoothed[video], np.asarray(label), report)
         images[video] = image
     report["images"] = {"roc": paths["roc"].name, "scores": images}
+    if embedding is not None:
+        paths["embedding"] = out_dir / "embedding.png"
+        _plot_embedding(paths["embedding"], embedding, report)
+        report["images"]["embedding"] = paths["embedding"].name
 
     paths["json"] = out_dir / "report.json"
     paths["json"].write_text(

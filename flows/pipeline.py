@@ -32,12 +32,14 @@ def pipeline(
     default_scorer: str | None = None,
     smoothing_sigma: float = 3.0,
     skip_bad_videos: bool = False,
+    ablations: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Extract features for every video, train on the training split, evaluate the test split.
 
     Shards, the model and a copy of the report go to ``storage`` (default ``out/store``, any
     root :class:`anograph.storage.Storage` accepts); the report and its plots to ``out``.
     With ``skip_bad_videos``, videos that cannot be read are left out and listed in the report.
+    ``ablations`` is passed to :func:`flows.evaluate.evaluate`.
     """
     storage = storage or str(Path(out) / "store")
     data = load_dataset_task(dataset, root, fps)
@@ -65,4 +67,5 @@ def pipeline(
                     window_seconds=window_seconds, default_scorer=default_scorer,
                     smoothing_sigma=smoothing_sigma, detector=detector, stage_seconds=stage_seconds,
                     config=config, report_key=f"reports/{dataset}-{fingerprint}",
-                    skipped_videos=train_extraction["skipped"] + test_extraction["skipped"])
+                    skipped_videos=train_extraction["skipped"] + test_extraction["skipped"],
+                    train_shard_keys=train_keys, ablations=ablations)

@@ -1,4 +1,4 @@
-"""Tasks of the evaluation stage: load a model, score videos, write the report."""
+"""Tasks of the evaluation stage: load a model, score videos, ablations, write the report."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ from typing import Any
 
 import numpy as np
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from anograph.ablations import embedding_map
 from anograph.datasets import load_dataset
 from anograph.datasets.base import Dataset
-from anograph.errors import InputError
-from anograph.model import AnoGraph
-from anograph.report import build_report, store_report, write_report
+from anograph.errors import InputError, ModelArtifactError
+from anograph.model import SCORERS, AnoGraph
+from anograph.report import build_report, object_regions, store_report, write_report
 from anograph.scoring import frame_scores, window_radius
-from anograph.shards import read_shard
+from anograph.shards import VideoFeatures, read_metadata, read_shard
 from anograph.storage import Storage
 from tasks.retry import retry_unless_bad_input
 
@@ -34,40 +35,107 @@ def load_model(storage_root: str, key: str) -> AnoGraph:
     return AnoGraph.load(Storage(storage_root), key)
 
 
+@task(name="check-model-shards", cache_policy=NO_CACHE, retry_condition_fn=retry_unless_bad_input)
+def check_model_matches_shards(model: AnoGraph, storage_root: str, shard_keys: list[str]) -> None:
+    """Fail early, naming the shard, when the test shards come from another detector than the model's."""
+    storage = Storage(storage_root)
+    for key in shard_keys:
+        detector = read_metadata(storage, key).detector
+        if detector != model.detector_:
+            raise ModelArtifactError(
+                f"{storage.uri}/{key}",
+                f"shard detector {detector} differs from the model's training detector {model.detector_}; "
+                "evaluate with the detector settings the model was trained with",
+            )
+
+
 @task(name="score-video", task_run_name="score-{shard_key}", cache_policy=NO_CACHE,
       retry_condition_fn=retry_unless_bad_input)
 def score_video(model: AnoGraph, storage_root: str, shard_key: str, window_seconds: float,
-                default_fps: float | None) -> tuple[str, dict[str, np.ndarray]]:
-    """Per-frame scores of one test video for every scorer (NaN = frame without objects)."""
+                default_fps: float | None, radius: int | None = None,
+                scorers: list[str] | None = None) -> tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Scores of one test video: ``(video, scorer -> per-frame scores, scorer -> object regions)``.
+
+    Frame scores are NaN for frames without objects. Object regions are ``(n, 6)`` rows
+    ``frame, x1, y1, x2, y2, score`` (the input of RBDC / TBDC). ``radius`` overrides the
+    window derived from ``window_seconds`` and the frame rate (for the window ablation).
+    """
     video = read_shard(Storage(storage_root), shard_key)
+    if radius is None:
+        radius = _window_radius(video, window_seconds, default_fps)
+    object_scores = model.score_video(video, window_radius=radius, scorers=tuple(scorers or SCORERS))
+    offsets = video.frame_offsets()
+    return (
+        video.metadata.video,
+        {name: frame_scores(scores, offsets) for name, scores in object_scores.items()},
+        {name: object_regions(scores, video.frames, video.boxes) for name, scores in object_scores.items()},
+    )
+
+
+def _window_radius(video: VideoFeatures, window_seconds: float, default_fps: float | None) -> int:
     fps = video.metadata.fps or default_fps
     if fps is None:
         raise InputError(video.metadata.source, "frame rate unknown; pass --fps to size the test window")
-    radius = window_radius(window_seconds, fps)
-    object_scores = model.score_video(video, window_radius=radius)
-    offsets = video.frame_offsets()
-    return video.metadata.video, {name: frame_scores(scores, offsets) for name, scores in object_scores.items()}
+    return window_radius(window_seconds, fps)
+
+
+@task(name="embedding-map", cache_policy=NO_CACHE)
+def embedding_map_task(model: AnoGraph, storage_root: str, shard_keys: list[str], window_seconds: float,
+                       default_fps: float | None, regions: dict[str, dict[str, np.ndarray]], scorers: list[str],
+                       seed: int = 0) -> dict[str, Any]:
+    """t-SNE of the test objects' GCN embeddings, with each object's score per scorer (the paper's Fig. 3).
+
+    ``regions`` is video -> scorer -> object regions from :func:`score_video` (score in the last column).
+    """
+    storage = Storage(storage_root)
+    embeddings, scores = [], {name: [] for name in scorers}
+    for key in shard_keys:
+        video = read_shard(storage, key)
+        if not video.n_objects:
+            continue
+        radius = _window_radius(video, window_seconds, default_fps)
+        embeddings.append(model.embed_video(video, window_radius=radius)[1])
+        for name in scorers:
+            scores[name].append(regions[video.metadata.video][name][:, 5])
+    if not embeddings:
+        raise InputError(None, "no test objects to draw an embedding map of")
+    rows, coordinates = embedding_map(np.concatenate(embeddings), seed=seed)
+    get_run_logger().info("embedding map of %d test objects", len(rows))
+    return {"coordinates": coordinates, "scores": {name: np.concatenate(values)[rows] for name, values in scores.items()}}
 
 
 @task(name="write-report", cache_policy=NO_CACHE)
 def write_report_task(out_dir: str, frame_scores_by_scorer: dict[str, dict[str, np.ndarray]],
                       labels: dict[str, np.ndarray], report_options: dict[str, Any],
-                      storage_root: str | None = None, report_key: str | None = None) -> dict[str, Any]:
-    """Compute the metrics, write report.json/report.md/plots and publish report.md as an artifact.
+                      embedding: dict[str, Any] | None = None, storage_root: str | None = None,
+                      report_key: str | None = None) -> dict[str, Any]:
+    """Compute the metrics, write report.json/report.md/plots, publish them as Prefect artifacts.
 
-    With ``storage_root`` and ``report_key`` the report files are also stored under the root.
+    Artifacts of the flow run: the Markdown report (key ``anograph-report-<dataset>``) and a
+    link artifact to each key figure (ROC, embedding map) as a ``file://`` URI. With
+    ``storage_root`` and ``report_key`` the report files are also stored under the root.
     """
     report = build_report(frame_scores_by_scorer, labels, **report_options)
-    paths = write_report(Path(out_dir), report, frame_scores_by_scorer, labels, report["default_scorer"])
+    paths = write_report(Path(out_dir), report, frame_scores_by_scorer, labels, report["default_scorer"],
+                         embedding=embedding)
     if storage_root and report_key:
         storage = Storage(storage_root)
         keys = store_report(paths, storage, report_key)
         get_run_logger().info("report stored at %s (%d files)", storage.location(report_key), len(keys))
+    slug = f"anograph-report-{report['dataset']}".lower().replace("_", "-")
     create_markdown_artifact(
         markdown=paths["markdown"].read_text(),
-        key=f"anograph-report-{report['dataset']}".lower().replace("_", "-"),
-        description=f"anograph evaluation of {report['dataset']}",
+        key=slug,
+        description=f"anograph evaluation of {report['dataset']} (images beside report.md in {out_dir})",
     )
+    for figure in ("roc", "embedding"):
+        if figure in paths:
+            create_link_artifact(
+                link=paths[figure].resolve().as_uri(),
+                link_text=paths[figure].name,
+                key=f"{slug}-{figure}",
+                description=f"{figure} figure of the {report['dataset']} evaluation",
+            )
     get_run_logger().info(
         "%s: frame AUC micro %.4f, macro %.4f (%s) -> %s",
         report["dataset"], report["frame_auc_micro"], report["frame_auc_macro"] or float("nan"),

@@ -7,6 +7,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from anograph.ablations import discard_training_frames
 from anograph.graph import GraphConfig
 from anograph.model import AnoGraph, TrainingGraph
 from anograph.shards import VideoFeatures, read_shard
@@ -22,6 +23,17 @@ def load_shards(storage_root: str, keys: list[str]) -> list[VideoFeatures]:
     videos = [read_shard(storage, key) for key in keys]
     get_run_logger().info("loaded %d shards, %d objects", len(videos), sum(v.n_objects for v in videos))
     return videos
+
+
+@task(name="discard-frames", cache_policy=NO_CACHE, retry_condition_fn=retry_unless_bad_input)
+def discard_frames(videos: list[VideoFeatures], keep_fraction: float, seed: int) -> list[VideoFeatures]:
+    """Keep a seeded random share of the training frames (the training-fraction ablation)."""
+    kept = discard_training_frames(videos, keep_fraction, seed)
+    get_run_logger().info(
+        "kept %.0f%% of training frames: %d of %d objects", 100 * keep_fraction,
+        sum(v.n_objects for v in kept), sum(v.n_objects for v in videos),
+    )
+    return kept
 
 
 def new_model(options: dict[str, Any]) -> AnoGraph:
