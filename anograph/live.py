@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from anograph.calibration import alert_threshold
+from anograph.errors import InputError
 from anograph.inference import ScoringModel, build_extraction
 from anograph.scoring import window_radius
 from anograph.stream import ScoredFrame, StreamAlert, StreamScorer, iter_source_frames, run_stream
@@ -55,7 +56,9 @@ def run_live(scoring: ScoringModel, source: str, out: str | Path, scorer: str,
     out.mkdir(parents=True, exist_ok=True)
     threshold = alert_threshold(scoring.model, scoring.calibration, scorer, threshold_quantile)
     detector, extractor = build_extraction(scoring.model, weights)
-    rate = _source_fps(str(source), fps) or 10.0
+    rate = _source_fps(str(source), fps)
+    if not rate:
+        raise InputError(source, "frame rate unknown; pass --fps to size the test window")
     radius = window_radius(window_seconds, rate)
     scorer_state = StreamScorer(scoring.model, scorer, radius, threshold.value, causal=causal,
                                 min_frames=min_frames, max_gap=max_gap)

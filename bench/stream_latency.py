@@ -42,11 +42,12 @@ def main() -> None:
                           fps=arguments.fps, causal=arguments.causal, loop=True, max_frames=arguments.frames)
     print(f"{report['frames']} frames in {report['wall_seconds']:.0f} s, {report['alerts']} alerts, "
           f"latency {report['latency_frames']} frames, at most {report['max_frames_held']} frames held")
-    print("| part | mean ms | p50 ms | p95 ms | max ms |")
-    print("|---|---|---|---|---|")
+    print("| part | mean ms | p50 ms | p95 ms | max ms | CPU ms |")
+    print("|---|---|---|---|---|---|")
     for name, key in (("detection + features", "detection_and_features"), ("scoring", "scoring")):
         part = report[key]
-        print(f"| {name} | {part['mean_ms']:.2f} | {part['p50_ms']:.2f} | {part['p95_ms']:.2f} | {part['max_ms']:.1f} |")
+        print(f"| {name} | {part['mean_ms']:.2f} | {part['p50_ms']:.2f} | {part['p95_ms']:.2f} | {part['max_ms']:.1f} | "
+              f"{part['cpu_mean_ms']:.2f} |")
     samples = report["memory"]
     if samples:
         print("RSS MiB at frames " + ", ".join(f"{s['frame']}: {s['rss_mib']:.0f}" for s in samples))
