@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the whole pipeline on a generated synthetic scene")
     demo.add_argument("--seed", type=int, default=0, help="seed of the synthetic scene")
     _add_pipeline_options(demo)
+    _add_score_command(commands)
     return parser
 
 
@@ -171,6 +172,60 @@ def _detector_options(arguments: argparse.Namespace) -> dict[str, Any]:
     if accepts_option(name, "device"):
         options["device"] = arguments.device
     return options
+def _add_score_command(commands: Any) -> None:
+    score = commands.add_parser("score", help="score a video, frame folder or live stream with a trained model")
+    score.add_argument("source", help="video file or frame folder; with --stream also a camera index or URL")
+    score.add_argument("--model", required=True, help="model artifact folder or URI (.../models/<name>)")
+    score.add_argument("--out", required=True, type=Path, help="output folder (see README, Scoring outputs)")
+    score.add_argument("--scorer", default=None, help="scorer (default: the evaluation default, group_knn)")
+    score.add_argument("--threshold-quantile", type=float, default=None,
+                       help="alert threshold = this quantile of the normal training frame scores "
+                            "(default: the model's calibration default, 0.99)")
+    score.add_argument("--weights", default=None, help="detector weights file (YOLOX ONNX) the model was trained with")
+    score.add_argument("--fps", type=float, default=None, help="frame rate when the source does not say")
+    score.add_argument("--window-seconds", type=float, default=1.0, help="test window half-width (default 1.0)")
+    score.add_argument("--min-frames", type=int, default=None, help="shortest alert in frames (default 3)")
+    score.add_argument("--max-gap", type=int, default=None, help="gap in frames merged into one alert (default 5)")
+    score.add_argument("--no-overlay", action="store_true", help="skip the annotated MP4")
+    score.add_argument("--stream", action="store_true", help="score frames live as they arrive")
+    score.add_argument("--causal", action="store_true", help="with --stream: use past frames only (lower latency)")
+    score.add_argument("--loop", action="store_true", help="with --stream: replay a file or folder endlessly")
+    score.add_argument("--max-frames", type=int, default=None, help="with --stream: stop after this many frames")
+
+
+def _score(arguments: argparse.Namespace) -> int:
+    from anograph.alerts import DEFAULT_MAX_GAP, DEFAULT_MIN_FRAMES
+    from anograph.inference import load_scoring_model, score_source, write_scoring_outputs
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.evaluate import DEFAULT_SCORER  # one default scorer for evaluation and scoring
+
+    scorer = arguments.scorer or DEFAULT_SCORER
+    min_frames = DEFAULT_MIN_FRAMES if arguments.min_frames is None else arguments.min_frames
+    max_gap = DEFAULT_MAX_GAP if arguments.max_gap is None else arguments.max_gap
+    scoring = load_scoring_model(arguments.model)
+    if arguments.stream:
+        from anograph.live import run_live
+
+        report = run_live(scoring, arguments.source, arguments.out, scorer=scorer,
+                          threshold_quantile=arguments.threshold_quantile, weights=arguments.weights,
+                          fps=arguments.fps, window_seconds=arguments.window_seconds, causal=arguments.causal,
+                          loop=arguments.loop, max_frames=arguments.max_frames, min_frames=min_frames,
+                          max_gap=max_gap, echo=print)
+        print(json.dumps(report, indent=2))
+        return 0
+    scored = score_source(scoring, arguments.source, scorer, arguments.threshold_quantile, arguments.weights,
+                          arguments.fps, arguments.window_seconds, min_frames, max_gap)
+    paths = write_scoring_outputs(scored, arguments.out, overlay=not arguments.no_overlay)
+    for alert in scored.alerts:
+        top = alert.top_objects[0] if alert.top_objects else None
+        where = f"; top object {top.class_name} at {top.box} in frame {top.frame}" if top else ""
+        print(f"alert: frames {alert.start_frame}-{alert.end_frame}, peak {alert.peak_score:.4g}{where}")
+    print(json.dumps({"video": scored.video.metadata.video, "frames": len(scored.frame_scores),
+                      "alerts": len(scored.alerts), "threshold": scored.threshold.value,
+                      "threshold_source": scored.threshold.source,
+                      "outputs": {name: str(path) for name, path in paths.items()}}, indent=2))
+    return 0
 
 
 def _run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detector: str,
@@ -234,6 +289,8 @@ def _quiet_prefect() -> None:
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     try:
+        if arguments.command == "score":
+            return _score(arguments)
         if arguments.command == "demo":
             from anograph.datasets.synthetic import generate_synthetic_dataset
 

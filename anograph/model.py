@@ -334,6 +334,9 @@ class AnoGraph(BaseEstimator):
         bank = np.sort(rng.choice(n_nodes, size=min(n_nodes, int(self.knn_bank_size)), replace=False))
         self.embedding_bank_ = embeddings[bank]
         self.feature_bank_ = node_features[bank]
+        # Training-graph node of each bank row; in memory only (not saved), so a
+        # calibration right after fitting can leave a video's own rows out.
+        self.bank_nodes_ = bank
         video_of_node = training_graph.video_of_node
         calibration = np.sort(rng.choice(n_nodes, size=min(n_nodes, CALIBRATION_SIZE), replace=False))
         if len(videos) > 1:
@@ -605,6 +608,24 @@ class AnoGraph(BaseEstimator):
         features, embeddings, adjacency = self._embed_with_graph(video, window_radius)
         if len(features) == 0:
             return {name: np.zeros(0) for name in scorers}
+        scores = self.score_embedded(features, embeddings, scorers)
+        steps = self._propagation_steps(window_radius)
+        if steps:
+            diffusion = normalize_adjacency(abs(adjacency), "row")
+            for name, values in scores.items():
+                for _ in range(steps):
+                    values = diffusion @ values
+                scores[name] = values
+        return scores
+
+    def score_embedded(
+        self, features: np.ndarray, embeddings: np.ndarray, scorers: Sequence[str] = SCORERS
+    ) -> dict[str, np.ndarray]:
+        """Raw object scores (before score propagation) from standardised features and embeddings.
+
+        The per-object part of :meth:`score_video`, for callers that build the graph
+        themselves (live scoring, :mod:`anograph.stream`).
+        """
         scores: dict[str, np.ndarray] = {}
         for name in scorers:
             if name == "discriminator":
@@ -615,14 +636,23 @@ class AnoGraph(BaseEstimator):
                 scores[name] = knn_mean_distance(features, self.feature_bank_, self.knn_neighbors)
             else:
                 scores[name] = self._group_knn(features)
-        steps = self._propagation_steps(window_radius)
-        if steps:
-            diffusion = normalize_adjacency(abs(adjacency), "row")
-            for name, values in scores.items():
-                for _ in range(steps):
-                    values = diffusion @ values
-                scores[name] = values
         return scores
+
+    def standardize_features(self, raw_features: np.ndarray) -> np.ndarray:
+        """The model's input rows for raw shard-layout features ``(n, layout width)``: selected, z-scored."""
+        self._check_fitted()
+        raw_features = np.asarray(raw_features, np.float32).reshape(-1, self.feature_layout_.width)
+        return self._standardize(raw_features[:, self.columns_])
+
+    def window_graph(
+        self, video: VideoFeatures, window_radius: int
+    ) -> tuple[np.ndarray, np.ndarray, sparse.csr_matrix]:
+        """Standardised features, embeddings and the stitched test-window adjacency of a video."""
+        return self._embed_with_graph(video, window_radius)
+
+    def propagation_steps(self, window_radius: int) -> int:
+        """Score-propagation steps :meth:`score_video` applies for this window radius."""
+        return self._propagation_steps(window_radius)
 
     def _propagation_steps(self, window_radius: int) -> int:
         """Score-propagation steps, capped so the receptive field stays inside the test window."""

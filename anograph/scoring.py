@@ -79,18 +79,24 @@ class SlidingWindowGraph:
         ends). Must be ``>= 0``.
     config:
         How blocks are built and normalised (:class:`anograph.graph.GraphConfig`).
+    lookahead:
+        Future frames a centre frame waits for before it is emitted; ``None`` (default)
+        waits for the encoder's full reach (the offline rows). ``0`` is the causal mode of
+        live scoring: frame ``t`` is emitted as soon as it arrives, its rows built from
+        frames ``<= t`` only, like the last frame of a video.
 
     Use :meth:`push` once per frame, then :meth:`finish`; or :meth:`iter_video` /
     :meth:`adjacency` for a whole video in memory.
     """
 
-    def __init__(self, radius: int, config: GraphConfig) -> None:
+    def __init__(self, radius: int, config: GraphConfig, lookahead: int | None = None) -> None:
         if radius < 0:
             raise InputError(None, f"window radius must be >= 0 frames, not {radius}")
         self.radius = int(radius)
         self.config = config
         reach = 2 if config.normalization == "symmetric" else 1
         self.effective_radius = min(self.radius, reach)
+        self.lookahead = self.effective_radius if lookahead is None else min(int(lookahead), self.effective_radius)
         self.reset()
 
     def reset(self) -> None:
@@ -119,7 +125,7 @@ class SlidingWindowGraph:
         self._next_frame += 1
         self._next_object += frame.size
         ready = []
-        while self._next_centre + self.effective_radius <= frame.index:
+        while self._next_centre + self.lookahead <= frame.index:
             ready.append(self._emit(self._next_centre, last_frame=frame.index))
         return ready
 

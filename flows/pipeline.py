@@ -58,7 +58,8 @@ def pipeline(
         raise InputError(root, f"no readable {'training' if not train_keys else 'test'} video is left to use")
 
     fingerprint = fingerprint_of(train_keys[0])
-    trained = train(storage, train_keys, f"models/{dataset}-{fingerprint}", model_options)
+    trained = train(storage, train_keys, f"models/{dataset}-{fingerprint}", model_options,
+                    window_seconds=window_seconds, fps=data.fps)
     stage_seconds.update(trained["seconds"])
 
     config = {"extraction": settings, "model_options": model_options or {}, "training": trained,

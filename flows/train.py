@@ -7,18 +7,31 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.train import build_training_graph, discard_frames, fit_model, load_shards, new_model, save_model
+from anograph.calibration import DEFAULT_THRESHOLD_QUANTILE
+from tasks.train import (
+    build_training_graph,
+    calibrate_alerts,
+    discard_frames,
+    fit_model,
+    load_shards,
+    new_model,
+    save_model,
+)
 
 
 @flow(name="train")
 def train(storage_root: str, shard_keys: list[str], model_key: str,
-          model_options: dict[str, Any] | None = None, keep_fraction: float = 1.0,
+          model_options: dict[str, Any] | None = None, window_seconds: float = 1.0,
+          fps: float | None = None,
+          threshold_quantile: float = DEFAULT_THRESHOLD_QUANTILE, keep_fraction: float = 1.0,
           fraction_seed: int = 0) -> dict[str, Any]:
-    """Load the shards, build the training graph, fit, and save to ``model_key``.
+    """Load the shards, build the training graph, fit, save to ``model_key``, calibrate alerts.
 
-    ``keep_fraction`` < 1 trains on a seeded random share of the training frames (the
-    others are emptied; see :func:`anograph.ablations.discard_training_frames`).
-    Returns the model key and the seconds spent building the graph and fitting.
+    The alert calibration scores the training videos with test windows of ``window_seconds``
+    (``fps`` when a shard does not say) and is saved beside the model. ``keep_fraction`` < 1
+    trains on a seeded random share of the training frames (the others are emptied; see
+    :func:`anograph.ablations.discard_training_frames`).
+    Returns the model key and the seconds spent building the graph, fitting and calibrating.
     """
     videos = load_shards(storage_root, shard_keys)
     if keep_fraction < 1.0:
@@ -29,9 +42,14 @@ def train(storage_root: str, shard_keys: list[str], model_key: str,
     graph_seconds = time.perf_counter() - started
     model = fit_model(model, graph)
     save_model(model, storage_root, model_key)
+    train_seconds = time.perf_counter() - started - graph_seconds
+    calibrated = time.perf_counter()
+    thresholds = calibrate_alerts(model, videos, storage_root, model_key, window_seconds, fps, threshold_quantile)
     return {
         "model_key": model_key,
-        "seconds": {"graph": graph_seconds, "train": time.perf_counter() - started - graph_seconds},
+        "seconds": {"graph": graph_seconds, "train": train_seconds,
+                    "calibrate": time.perf_counter() - calibrated},
+        "alert_thresholds": thresholds,
         "n_training_nodes": graph.n_nodes,
         "n_training_edges": graph.n_edges,
         "n_epochs": model.n_epochs_,

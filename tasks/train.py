@@ -8,6 +8,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from anograph.ablations import discard_training_frames
+from anograph.calibration import calibrate_frame_scores, save_frame_calibration
 from anograph.graph import GraphConfig
 from anograph.model import AnoGraph, TrainingGraph
 from anograph.shards import VideoFeatures, read_shard
@@ -81,3 +82,17 @@ def save_model(model: AnoGraph, storage_root: str, key: str) -> str:
     model.save(Storage(storage_root), key)
     get_run_logger().info("model saved to %s/%s", storage_root, key)
     return key
+
+
+@task(name="calibrate-alerts", cache_policy=NO_CACHE, retry_condition_fn=retry_unless_bad_input)
+def calibrate_alerts(model: AnoGraph, videos: list[VideoFeatures], storage_root: str, key: str,
+                     window_seconds: float, fps: float | None, threshold_quantile: float) -> dict[str, float]:
+    """Score the training videos leave-one-video-out and save the frame-score calibration beside the model."""
+    calibration = calibrate_frame_scores(model, videos, window_seconds=window_seconds, default_fps=fps,
+                                         default_quantile=threshold_quantile)
+    save_frame_calibration(calibration, Storage(storage_root), key)
+    thresholds = {name: calibration.threshold(name) for name in calibration.frame_scores}
+    get_run_logger().info("alert thresholds at the %.3f quantile of %d normal training frames: %s",
+                          threshold_quantile, len(next(iter(calibration.frame_scores.values()))),
+                          ", ".join(f"{name} {value:.4g}" for name, value in thresholds.items()))
+    return thresholds

@@ -303,8 +303,13 @@ def _render_video(
     n_frames: int,
     fps: float,
     rng: np.random.Generator,
+    anomaly_boxes: list[list[float]] | None = None,
 ) -> np.ndarray:
-    """Write the frames to ``path``; return per-frame anomaly labels."""
+    """Write the frames to ``path``; return per-frame anomaly labels.
+
+    ``anomaly_boxes``, when given, receives ``[frame, x1, y1, x2, y2]`` (clipped to the
+    frame) for every frame in which an anomalous object counts as shown.
+    """
     height, width = background.shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_CODEC), fps, (width, height))
     if not writer.isOpened():
@@ -328,6 +333,9 @@ def _render_video(
                     >= MIN_VISIBLE_FRACTION
                 ):
                     labels[frame_index] = True
+                    if anomaly_boxes is not None:
+                        anomaly_boxes.append([frame_index, max(x, 0), max(y, 0), min(x + actor.width, width),
+                                              min(y + actor.height, height)])
             brightness = int(round(3.0 * np.sin(2 * np.pi * frame_index / 90.0 + illumination_phase)))
             shaded = frame.astype(np.int16) + noise[int(rng.integers(_NOISE_FRAMES))] + brightness
             writer.write(np.clip(shaded, 0, 255).astype(np.uint8))
@@ -412,15 +420,19 @@ def generate_synthetic_dataset(
     background = _make_background(np.random.default_rng([seed, 0]), width, height)
     label_rows: list[tuple[str, int, int]] = []
     anomalies: list[dict[str, object]] = []
+    anomaly_boxes: dict[str, list[list[float]]] = {}
     for split, count, split_id in (("train", n_train_videos, 1), ("test", n_test_videos, 2)):
         for index in range(count):
             rng = np.random.default_rng([seed, split_id, index])
             name = f"{split}_{index:03d}"
             kind = ANOMALY_KINDS[index % len(ANOMALY_KINDS)] if split == "test" else None
             actors = _plan_actors(rng, n_frames, width, height, kind)
+            boxes: list[list[float]] = []
             labels = _render_video(
-                root / split / f"{name}{VIDEO_SUFFIX}", background, actors, n_frames, fps, rng
+                root / split / f"{name}{VIDEO_SUFFIX}", background, actors, n_frames, fps, rng, boxes
             )
+            if boxes:
+                anomaly_boxes[name] = boxes
             if split == "test":
                 rows = _label_rows(name, labels)
                 label_rows.extend(rows)
@@ -445,6 +457,8 @@ def generate_synthetic_dataset(
         },
         "codec": VIDEO_CODEC,
         "anomalies": anomalies,
+        # Per test video: [frame (0-based), x1, y1, x2, y2] of the anomalous object while it counts as shown.
+        "anomaly_boxes": anomaly_boxes,
     }
     (root / SYNTHETIC_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 

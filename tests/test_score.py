@@ -1,0 +1,188 @@
+"""Scoring new videos end to end: `anograph score` on a synthetic video with a known anomaly,
+live scoring of a looped video against offline scoring, bounded memory over 10k frames, and
+the score_videos flow. A small model is trained once on the synthetic scene (MOG2 motion
+detector, no appearance features, 160x120 frames) and calibrated like the train flow does."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from anograph.calibration import calibrate_frame_scores, save_frame_calibration
+from anograph.cli import main
+from anograph.datasets.synthetic import SYNTHETIC_MANIFEST, generate_synthetic_dataset
+from anograph.extract import extract_video
+from anograph.graph import paired_iou
+from anograph.inference import build_extraction, load_scoring_model, score_source
+from anograph.live import resident_memory_bytes
+from anograph.model import AnoGraph
+from anograph.settings import ExtractionSettings
+from anograph.storage import Storage
+from anograph.stream import StreamScorer, iter_source_frames, run_stream
+from anograph.video import open_video
+
+# Test video 1 of the synthetic scene is the "too fast" pedestrian (kinds cycle by index).
+TOO_FAST = "test_001"
+N_FRAMES = 120
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("scene")
+    dataset = generate_synthetic_dataset(root / "data", n_train_videos=3, n_test_videos=2, n_frames=N_FRAMES,
+                                         width=160, height=120, seed=0)
+    videos = []
+    for video in dataset.train:
+        detector, extractor = ExtractionSettings(detector="motion", appearance=False).build()
+        videos.append(extract_video(open_video(video.path), detector, extractor))
+    model = AnoGraph(hidden_channels=16, max_epochs=20, patience=10, seed=0).fit(videos)
+    storage = Storage(root / "store")
+    model.save(storage, "models/synthetic")
+    save_frame_calibration(calibrate_frame_scores(model, videos), storage, "models/synthetic")
+    manifest = json.loads((root / "data" / SYNTHETIC_MANIFEST).read_text())
+    return {"root": root, "model": str(root / "store" / "models" / "synthetic"), "dataset": dataset,
+            "video": root / "data" / "test" / f"{TOO_FAST}.mp4", "labels": dataset.labels[TOO_FAST],
+            "boxes": {row[0]: row[1:] for row in manifest["anomaly_boxes"][TOO_FAST]}}
+
+
+def test_score_cli_alerts_on_the_injected_anomaly_and_names_its_object(scene, tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["score", str(scene["video"]), "--model", scene["model"], "--out", str(out)]) == 0
+    assert "alert: frames" in capsys.readouterr().out
+
+    document = json.loads((out / "alerts.json").read_text())
+    assert document["threshold"]["source"] == "frame_calibration" and document["threshold"]["quantile"] == 0.99
+    labels = scene["labels"]
+    truth = set(np.flatnonzero(labels))
+    alerts = [a for a in document["alerts"] if truth & set(range(a["start_frame"], a["end_frame"] + 1))]
+    assert len(alerts) == 1, document["alerts"]
+    alert = alerts[0]
+    covered = truth & set(range(alert["start_frame"], alert["end_frame"] + 1))
+    # MOG2 needs the object to be well inside the frame: most, not all, anomalous frames are covered.
+    assert len(covered) >= 0.75 * len(truth), (alert["start_frame"], alert["end_frame"], sorted(truth))
+    assert alert["peak_frame"] in truth
+    # The alert's top object is the injected pedestrian: its box overlaps the generator's box.
+    top = alert["top_objects"][0]
+    assert top["frame"] in scene["boxes"]
+    assert paired_iou(np.array(top["box"]), np.array(scene["boxes"][top["frame"]], float)) > 0.5
+    assert top["score"] == max(o["score"] for o in alert["top_objects"]) == alert["peak_score"]
+    neighbours = top["neighbours"]
+    assert neighbours and all(abs(n["frame"] - top["frame"]) <= 1 for n in neighbours)
+    assert all(0 < n["share"] <= 1 for n in neighbours) and sum(n["share"] for n in neighbours) <= 1 + 1e-9
+
+    frames = pq.read_table(out / "frame_scores.parquet")
+    assert frames.num_rows == N_FRAMES
+    assert pacsv.read_csv(out / "frame_scores.csv").column("score").to_pylist() == pytest.approx(
+        frames.column("score").to_pylist(), nan_ok=True)
+    objects = pq.read_table(out / "objects.parquet").to_pydict()
+    frame_score = np.array(frames.column("score").to_pylist(), dtype=float)
+    by_frame: dict[int, float] = {}
+    for frame, score in zip(objects["frame"], objects["score"], strict=True):
+        by_frame[frame] = max(by_frame.get(frame, -np.inf), score)
+    assert all(frame_score[f] == pytest.approx(s) for f, s in by_frame.items())
+    assert objects["class_name"][0] == "object" and len(objects["x1"]) == sum(frames.column("n_objects").to_pylist())
+
+    capture = cv2.VideoCapture(str(out / "overlay.mp4"))
+    decoded = 0
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        decoded += 1
+        assert image.shape[1] == 160 and image.shape[0] > 120  # the frame plus the score strip
+    capture.release()
+    assert decoded == N_FRAMES
+    assert (out / "timeline.png").stat().st_size > 5000
+
+
+def test_a_missing_model_or_video_is_one_clear_error(scene, tmp_path, capsys) -> None:
+    assert main(["score", str(scene["video"]), "--model", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+    assert "no such model folder" in capsys.readouterr().err
+    assert main(["score", str(tmp_path / "missing.mp4"), "--model", scene["model"], "--out", str(tmp_path)]) == 2
+    assert "missing.mp4: no such file" in capsys.readouterr().err
+
+
+def looped_copy(source: Path, target: Path, times: int) -> Path:
+    frames = list(open_video(source))
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, frames[0].shape[1::-1])
+    for _ in range(times):
+        for frame in frames:
+            writer.write(frame)
+    writer.release()
+    return target
+
+
+@pytest.mark.slow
+def test_live_scoring_of_a_looped_video_equals_offline_scoring(scene, tmp_path) -> None:
+    video = looped_copy(scene["video"], tmp_path / "looped.mp4", 3)
+    scoring = load_scoring_model(scene["model"])
+    offline = score_source(scoring, video, "group_knn")
+    detector, extractor = build_extraction(scoring.model)
+    scorer = StreamScorer(scoring.model, "group_knn", offline.window_radius, offline.threshold.value)
+    streamed, alerts = {}, []
+    report = run_stream(iter_source_frames(video), detector, extractor, scorer,
+                        on_frame=lambda frame: streamed.__setitem__(frame.frame, frame.score), on_alert=alerts.append)
+    assert report.frames == 3 * N_FRAMES and sorted(streamed) == list(range(3 * N_FRAMES))
+    # float32 kNN distances (matrix-multiply form) differ in the last digits with the batch shape.
+    np.testing.assert_allclose([streamed[f] for f in range(3 * N_FRAMES)], offline.frame_scores, rtol=2e-4)
+    assert len(offline.alerts) >= 3  # the anomaly once per loop
+    assert [(a.interval.start, a.interval.end) for a in alerts] == [(a.start_frame, a.end_frame) for a in offline.alerts]
+    for live, batch in zip(alerts, offline.alerts, strict=True):
+        assert [(frame, box) for frame, box, _, _ in live.top_objects] == [(o.frame, o.box) for o in batch.top_objects]
+    assert report.detection["mean_ms"] > 0 and report.scoring["mean_ms"] > 0
+
+
+@pytest.mark.slow
+def test_ten_thousand_looped_frames_keep_memory_and_the_window_bounded(scene) -> None:
+    scoring = load_scoring_model(scene["model"])
+    detector, extractor = build_extraction(scoring.model)
+    detector.reset()
+    extractor.reset()
+    # The detector's per-frame output of the real video, looped: 10k frames of the full
+    # detector would take minutes here, and its state (MOG2) does not grow with time.
+    per_frame = []
+    for frame in iter_source_frames(scene["video"]):
+        detections = detector.detect(frame)
+        per_frame.append((detections.boxes, detections.class_ids, extractor.features(frame, detections)))
+    scorer = StreamScorer(scoring.model, "knn", 10, load_scoring_model(scene["model"]).calibration.threshold("knn"))
+    held, alerts, traced = set(), [], {}
+    try:
+        for index in range(10_000):
+            if index == 2_000:  # from here on, every allocation still alive at the end is growth
+                tracemalloc.start()
+            if index in (2_000, 10_000 - 1):
+                traced[index] = (tracemalloc.get_traced_memory()[0], resident_memory_bytes())
+            _, closed = scorer.push(*per_frame[index % N_FRAMES])
+            alerts += [alert.interval for alert in closed]
+            held.add(scorer.frames_held)
+    finally:
+        tracemalloc.stop()
+    python_growth = traced[9_999][0] - traced[2_000][0]
+    assert python_growth < 512 * 1024, python_growth  # bytes of Python/numpy allocations still alive
+    if traced[2_000][1] is not None:
+        assert traced[9_999][1] - traced[2_000][1] < 32 * 2**20
+    assert max(held) <= 2 and len(held) <= 2  # the window: this frame and, non-causal, the one before
+    # The anomaly recurs once per loop, at the same place in every loop after the first.
+    later = [(a.start % N_FRAMES, a.end - a.start) for a in alerts if a.start >= N_FRAMES]
+    assert len(later) >= 10_000 // N_FRAMES - 2 and len(set(later)) <= 2
+
+
+@pytest.mark.slow
+def test_score_videos_flow_scores_a_batch_and_names_a_bad_video(scene, tmp_path) -> None:
+    from flows.score_videos import ScoringFailed, score_videos
+
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video")
+    videos = [{"name": "good", "path": str(scene["video"])}, {"name": "broken", "path": str(bad)}]
+    with pytest.raises(ScoringFailed, match="broken"):
+        score_videos(scene["model"], videos, str(tmp_path / "out"), overlay=False)
+    assert (tmp_path / "out" / "good" / "alerts.json").is_file()
+    report = (tmp_path / "out" / "scoring_report.md").read_text()
+    assert "| good | 120 |" in report and "broken" in report.split("## Failed videos")[1]
