@@ -63,7 +63,42 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the whole pipeline on a generated synthetic scene")
     demo.add_argument("--seed", type=int, default=0, help="seed of the synthetic scene")
     _add_pipeline_options(demo)
+
+    models = commands.add_parser("models", help="the model registry: list, show, promote, rollback")
+    models.add_argument("action", choices=("list", "show", "promote", "rollback"))
+    models.add_argument("version", nargs="?", default=None,
+                        help="version id (show: default current; promote: required)")
+    models.add_argument("--storage", required=True, help="storage root (path or URI) holding registry/")
+    models.add_argument("--reason", default="by hand (anograph models)", help="reason kept in the history")
     return parser
+
+
+def _models(arguments: argparse.Namespace) -> None:
+    """``anograph models ...``: print the registry, or move its ``current`` pointer."""
+    from anograph.registry import ModelRegistry
+    from anograph.storage import Storage
+
+    registry = ModelRegistry(Storage(arguments.storage))
+    current = registry.current()
+    if arguments.action == "list":
+        print(f"  {'version':<24} {'created':<26} {'frame_auc_micro':>15} {'shards':>6}")
+        for version in registry.versions():
+            record = registry.record(version)
+            auc = (record.metrics or {}).get("frame_auc_micro")
+            print(f"{'*' if version == current else ' '} {version:<24} {record.created_at:<26} "
+                  f"{'-' if auc is None else f'{auc:.4f}':>15} {len(record.training_manifest.get('shards', [])):>6}")
+    elif arguments.action == "show":
+        version = registry.resolve(arguments.version or "current")
+        registry.verify(version)
+        print(json.dumps({"record": registry.record(version).to_dict(), "current": version == current,
+                          "integrity": "ok"}, indent=2, default=str))
+    elif arguments.action == "promote":
+        if not arguments.version:
+            raise InputError(None, "anograph models promote needs a version id")
+        registry.promote(arguments.version, reason=arguments.reason)
+        print(f"current: {arguments.version} (was {current})")
+    else:
+        print(f"current: {registry.rollback(reason=arguments.reason)} (was {current})")
 
 
 def _run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detector: str,
@@ -93,6 +128,9 @@ def _run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detec
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     try:
+        if arguments.command == "models":
+            _models(arguments)
+            return 0
         if arguments.command == "demo":
             from anograph.datasets.synthetic import generate_synthetic_dataset
 
