@@ -82,6 +82,7 @@ def test_kubernetes_work_pool_template_requests_a_gpu_and_reads_storage_credenti
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert container["resources"]["requests"]["nvidia.com/gpu"] == 1
     assert container["envFrom"] == [{"secretRef": {"name": "anograph-storage"}}]
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "anograph-data"
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     assert rendered["job_manifest"]["spec"]["backoffLimit"] == 0  # retries belong to Prefect
     # No credential is written into the template itself.
