@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -88,20 +89,33 @@ class PrefectServer:
                                 stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
 
     # ----- REST API
+    def request(self, method: str, url: str, **options: Any) -> httpx.Response:
+        """One API call, retried while a busy server answers 503 or drops the connection."""
+        for attempt in range(10):
+            try:
+                response = self.http.request(method, url, **options)
+                if response.status_code != 503:
+                    return response
+            except httpx.TransportError:
+                if attempt == 9:
+                    raise
+            time.sleep(1 + attempt)
+        return response
+
     def deployment_id(self, name: str) -> str:
-        response = self.http.get(f"/deployments/name/{name}")
+        response = self.request("GET", f"/deployments/name/{name}")
         response.raise_for_status()
         return response.json()["id"]
 
     def trigger(self, deployment: str, parameters: dict[str, Any]) -> str:
         """Create a flow run of ``deployment`` (``flow/deployment``) scheduled now; returns its id."""
-        response = self.http.post(f"/deployments/{self.deployment_id(deployment)}/create_flow_run",
-                                  json={"parameters": parameters})
+        response = self.request("POST", f"/deployments/{self.deployment_id(deployment)}/create_flow_run",
+                                json={"parameters": parameters})
         response.raise_for_status()
         return response.json()["id"]
 
     def flow_run(self, run_id: str) -> dict[str, Any]:
-        response = self.http.get(f"/flow_runs/{run_id}")
+        response = self.request("GET", f"/flow_runs/{run_id}")
         response.raise_for_status()
         return response.json()
 
@@ -115,27 +129,31 @@ class PrefectServer:
         raise TimeoutError(f"flow run {run_id} not finished after {timeout} s: {run['state_type']}")
 
     def state_names(self, run_id: str) -> list[str]:
-        response = self.http.get("/flow_run_states/", params={"flow_run_id": run_id})
+        response = self.request("GET", "/flow_run_states/", params={"flow_run_id": run_id})
         response.raise_for_status()
         return [state["name"] for state in sorted(response.json(), key=lambda state: state["timestamp"])]
 
     def set_state(self, run_id: str, state_type: str, name: str, force: bool = True) -> None:
-        response = self.http.post(f"/flow_runs/{run_id}/set_state",
-                                  json={"state": {"type": state_type, "name": name}, "force": force})
+        """Force a flow run's state; a SCHEDULED state is due now."""
+        state: dict[str, Any] = {"type": state_type, "name": name}
+        if state_type == "SCHEDULED":
+            state["state_details"] = {"scheduled_time": datetime.now(timezone.utc).isoformat()}
+        response = self.request("POST", f"/flow_runs/{run_id}/set_state", json={"state": state, "force": force})
         response.raise_for_status()
 
     def artifact(self, key: str) -> dict[str, Any] | None:
-        response = self.http.get(f"/artifacts/{key}/latest")
+        response = self.request("GET", f"/artifacts/{key}/latest")
         return response.json() if response.status_code == 200 else None
 
     def children(self, parent_id: str) -> list[dict[str, Any]]:
         """Flow runs whose parent task run belongs to ``parent_id`` (runs started with run_deployment)."""
-        tasks = self.http.post("/task_runs/filter", json={"task_runs": {"flow_run_id": {"any_": [parent_id]}}}).json()
+        tasks = self.request("POST", "/task_runs/filter",
+                             json={"task_runs": {"flow_run_id": {"any_": [parent_id]}}}).json()
         task_ids = [task["id"] for task in tasks]
         if not task_ids:
             return []
-        return self.http.post("/flow_runs/filter",
-                              json={"flow_runs": {"parent_task_run_id": {"any_": task_ids}}}).json()
+        return self.request("POST", "/flow_runs/filter",
+                            json={"flow_runs": {"parent_task_run_id": {"any_": task_ids}}}).json()
 
 
 def descendants(pid: int) -> list[int]:

@@ -68,7 +68,7 @@ def _seconds(timestamp: str) -> float:
 def test_prefect_yaml_deploys_with_schedule_timezone_and_one_night_at_a_time(server):
     for name in DEPLOYMENTS:
         server.deployment_id(name)
-    nightly = server.http.get(f"/deployments/{server.deployment_id('nightly-retrain/nightly-retrain')}").json()
+    nightly = server.request("GET", f"/deployments/{server.deployment_id('nightly-retrain/nightly-retrain')}").json()
     (schedule,) = nightly["schedules"]
     assert schedule["schedule"]["cron"] == "30 2 * * *" and schedule["schedule"]["timezone"] == "Europe/Berlin"
     assert nightly["concurrency_options"]["collision_strategy"] == "ENQUEUE"
