@@ -81,11 +81,11 @@ def _models(arguments: argparse.Namespace) -> None:
     registry = ModelRegistry(Storage(arguments.storage))
     current = registry.current()
     if arguments.action == "list":
-        print(f"  {'version':<24} {'created':<26} {'frame_auc_micro':>15} {'shards':>6}")
+        print(f"  {'version':<29} {'created':<26} {'frame_auc_micro':>15} {'shards':>6}")
         for version in registry.versions():
             record = registry.record(version)
             auc = (record.metrics or {}).get("frame_auc_micro")
-            print(f"{'*' if version == current else ' '} {version:<24} {record.created_at:<26} "
+            print(f"{'*' if version == current else ' '} {version:<29} {record.created_at:<26} "
                   f"{'-' if auc is None else f'{auc:.4f}':>15} {len(record.training_manifest.get('shards', [])):>6}")
     elif arguments.action == "show":
         version = registry.resolve(arguments.version or "current")

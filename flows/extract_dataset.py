@@ -15,7 +15,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from anograph.errors import AnographError
+from anograph.errors import AnographError, InputError
 from anograph.settings import ExtractionSettings, shard_key
 from anograph.storage import Storage
 from tasks.evaluate import load_dataset_task
@@ -51,8 +51,11 @@ def extract_dataset(
                                   appearance=appearance).to_dict()
     fingerprint = plan_extraction(settings)
     videos_by_split = {"train": data.train, "test": data.test}
+    splits = splits or ["train", "test"]
+    if unknown := set(splits) - set(videos_by_split):
+        raise InputError(None, f"unknown splits {sorted(unknown)}; choose from train, test")
     parameter_sets = []
-    for split in splits or ["train", "test"]:
+    for split in splits:
         videos = [{"name": video.name, "path": str(video.path)} for video in videos_by_split[split]]
         for start in range(0, len(videos), videos_per_run):
             parameter_sets.append({"videos": videos[start:start + videos_per_run], "storage_root": storage_root,
@@ -61,7 +64,7 @@ def extract_dataset(
 
     storage = Storage(storage_root)
     keys = {split: [shard_key(fingerprint, split, video.name) for video in videos_by_split[split]]
-            for split in splits or ["train", "test"]}
+            for split in splits}
     problems = [f"{outcome['flow_run']} ({', '.join(video['name'] for video in parameters['videos'])}): "
                 f"{outcome['state']} {outcome['message'] or ''}".strip()
                 for parameters, outcome in zip(parameter_sets, outcomes, strict=True)

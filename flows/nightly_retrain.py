@@ -11,6 +11,7 @@ The ``nightly-retrain`` deployment runs one night at a time (``concurrency_limit
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from datetime import datetime, timezone
 from typing import Any
@@ -88,11 +89,12 @@ def nightly_retrain(
             settings=unmapped(settings),
         )
         wait(futures)
+        shutil.rmtree(cache_dir, ignore_errors=True)
         for video, future in zip(plan.to_extract, futures, strict=True):
             try:
                 future.result()
-            except InputError as error:
-                rejected[video.name] = str(error)
+            except InputError as error:  # named by its storage key: the local file may be a download
+                rejected[video.name] = f"{video.key}: {error.reason}"
                 logger.warning("rejected %s: %s", video.key, error)
             except Exception as error:  # noqa: BLE001 - reported in the summary, retried next night
                 failed[video.name] = f"{type(error).__name__}: {error}"

@@ -30,8 +30,9 @@ wait_for() {  # wait_for NAME COMMAND... : retry for 120 s
 }
 
 start() {  # start NAME COMMAND... : run in the background, remember the pid
-    "$@" >"$STACK_DIR/logs/$1.log" 2>&1 &
-    echo $! >"$STACK_DIR/pids/$1"
+    local name=$1; shift
+    "$@" >"$STACK_DIR/logs/$name.log" 2>&1 &
+    echo $! >"$STACK_DIR/pids/$name"
 }
 
 up() {
