@@ -118,6 +118,16 @@ def test_nightly_retrain_through_a_process_worker(server, data, tmp_path):
     artifact = server.artifact("nightly-retrain")
     assert artifact and "promoted" in artifact["data"] and "truncated" in artifact["data"]
 
+    # On-demand evaluation of the current version, through the `evaluate` deployment on the CPU pool.
+    evaluation = server.trigger("evaluate-model/evaluate", {
+        "dataset": "synthetic", "root": str(data), "storage_root": str(storage), "out": str(tmp_path / "evaluation"),
+        "model_version": "current"})
+    worker = server.cli("worker", "start", "--pool", "anograph-cpu", "--run-once", timeout=600)
+    assert server.wait(evaluation)["state_type"] == "COMPLETED", worker.stdout[-4000:]
+    report = json.loads((tmp_path / "evaluation" / "report.json").read_text())
+    assert report["config"]["model_version"] == record.version
+    assert report["frame_auc_micro"] == record.metrics["frame_auc_micro"]  # same model, same fixed set
+
     worker = server.start_worker("anograph-gpu", log=tmp_path / "worker.log")
     try:
         # Night 2: nothing new, nothing extracted, nothing trained.
