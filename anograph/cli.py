@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed of the synthetic scene")
     _add_pipeline_options(demo)
     _add_score_command(commands)
+    _add_models_command(commands)
     return parser
 
 
@@ -172,6 +173,8 @@ def _detector_options(arguments: argparse.Namespace) -> dict[str, Any]:
     if accepts_option(name, "device"):
         options["device"] = arguments.device
     return options
+
+
 def _add_score_command(commands: Any) -> None:
     score = commands.add_parser("score", help="score a video, frame folder or live stream with a trained model")
     score.add_argument("source", help="video file or frame folder; with --stream also a camera index or URL")
@@ -226,6 +229,43 @@ def _score(arguments: argparse.Namespace) -> int:
                       "threshold_source": scored.threshold.source,
                       "outputs": {name: str(path) for name, path in paths.items()}}, indent=2))
     return 0
+
+
+def _add_models_command(commands: Any) -> None:
+    models = commands.add_parser("models", help="the model registry: list, show, promote, rollback")
+    models.add_argument("action", choices=("list", "show", "promote", "rollback"))
+    models.add_argument("version", nargs="?", default=None,
+                        help="version id (show: default current; promote: required)")
+    models.add_argument("--storage", required=True, help="storage root (path or URI) holding registry/")
+    models.add_argument("--reason", default="by hand (anograph models)", help="reason kept in the history")
+
+
+def _models(arguments: argparse.Namespace) -> None:
+    """``anograph models ...``: print the registry, or move its ``current`` pointer."""
+    from anograph.registry import ModelRegistry
+    from anograph.storage import Storage
+
+    registry = ModelRegistry(Storage(arguments.storage))
+    current = registry.current()
+    if arguments.action == "list":
+        print(f"  {'version':<29} {'created':<26} {'frame_auc_micro':>15} {'shards':>6}")
+        for version in registry.versions():
+            record = registry.record(version)
+            auc = (record.metrics or {}).get("frame_auc_micro")
+            print(f"{'*' if version == current else ' '} {version:<29} {record.created_at:<26} "
+                  f"{'-' if auc is None else f'{auc:.4f}':>15} {len(record.training_manifest.get('shards', [])):>6}")
+    elif arguments.action == "show":
+        version = registry.resolve(arguments.version or "current")
+        registry.verify(version)
+        print(json.dumps({"record": registry.record(version).to_dict(), "current": version == current,
+                          "integrity": "ok"}, indent=2, default=str))
+    elif arguments.action == "promote":
+        if not arguments.version:
+            raise InputError(None, "anograph models promote needs a version id")
+        registry.promote(arguments.version, reason=arguments.reason)
+        print(f"current: {arguments.version} (was {current})")
+    else:
+        print(f"current: {registry.rollback(reason=arguments.reason)} (was {current})")
 
 
 def _run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detector: str,
@@ -291,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if arguments.command == "score":
             return _score(arguments)
+        if arguments.command == "models":
+            _models(arguments)
+            return 0
         if arguments.command == "demo":
             from anograph.datasets.synthetic import generate_synthetic_dataset
 

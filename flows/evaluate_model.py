@@ -1,0 +1,41 @@
+"""Flow: evaluate a registry model version on a labelled dataset (the on-demand ``evaluate`` deployment)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from anograph.errors import ModelArtifactError
+from flows.evaluate import evaluate
+from flows.extract_features import extract_features
+from tasks.evaluate import load_dataset_task
+from tasks.nightly import resolve_model
+
+
+@flow(name="evaluate-model")
+def evaluate_model(
+    dataset: str,
+    root: str,
+    storage_root: str,
+    out: str,
+    model_version: str = "current",
+    fps: float | None = None,
+    window_seconds: float = 1.0,
+    default_scorer: str | None = None,
+    smoothing_sigma: float = 3.0,
+) -> dict[str, Any]:
+    """Verify ``model_version`` (an id or ``current``), extract the test split with the model's own
+    extraction settings (reusing shards), score it and write ``out/report.json`` and ``report.md``."""
+    record = resolve_model(storage_root, model_version)
+    settings = record["config"].get("extraction")
+    if settings is None:
+        raise ModelArtifactError(record["model_key"], "registry record has no extraction settings to evaluate with")
+    data = load_dataset_task(dataset, root, fps)
+    test_keys = extract_features([{"name": v.name, "path": str(v.path)} for v in data.test],
+                                 storage_root, settings, "test", data.fps)
+    config = {"extraction": settings, "model_version": record["version"], "storage": storage_root, "root": root,
+              "training_manifest": record["training_manifest"]}
+    return evaluate(dataset, root, storage_root, record["model_key"], test_keys, out, fps=data.fps,
+                    window_seconds=window_seconds, default_scorer=default_scorer,
+                    smoothing_sigma=smoothing_sigma, detector=settings["detector"], config=config)

@@ -1,0 +1,98 @@
+"""Nightly decisions without Prefect: new footage, what to extract, the ledger, and the promotion rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from anograph.nightly import (
+    LEDGER_KEY,
+    decide_promotion,
+    list_footage,
+    load_ledger,
+    local_video,
+    night_summary_markdown,
+    plan_night,
+    update_ledger,
+)
+from anograph.storage import Storage
+
+FINGERPRINT = "motion-0123456789ab"
+
+
+def _storage(tmp_path) -> Storage:
+    storage = Storage(tmp_path)
+    for name in ("a.mp4", "b.avi", "c.mp4"):
+        storage.write_bytes(f"videos/train/{name}", b"x" * (len(name) + 10))
+    storage.write_bytes("videos/train/notes.txt", b"hello")
+    storage.write_bytes("videos/train/day2/d.mp4", b"xxxx")
+    storage.write_bytes("videos/train/a.mov", b"xxxx")
+    return storage
+
+
+def test_footage_listing_names_what_it_ignores(tmp_path):
+    footage, ignored = list_footage(_storage(tmp_path))
+    assert [(video.name, video.key, video.size) for video in footage] == [
+        ("a", "videos/train/a.mov", 4), ("b", "videos/train/b.avi", 15), ("c", "videos/train/c.mp4", 15)]
+    assert set(ignored) == {"videos/train/a.mp4", "videos/train/notes.txt", "videos/train/day2/d.mp4"}
+    assert "already used" in ignored["videos/train/a.mp4"] and "sub-folders" in ignored["videos/train/day2/d.mp4"]
+
+
+def test_plan_ledger_and_rejected_footage_across_nights(tmp_path):
+    storage = _storage(tmp_path)
+    plan = plan_night(storage, FINGERPRINT)
+    assert plan.new == ["a", "b", "c"] and [video.name for video in plan.to_extract] == ["a", "b", "c"]
+
+    # Night 1: a and b extracted, c rejected as bad input.
+    for name in ("a", "b"):
+        storage.write_bytes(plan.shard_key(name), b"shard")
+    update_ledger(storage, plan, {"c": "c.mp4: cannot open video"}, run="night-1", at="t1")
+    ledger = load_ledger(storage)["videos"]
+    assert {name: entry["status"] for name, entry in ledger.items()} == {"a": "ok", "b": "ok", "c": "rejected"}
+
+    # Night 2: nothing new; c stays rejected and is not retried.
+    plan = plan_night(storage, FINGERPRINT)
+    assert plan.new == [] and plan.to_extract == [] and plan.still_rejected == {"c": "c.mp4: cannot open video"}
+
+    # Replacing c (other size) makes it new again; other settings (fingerprint) re-extract everything good.
+    storage.write_bytes("videos/train/c.mp4", b"a fixed video, longer")
+    plan = plan_night(storage, FINGERPRINT)
+    assert plan.new == ["c"] and [video.name for video in plan.to_extract] == ["c"]
+    plan = plan_night(storage, "motion-ffffffffffff")
+    assert [video.name for video in plan.to_extract] == ["a", "b", "c"]
+
+    # A failure that is not bad input is not recorded: the next night tries again.
+    plan = plan_night(storage, FINGERPRINT)
+    update_ledger(storage, plan, {}, run="night-3", at="t3")
+    assert load_ledger(storage)["videos"]["c"]["status"] == "rejected"  # untouched: no shard, no new verdict
+    assert load_ledger(storage)["videos"]["a"]["first_seen_run"] == "night-1"
+    assert storage.exists(LEDGER_KEY)
+
+
+def test_local_video_is_the_file_itself_on_a_local_root(tmp_path):
+    storage = _storage(tmp_path)
+    assert local_video(storage, "videos/train/b.avi", tmp_path / "cache") == tmp_path / "videos/train/b.avi"
+
+
+@pytest.mark.parametrize(
+    ("candidate", "current", "margin", "promote", "phrase"),
+    [
+        ({"frame_auc_micro": 0.80}, None, 0.01, True, "no current model"),
+        ({"frame_auc_micro": 0.80}, {"frame_auc_micro": 0.805}, 0.01, True, ">="),
+        ({"frame_auc_micro": 0.80}, {"frame_auc_micro": 0.82}, 0.01, False, "keeping the current model"),
+        ({"frame_auc_micro": 0.90}, {"frame_auc_micro": 0.85}, -0.1, False, "more than -0.1 below"),
+        ({"frame_auc_micro": None}, {"frame_auc_micro": 0.5}, 0.01, False, "has no frame_auc_micro"),
+    ],
+)
+def test_promotion_rule(candidate, current, margin, promote, phrase):
+    decision, reason = decide_promotion(candidate, current, "frame_auc_micro", margin)
+    assert decision is promote and phrase in reason
+
+
+def test_night_summary_markdown_says_what_was_decided_and_skipped():
+    summary = {"run": "r1", "decision": "kept v1: worse", "n_footage": 3, "new_videos": ["c"], "extracted": [],
+               "n_training_shards": 2, "current_version": "v1", "rejected": {"c": "c.mp4: truncated"},
+               "metrics_compared": ["frame_auc_micro"],
+               "metrics": {"candidate": {"frame_auc_micro": 0.5}, "current": {"frame_auc_micro": 0.75}}}
+    markdown = night_summary_markdown(summary)
+    assert "kept v1: worse" in markdown and "c.mp4: truncated" in markdown
+    assert "| candidate | 0.5000 |" in markdown and "| current | 0.7500 |" in markdown
