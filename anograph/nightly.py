@@ -13,9 +13,11 @@ Footage layout under the storage root::
     nightly/runs/<run>.json       one summary per night (see :func:`night_summary_markdown`)
 
 A video is *new* when the ledger has no entry for its name, or the entry's size differs
-(the file was replaced). A video is *extracted* when its shard under the current extraction
-fingerprint is missing, so footage seen under other settings is re-extracted and nothing is
-extracted twice. A video whose extraction failed with bad input (zero bytes, truncated,
+(the file was replaced). Shard keys carry the video's content hash (``anograph.settings.shard_key``),
+so the ledger records each good video's shard key; a video is *extracted* when it is new or its
+recorded shard is not under the current extraction fingerprint or is gone, so footage seen under
+other settings is re-extracted and nothing is extracted twice (the extraction task itself also
+reuses a complete shard it finds under the video's content hash). A video whose extraction failed with bad input (zero bytes, truncated,
 undecodable) is recorded as ``rejected`` with the reason and skipped by later nights until
 its size changes; other failures are not recorded, so the next night tries again.
 The ledger is written at the end of a night, after the promotion decision: a night that dies
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anograph.settings import shard_key
+from anograph.settings import fingerprint_of
 from anograph.storage import Storage
 from anograph.video import VIDEO_EXTENSIONS
 
@@ -59,10 +61,13 @@ class NightPlan:
     to_extract: list[Footage]
     still_rejected: dict[str, str]
     ignored: dict[str, str] = field(default_factory=dict)
+    shards: dict[str, str] = field(default_factory=dict)
+    """Video name -> its complete shard under tonight's fingerprint: known from the ledger before
+    extraction, completed by the flow with what tonight's extraction wrote."""
 
-    def shard_key(self, name: str) -> str:
-        """Storage key of a footage video's shard under tonight's fingerprint."""
-        return shard_key(self.fingerprint, TRAIN_SPLIT, name)
+    def shard_key(self, name: str) -> str | None:
+        """Storage key of a footage video's shard under tonight's fingerprint, if it has one."""
+        return self.shards.get(name)
 
 
 def list_footage(storage: Storage) -> tuple[list[Footage], dict[str, str]]:
@@ -96,17 +101,22 @@ def plan_night(storage: Storage, fingerprint: str) -> NightPlan:
     """Compare the footage with the ledger and with the shards under ``fingerprint``."""
     footage, ignored = list_footage(storage)
     seen = load_ledger(storage)["videos"]
-    new, to_extract, still_rejected = [], [], {}
+    new, to_extract, still_rejected, shards = [], [], {}, {}
     for video in footage:
         entry = seen.get(video.name)
         if entry is None or entry.get("size") != video.size:
             new.append(video.name)
-        elif entry.get("status") == "rejected":
+            to_extract.append(video)
+            continue
+        if entry.get("status") == "rejected":
             still_rejected[video.name] = entry["reason"]
             continue
-        if not storage.exists(shard_key(fingerprint, TRAIN_SPLIT, video.name)):
+        key = entry.get("shard")
+        if key and fingerprint_of(key) == fingerprint and storage.exists(key):
+            shards[video.name] = key
+        else:
             to_extract.append(video)
-    return NightPlan(fingerprint, footage, new, to_extract, still_rejected, ignored)
+    return NightPlan(fingerprint, footage, new, to_extract, still_rejected, ignored, shards)
 
 
 def update_ledger(
@@ -123,8 +133,8 @@ def update_ledger(
             continue
         if video.name in rejected:
             entry = {"status": "rejected", "reason": rejected[video.name]}
-        elif storage.exists(plan.shard_key(video.name)):
-            entry = {"status": "ok"}
+        elif (key := plan.shard_key(video.name)) is not None and storage.exists(key):
+            entry = {"status": "ok", "shard": key}
         else:
             continue
         previous = ledger["videos"].get(video.name, {})

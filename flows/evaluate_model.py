@@ -33,7 +33,7 @@ def evaluate_model(
         raise ModelArtifactError(record["model_key"], "registry record has no extraction settings to evaluate with")
     data = load_dataset_task(dataset, root, fps)
     test_keys = extract_features([{"name": v.name, "path": str(v.path)} for v in data.test],
-                                 storage_root, settings, "test", data.fps)
+                                 storage_root, settings, "test", data.fps)["shards"]
     config = {"extraction": settings, "model_version": record["version"], "storage": storage_root, "root": root,
               "training_manifest": record["training_manifest"]}
     return evaluate(dataset, root, storage_root, record["model_key"], test_keys, out, fps=data.fps,

@@ -15,6 +15,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from anograph.content import video_content_hash
 from anograph.errors import AnographError, InputError
 from anograph.settings import ExtractionSettings, shard_key
 from anograph.storage import Storage
@@ -63,7 +64,9 @@ def extract_dataset(
     outcomes = run_deployment_batches(shard_deployment, parameter_sets, max_concurrent_runs)
 
     storage = Storage(storage_root)
-    keys = {split: [shard_key(fingerprint, split, video.name) for video in videos_by_split[split]]
+    # The children's return values stay in their own flow runs; the keys follow from the content.
+    keys = {split: [shard_key(fingerprint, split, video.name, video_content_hash(video.path))
+                    for video in videos_by_split[split]]
             for split in splits}
     problems = [f"{outcome['flow_run']} ({', '.join(video['name'] for video in parameters['videos'])}): "
                 f"{outcome['state']} {outcome['message'] or ''}".strip()

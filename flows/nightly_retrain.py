@@ -92,7 +92,7 @@ def nightly_retrain(
         shutil.rmtree(cache_dir, ignore_errors=True)
         for video, future in zip(plan.to_extract, futures, strict=True):
             try:
-                future.result()
+                plan.shards[video.name] = future.result()["shard"]
             except InputError as error:  # named by its storage key: the local file may be a download
                 rejected[video.name] = f"{video.key}: {error.reason}"
                 logger.warning("rejected %s: %s", video.key, error)
@@ -108,7 +108,8 @@ def nightly_retrain(
     )
     skipped = set(plan.still_rejected) | set(rejected) | set(failed)
     manifest = {"fingerprint": fingerprint,
-                "shards": [plan.shard_key(video.name) for video in plan.footage if video.name not in skipped]}
+                "shards": [plan.shards[video.name] for video in plan.footage
+                           if video.name not in skipped and video.name in plan.shards]}
     summary["n_training_shards"] = len(manifest["shards"])
 
     current = current_model_record(storage_root)

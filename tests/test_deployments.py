@@ -110,8 +110,9 @@ def test_nightly_retrain_through_a_process_worker(server, data, tmp_path):
     registry = ModelRegistry(Storage(storage))
     record, _ = registry.load("current")
     assert record.version == night["candidate_version"]
-    assert record.training_manifest["shards"] == [f"shards/{night['fingerprint']}/train/train_00{i}.parquet"
-                                                  for i in (0, 1)]
+    shards = record.training_manifest["shards"]  # shards/<fingerprint>/train/<video>.<content hash>.parquet
+    assert all(key.startswith(f"shards/{night['fingerprint']}/train/") for key in shards)
+    assert [key.rsplit("/", 1)[1].split(".")[0] for key in shards] == ["train_000", "train_001"]
     assert 0.0 <= record.metrics["frame_auc_micro"] <= 1.0
     report = json.loads((storage / "reports" / "nightly" / night["run"] / "candidate" / "report.json").read_text())
     assert report["frame_auc_micro"] == record.metrics["frame_auc_micro"]
@@ -183,7 +184,7 @@ def test_a_worker_killed_mid_extraction_is_rerun_without_lost_or_duplicated_shar
     rerun = server.cli("worker", "start", "--pool", "anograph-gpu", "--run-once", timeout=600)
     assert server.wait(run_id)["state_type"] == "COMPLETED", rerun.stdout[-4000:]
     shards = sorted(storage.rglob("*.parquet"))
-    assert [path.stem for path in shards] == [video["name"] for video in videos]  # none lost, none twice
+    assert [path.name.split(".")[0] for path in shards] == [video["name"] for video in videos]  # none lost, none twice
     assert all(done_before[path] == path.stat().st_mtime_ns for path in done_before)  # finished ones reused
     assert Storage(storage).list() == sorted(str(path.relative_to(storage)) for path in shards)
 
@@ -205,5 +206,5 @@ def test_extract_dataset_fans_out_one_flow_run_per_batch_with_bounded_concurrenc
     children.sort(key=lambda child: child["start_time"])
     assert _seconds(children[0]["end_time"]) <= _seconds(children[1]["start_time"])  # at most one at a time
     assert {child["deployment_id"] for child in children} == {server.deployment_id("extract-features/extract-shards")}
-    assert sorted(path.stem for path in storage.rglob("test/*.parquet")) == ["test_000", "test_001"]
+    assert sorted(path.name.split(".")[0] for path in storage.rglob("test/*.parquet")) == ["test_000", "test_001"]
 

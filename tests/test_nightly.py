@@ -14,6 +14,7 @@ from anograph.nightly import (
     plan_night,
     update_ledger,
 )
+from anograph.settings import shard_key
 from anograph.storage import Storage
 
 FINGERPRINT = "motion-0123456789ab"
@@ -43,8 +44,10 @@ def test_plan_ledger_and_rejected_footage_across_nights(tmp_path):
     assert plan.new == ["a", "b", "c"] and [video.name for video in plan.to_extract] == ["a", "b", "c"]
 
     # Night 1: a and b extracted, c rejected as bad input.
-    for name in ("a", "b"):
-        storage.write_bytes(plan.shard_key(name), b"shard")
+    assert plan.shard_key("a") is None  # nothing extracted yet
+    for name in ("a", "b"):  # what the flow records from tonight's extraction results
+        plan.shards[name] = shard_key(FINGERPRINT, "train", name, name * 64)
+        storage.write_bytes(plan.shards[name], b"shard")
     update_ledger(storage, plan, {"c": "c.mp4: cannot open video"}, run="night-1", at="t1")
     ledger = load_ledger(storage)["videos"]
     assert {name: entry["status"] for name, entry in ledger.items()} == {"a": "ok", "b": "ok", "c": "rejected"}
@@ -52,6 +55,7 @@ def test_plan_ledger_and_rejected_footage_across_nights(tmp_path):
     # Night 2: nothing new; c stays rejected and is not retried.
     plan = plan_night(storage, FINGERPRINT)
     assert plan.new == [] and plan.to_extract == [] and plan.still_rejected == {"c": "c.mp4: cannot open video"}
+    assert plan.shards == {name: shard_key(FINGERPRINT, "train", name, name * 64) for name in ("a", "b")}
 
     # Replacing c (other size) makes it new again; other settings (fingerprint) re-extract everything good.
     storage.write_bytes("videos/train/c.mp4", b"a fixed video, longer")
