@@ -45,6 +45,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import scipy.sparse as sparse
+import torch
 from numpy.typing import DTypeLike
 
 from anograph.errors import InputError
@@ -196,28 +197,36 @@ def _consecutive_cosines(frame_offsets: np.ndarray, features: np.ndarray) -> tup
     Returns ``(cosines, slot)``: ``cosines[t, a, b]`` is the cosine of object ``a`` of frame
     ``t`` with object ``b`` of frame ``t + 1`` (frames padded with zero rows to the largest
     frame of a chunk of frames), and ``slot[i]`` is object ``i``'s position within its
-    frame. The product runs in the features' precision (at least float32), over at most
-    :data:`PAIR_CHUNK_ELEMENTS` padded feature elements at a time.
+    frame. The product runs with torch (multi-threaded, fast float16 conversion) in the
+    features' precision, at least float32, over at most :data:`PAIR_CHUNK_ELEMENTS` padded
+    feature elements at a time; each raw product is divided by the two norms afterwards,
+    so the features are passed over only to convert, measure and multiply them.
     """
-    dtype = np.result_type(features.dtype, np.float32)
-    unit = unit_rows(features).astype(dtype, copy=False)
+    dtype = torch.float64 if features.dtype == np.float64 else torch.float32
     counts = np.diff(frame_offsets)
-    n_frames, width = len(counts), unit.shape[1]
+    n_frames, width = len(counts), features.shape[1]
     frame_of_row = np.repeat(np.arange(n_frames), counts)
-    slot = np.arange(len(unit)) - frame_offsets[frame_of_row]
+    slot = np.arange(len(features)) - frame_offsets[frame_of_row]
     largest = int(counts.max()) if n_frames else 0
-    cosines = np.zeros((max(n_frames - 1, 0), largest, largest), dtype)
+    cosines = torch.zeros((max(n_frames - 1, 0), largest, largest), dtype=dtype)
     step = max(2, PAIR_CHUNK_ELEMENTS // max(1, largest * width))
     for first in range(0, n_frames - 1, step - 1):  # chunks overlap by one frame
         last = min(first + step, n_frames)
         size = int(counts[first:last].max())
         if size == 0:
             continue
-        padded = np.zeros((last - first, size, width), dtype)
         rows = slice(frame_offsets[first], frame_offsets[last])
-        padded[frame_of_row[rows] - first, slot[rows]] = unit[rows]
-        cosines[first : last - 1, :size, :size] = np.matmul(padded[:-1], padded[1:].transpose(0, 2, 1))
-    return cosines, slot
+        chunk = torch.from_numpy(np.ascontiguousarray(features[rows])).to(dtype)
+        if np.all(counts[first:last] == size):  # equal frames: a view, no padding copy
+            padded = chunk.view(last - first, size, width)
+        else:
+            padded = torch.zeros((last - first, size, width), dtype=dtype)
+            padded[torch.from_numpy(frame_of_row[rows] - first), torch.from_numpy(slot[rows])] = chunk
+        norms = torch.linalg.vector_norm(padded, dim=2)
+        norms = torch.where(norms > NORM_FLOOR, norms, torch.inf)  # zero vectors: cosine 0
+        products = torch.bmm(padded[:-1], padded[1:].transpose(1, 2))
+        cosines[first : last - 1, :size, :size] = products / norms[:-1, :, None] / norms[1:, None, :]
+    return cosines.numpy(), slot
 
 
 def normalize_adjacency(adjacency: sparse.spmatrix, normalization: str) -> sparse.csr_matrix:
@@ -329,7 +338,8 @@ def build_graph(
     for video in videos:
         block = build_video_graph(*video, config)
         indptr_parts.append(block.indptr[1:].astype(np.int64) + n_edges)
-        index_parts.append(block.indices.astype(np.int64) + n_nodes)
+        fits = n_nodes + block.shape[0] < np.iinfo(np.int32).max  # int32 halves the largest array
+        index_parts.append(block.indices.astype(np.int32 if fits else np.int64) + n_nodes)
         value_parts.append(block.data.astype(dtype))
         n_nodes += block.shape[0]
         n_edges += block.nnz
