@@ -119,19 +119,16 @@ def paired_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """IoU of ``boxes_a[k]`` with ``boxes_b[k]`` (broadcasting over leading axes); 0 for empty unions."""
     boxes_a = np.asarray(boxes_a, np.float64)
     boxes_b = np.asarray(boxes_b, np.float64)
-    width = np.clip(
-        np.minimum(boxes_a[..., 2], boxes_b[..., 2]) - np.maximum(boxes_a[..., 0], boxes_b[..., 0]), 0, None
+    # np.maximum(., 0) rather than np.clip: same values, a fraction of the per-call overhead.
+    width = np.maximum(
+        np.minimum(boxes_a[..., 2], boxes_b[..., 2]) - np.maximum(boxes_a[..., 0], boxes_b[..., 0]), 0
     )
-    height = np.clip(
-        np.minimum(boxes_a[..., 3], boxes_b[..., 3]) - np.maximum(boxes_a[..., 1], boxes_b[..., 1]), 0, None
+    height = np.maximum(
+        np.minimum(boxes_a[..., 3], boxes_b[..., 3]) - np.maximum(boxes_a[..., 1], boxes_b[..., 1]), 0
     )
     intersection = width * height
-    area_a = np.clip(boxes_a[..., 2] - boxes_a[..., 0], 0, None) * np.clip(
-        boxes_a[..., 3] - boxes_a[..., 1], 0, None
-    )
-    area_b = np.clip(boxes_b[..., 2] - boxes_b[..., 0], 0, None) * np.clip(
-        boxes_b[..., 3] - boxes_b[..., 1], 0, None
-    )
+    area_a = np.maximum(boxes_a[..., 2] - boxes_a[..., 0], 0) * np.maximum(boxes_a[..., 3] - boxes_a[..., 1], 0)
+    area_b = np.maximum(boxes_b[..., 2] - boxes_b[..., 0], 0) * np.maximum(boxes_b[..., 3] - boxes_b[..., 1], 0)
     union = area_a + area_b - intersection
     return np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
 

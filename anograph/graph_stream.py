@@ -3,7 +3,8 @@
 :func:`anograph.graph.build_graph` takes any iterable of videos and keeps only the sparse
 result, so feeding it :func:`iter_shard_nodes` builds a training graph of millions of
 nodes while one video's features are in memory at a time. :func:`feature_moments`
-streams the per-column mean and standard deviation the same way (the standardiser's fit).
+streams the per-column mean and standard deviation the same way (the standardiser's fit),
+and :class:`ShardGraphBatches` serves batches of whole videos for bounded-memory training.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
+import scipy.sparse as sparse
+import torch
 
-from anograph.graph import VideoNodes
+from anograph.graph import GraphConfig, VideoNodes, build_graph
 from anograph.shards import VideoFeatures, read_shard
 from anograph.storage import Storage
+from anograph.training import GraphBatch, make_batch
 
 
 def iter_shard_videos(storage: Storage, keys: Sequence[str]) -> Iterator[VideoFeatures]:
@@ -63,3 +67,82 @@ def feature_moments(
     if mean is None or squares is None:
         raise ValueError("no objects to compute feature moments from")
     return mean, np.sqrt(squares / count), count
+
+
+class ShardGraphBatches:
+    """Training batches of whole videos read from shards, one batch in memory at a time.
+
+    For :func:`anograph.training.train_dgi_batched`: ``batches(b)`` returns batch ``b`` as a
+    :class:`~anograph.training.GraphBatch` and ``batches.sizes`` lists the node counts.
+    Consecutive shards are grouped while a batch stays within ``batch_nodes`` (a video
+    larger than that is a batch of its own). Every call reads the batch's shards again and
+    standardises their features ``(x - mean) / std``; the batch's sparse adjacency is built
+    on the first call and kept (it is small next to the features: about 8 bytes per edge).
+    Since no edge crosses two videos, each batch's graph holds its nodes' exact 1-hop
+    neighbourhoods.
+
+    Parameters
+    ----------
+    storage, keys:
+        Where the shards are, in training order.
+    mean, std:
+        The standardiser, ``(width,)`` each (for example from :func:`feature_moments`).
+    config:
+        How each video's graph is built.
+    batch_nodes:
+        Upper bound on nodes per batch (unless one video is larger). Default 100000.
+    columns:
+        Feature columns to use; ``None`` (default) uses all.
+    device, dtype:
+        Where the batch's features go, and their dtype (``torch.bfloat16`` for bf16 training).
+    sizes:
+        Node count of each shard, when known (saves a pass over the shards); else read once.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        keys: Sequence[str],
+        mean: np.ndarray,
+        std: np.ndarray,
+        config: GraphConfig,
+        batch_nodes: int = 100_000,
+        columns: np.ndarray | None = None,
+        device: torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
+        sizes: Sequence[int] | None = None,
+    ) -> None:
+        self.storage, self.config, self.columns = storage, config, columns
+        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        self.device, self.dtype = device or torch.device("cpu"), dtype
+        if sizes is None:
+            sizes = [video.n_objects for video in iter_shard_videos(storage, keys)]
+        self.groups: list[list[str]] = []
+        self.sizes: list[int] = []
+        for key, size in zip(keys, sizes, strict=True):
+            if self.groups and self.sizes[-1] + size <= batch_nodes:
+                self.groups[-1].append(key)
+                self.sizes[-1] += size
+            else:
+                self.groups.append([key])
+                self.sizes.append(int(size))
+        self._adjacency: dict[int, sparse.csr_matrix] = {}
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def standardized(self, video: VideoFeatures) -> np.ndarray:
+        features = video.features if self.columns is None else video.features[:, self.columns]
+        return (torch.from_numpy(np.ascontiguousarray(features)).float().numpy() - self.mean) / self.std
+
+    def __call__(self, index: int) -> GraphBatch:
+        videos = [(video, self.standardized(video)) for video in iter_shard_videos(self.storage, self.groups[index])]
+        if index not in self._adjacency:
+            self._adjacency[index] = build_graph(
+                [VideoNodes(video.frame_offsets(), video.boxes, chunk) for video, chunk in videos],
+                self.config,
+                dtype=np.float32,
+            )
+        features = np.concatenate([chunk for _, chunk in videos])
+        del videos
+        return make_batch(self._adjacency[index], features, self.device, self.dtype)

@@ -74,7 +74,7 @@ from anograph.graph import GraphConfig, VideoNodes, build_graph, normalize_adjac
 from anograph.scoring import SlidingWindowGraph, knn_mean_distance
 from anograph.shards import VideoFeatures
 from anograph.storage import Storage
-from anograph.training import make_batch, resolve_device, resolve_precision, train_dgi
+from anograph.training import embed, make_batch, resolve_device, resolve_precision, train_dgi
 
 MODEL_FORMAT_VERSION = 1
 SCORERS = ("discriminator", "knn", "feature_knn", "group_knn")
@@ -431,10 +431,16 @@ class AnoGraph(BaseEstimator):
         )
 
     def _select(self, video: VideoFeatures) -> np.ndarray:
-        return np.asarray(video.features[:, self.columns_], np.float32)
+        columns = self.columns_
+        every = len(columns) == video.features.shape[1] and np.array_equal(columns, np.arange(len(columns)))
+        selected = np.ascontiguousarray(video.features if every else video.features[:, columns])
+        # torch converts float16 to float32 several times faster than numpy.
+        return torch.from_numpy(selected).float().numpy() if selected.dtype == np.float16 else selected.astype(np.float32)
 
     def _standardize(self, features: np.ndarray) -> np.ndarray:
-        return ((features - self.feature_mean_) / self.feature_std_).astype(np.float32)
+        # float32 arithmetic: float64 temporaries cost more than the encoder at 2048-d.
+        mean, std = self.feature_mean_.astype(np.float32), self.feature_std_.astype(np.float32)
+        return (np.asarray(features, np.float32) - mean) / std
 
     def _train(
         self,
@@ -561,9 +567,8 @@ class AnoGraph(BaseEstimator):
         features = self._standardize(selected)
         window = SlidingWindowGraph(window_radius, self.graph_config)
         adjacency = window.adjacency(video.frame_offsets(), video.boxes, features)
-        with torch.no_grad():
-            propagated = torch.from_numpy(propagate(adjacency, features)).to(resolve_device(self.device))
-            embeddings = self.encoder_(propagated).cpu().numpy()
+        dtype = resolve_precision(self.precision)
+        embeddings = embed(adjacency, features, self.encoder_, dtype, resolve_device(self.device)).cpu().numpy()
         return features, embeddings, adjacency
 
     def score_video(

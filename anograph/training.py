@@ -113,6 +113,19 @@ def encode(
     return activation(sparse_propagate(operator, projected) + linear.bias)
 
 
+def embed(
+    adjacency: sparse.spmatrix, features: np.ndarray, encoder: nn.Module, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """Inference ``PReLU(Â (X W) + b)`` (float32 result): ``X W`` in ``dtype``, then one sparse product.
+
+    Multiplying by ``W`` first makes the sparse product ``hidden`` wide instead of input wide.
+    """
+    with torch.no_grad():
+        inputs = torch.from_numpy(np.ascontiguousarray(features, np.float32)).to(device=device, dtype=dtype)
+        projected = (inputs @ encoder.linear.weight.to(dtype).T).float()
+        return encoder.activation(_torch_csr(adjacency, device) @ projected + encoder.linear.bias)
+
+
 @dataclass
 class GraphBatch:
     """One batch of whole videos: its adjacency operator and its node features on the device."""

@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--objects", type=int, default=10)
     parser.add_argument("--width", type=int, default=2048)
-    parser.add_argument("--repeats", default="1,5", help="comma-separated read counts per shard")
+    parser.add_argument("--repeats", default="1,5", help="comma-separated read counts per shard; '' skips")
     parser.add_argument("--dense-sizes", default="1000,2000,4000")
     parser.add_argument("--dir", default=None, help="where to write shards (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true")
@@ -114,6 +114,8 @@ def main() -> None:
         return
 
     directory = args.dir or tempfile.mkdtemp(prefix="anograph-graph-bench-")
+    if not args.repeats:
+        args.videos = 0
     results: dict = {
         "settings": {k: v for k, v in vars(args).items() if k != "child"},
         "machine": "2-core x86_64 CPU, 24 GiB, shared with other jobs",
@@ -127,7 +129,7 @@ def main() -> None:
         print(f"wrote {args.videos} shards, {shard_bytes / 2**30:.2f} GiB, in {results['write']['seconds']:.0f} s")
         results["stream"] = []
         print(f"{'nodes':>10} {'edges':>12} {'seconds':>8} {'us/node':>8} {'peak RSS GiB':>12} {'graph GiB':>9}")
-        for repeats in [int(value) for value in args.repeats.split(",")]:
+        for repeats in [int(value) for value in args.repeats.split(",") if value]:
             output = subprocess.run(
                 [sys.executable, __file__, "--child", directory, str(repeats)],
                 check=True, capture_output=True, text=True,
@@ -143,7 +145,7 @@ def main() -> None:
 
     results["dense_vs_sparse"] = []
     print(f"\n{'nodes':>7} {'sparse s':>9} {'dense s':>8} {'speedup':>8} {'sparse GiB':>10} {'dense GiB':>9} {'max |diff|':>10}")
-    for nodes in [int(value) for value in args.dense_sizes.split(",")]:
+    for nodes in [int(value) for value in args.dense_sizes.split(",") if value]:
         row = compare_dense(nodes, args.objects, args.width)
         results["dense_vs_sparse"].append(row)
         print(f"{row['nodes']:>7} {row['sparse_seconds']:>9.3f} {row['dense_seconds']:>8.2f} {row['speedup']:>8.1f} "

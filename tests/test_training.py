@@ -162,6 +162,20 @@ def test_bfloat16_training_tracks_float32() -> None:
     assert not np.array_equal(scores32, scores16)  # bf16 really ran
 
 
+def test_fast_embedding_equals_propagate_then_encode() -> None:
+    """Scoring's X W-first path against ``encoder(Â X)`` on a sliding-window adjacency."""
+    videos = make_videos(2, seed=6, n_frames=20)
+    model = AnoGraph(hidden_channels=HIDDEN, max_epochs=3, score_propagation_steps=0).fit(videos)
+    features, embeddings, adjacency = model._embed_with_graph(videos[1], window_radius=3)
+    with torch.no_grad():
+        expected = model.encoder_(torch.from_numpy(propagate(adjacency, features))).numpy()
+    np.testing.assert_allclose(embeddings, expected, rtol=1e-4, atol=1e-5)
+    scores = model.score_video(videos[1], window_radius=3, scorers=["discriminator"])["discriminator"]
+    with torch.no_grad():
+        logits = model.discriminator_(torch.from_numpy(expected), model.summary_).numpy()
+    np.testing.assert_allclose(scores, -logits, rtol=1e-4, atol=1e-5)
+
+
 def test_device_and_precision_are_checked() -> None:
     assert resolve_device("cpu") == CPU
     expected = "cuda" if torch.cuda.is_available() else "cpu"
