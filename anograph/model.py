@@ -194,7 +194,7 @@ class AnoGraph(BaseEstimator):
         Torch device for training and encoding. Default ``"cpu"``. ``"auto"`` uses CUDA
         when a GPU is present, else the CPU (the GPU path has not been run on a GPU yet).
     precision:
-        Dtype of the dense products in training: ``"float32"`` (default) or
+        Dtype of the dense products in training and encoding: ``"float32"`` (default) or
         ``"bfloat16"`` (about 4x the matmul throughput on CPUs with AVX-512 BF16; fp32
         master weights and accumulation, see :mod:`anograph.training`).
 

@@ -66,10 +66,12 @@ def measure_stream(directory: str, keys: list[str], repeats: int) -> dict:
     started = time.perf_counter()
     graph = build_graph(iter_shard_nodes(Storage(directory), keys * repeats), GraphConfig(), dtype=np.float32)
     seconds = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "nodes": graph.shape[0],
         "edges": int(graph.nnz),
         "seconds": seconds,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,  # whole process, including imports
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "graph_gib": (graph.data.nbytes + graph.indices.nbytes + graph.indptr.nbytes) / 2**30,
     }
