@@ -10,7 +10,10 @@ from synthetic_features import make_videos
 
 from anograph.errors import InputError
 from anograph.graph import GraphConfig, VideoNodes, build_graph
+from anograph.graph_stream import ShardGraphBatches, feature_moments, iter_shard_videos
 from anograph.model import AnoGraph, BilinearDiscriminator, OneLayerGCN, propagate
+from anograph.shards import write_shard
+from anograph.storage import Storage
 from anograph.training import (
     batched_dgi_loss_and_gradients,
     dgi_loss_and_gradients,
@@ -185,3 +188,30 @@ def test_device_and_precision_are_checked() -> None:
         resolve_precision("float8")
     with pytest.raises(InputError, match="device"):
         resolve_device("abacus")
+
+
+def test_shard_batches_hold_whole_videos_and_match_in_memory_data(tmp_path) -> None:
+    """Streamed moments equal numpy's; each batch is its videos' exact graph and standardised features."""
+    videos = make_videos(3, seed=11, n_frames=15)
+    storage = Storage(str(tmp_path))
+    keys = [f"shards/{video.metadata.video}.parquet" for video in videos]
+    for key, video in zip(keys, videos, strict=True):
+        write_shard(storage, key, video)
+    stacked = np.concatenate([video.features for video in videos]).astype(np.float64)
+    mean, std, count = feature_moments(iter_shard_videos(storage, keys))
+    np.testing.assert_allclose(mean, stacked.mean(axis=0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(std, stacked.std(axis=0), rtol=1e-10)
+    assert count == len(stacked)
+    sizes = [video.n_objects for video in videos]
+    batches = ShardGraphBatches(storage, keys, mean, std, GraphConfig(), batch_nodes=sizes[0] + sizes[1])
+    assert batches.sizes == [sizes[0] + sizes[1], sizes[2]]  # grouped in order, never splitting a video
+    first = batches(0)
+    standardized = [((video.features.astype(np.float32) - mean) / std).astype(np.float32) for video in videos[:2]]
+    expected = build_graph(
+        [VideoNodes(v.frame_offsets(), v.boxes, f) for v, f in zip(videos[:2], standardized, strict=True)],
+        GraphConfig(),
+    )
+    torch.testing.assert_close(first.features, torch.from_numpy(np.concatenate(standardized)), rtol=1e-5, atol=1e-5)
+    dense = first.operator.forward_matrix.to_dense().numpy()
+    np.testing.assert_allclose(dense, expected.toarray(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(first.operator.transpose_matrix.to_dense().numpy(), dense.T, rtol=1e-6)
