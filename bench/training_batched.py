@@ -107,6 +107,7 @@ def main() -> None:
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             row = json.loads(output.strip().splitlines()[-1])
             rows.append(row)
+            Path(args.json).write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=1))  # so far
             print(f"{row['nodes']:>9} {row['batches']:>7} {row['moments_seconds']:>9.1f} "
                   f"{max(row['epoch_seconds']):>8.1f} {row['peak_rss_gib']:>12.2f} "
                   f"{row['float32_feature_matrix_gib']:>10.2f}")
