@@ -4,8 +4,9 @@ Training (paper Section 3, Eqs. 3-4, after Velickovic et al., DGI 2019):
 
 * Encoder ``H = PReLU(Â X W + b)`` over the block-diagonal spatio-temporal graph of all
   training videos (:func:`anograph.graph.build_graph`), features z-scored on the training
-  nodes. Because the encoder has one layer, ``Â X`` is computed once with scipy, and the
-  corrupted ``Â X̃`` is one scipy product per epoch: no sparse autograd (see FACTS.md).
+  nodes. Training computes ``Z = X W`` once per epoch and then ``Â Z`` and ``Â (P Z)`` as
+  sparse products with a hand-written backward (:mod:`anograph.training`); scoring uses
+  ``Â X`` with scipy. Both orders give the same ``H``.
 * Readout ``s = sigmoid(mean_i h_i)`` (Eq. 3); discriminator logit ``h_i^T W s + c``,
   computed as ``H (W s) + c`` (one matrix-vector product; ``nn.Bilinear`` with ``s`` expanded
   to every node is ~100x slower in backward).
@@ -73,6 +74,7 @@ from anograph.graph import GraphConfig, VideoNodes, build_graph, normalize_adjac
 from anograph.scoring import SlidingWindowGraph, knn_mean_distance
 from anograph.shards import VideoFeatures
 from anograph.storage import Storage
+from anograph.training import embed, make_batch, resolve_device, resolve_precision, train_dgi
 
 MODEL_FORMAT_VERSION = 1
 SCORERS = ("discriminator", "knn", "feature_knn", "group_knn")
@@ -189,7 +191,12 @@ class AnoGraph(BaseEstimator):
         labels (README, "What each part adds"): 5 steps add about 3 points of micro AUC on
         UCSD Ped2 but cost 11 on the synthetic demo scene, so it is a per-scene choice.
     device:
-        Torch device for training and encoding. Default ``"cpu"``.
+        Torch device for training and encoding. Default ``"cpu"``. ``"auto"`` uses CUDA
+        when a GPU is present, else the CPU (the GPU path has not been run on a GPU yet).
+    precision:
+        Dtype of the dense products in training and encoding: ``"float32"`` (default) or
+        ``"bfloat16"`` (about 4x the matmul throughput on CPUs with AVX-512 BF16; fp32
+        master weights and accumulation, see :mod:`anograph.training`).
 
     Attributes (after :meth:`fit`)
     ------------------------------
@@ -220,6 +227,7 @@ class AnoGraph(BaseEstimator):
         feature_scaling: str = "group",
         score_propagation_steps: int = 0,
         device: str = "cpu",
+        precision: str = "float32",
     ) -> None:
         self.graph = graph
         self.feature_groups = feature_groups
@@ -233,6 +241,7 @@ class AnoGraph(BaseEstimator):
         self.feature_scaling = feature_scaling
         self.score_propagation_steps = score_propagation_steps
         self.device = device
+        self.precision = precision
 
     # ------------------------------------------------------------------ fitting
 
@@ -321,7 +330,7 @@ class AnoGraph(BaseEstimator):
         videos = self.training_videos_
         generator = torch.Generator().manual_seed(int(self.seed))
         self._train(adjacency, node_features, generator, progress)
-        device = torch.device(self.device)
+        device = resolve_device(self.device)
         with torch.no_grad():
             propagated = torch.from_numpy(propagate(adjacency, node_features)).to(device)
             embeddings = self.encoder_(propagated)
@@ -425,10 +434,16 @@ class AnoGraph(BaseEstimator):
         )
 
     def _select(self, video: VideoFeatures) -> np.ndarray:
-        return np.asarray(video.features[:, self.columns_], np.float32)
+        columns = self.columns_
+        every = len(columns) == video.features.shape[1] and np.array_equal(columns, np.arange(len(columns)))
+        selected = np.ascontiguousarray(video.features if every else video.features[:, columns])
+        # torch converts float16 to float32 several times faster than numpy.
+        return torch.from_numpy(selected).float().numpy() if selected.dtype == np.float16 else selected.astype(np.float32)
 
     def _standardize(self, features: np.ndarray) -> np.ndarray:
-        return ((features - self.feature_mean_) / self.feature_std_).astype(np.float32)
+        # float32 arithmetic: float64 temporaries cost more than the encoder at 2048-d.
+        mean, std = self.feature_mean_.astype(np.float32), self.feature_std_.astype(np.float32)
+        return (np.asarray(features, np.float32) - mean) / std
 
     def _train(
         self,
@@ -437,7 +452,8 @@ class AnoGraph(BaseEstimator):
         generator: torch.Generator,
         progress: Callable[[int, float], None] | None = None,
     ) -> None:
-        device = torch.device(self.device)
+        """Full-batch DGI with the fast one-layer loop of :mod:`anograph.training`."""
+        device = resolve_device(self.device)
         encoder = OneLayerGCN(node_features.shape[1], int(self.hidden_channels))
         discriminator = BilinearDiscriminator(int(self.hidden_channels))
         nn.init.xavier_uniform_(encoder.linear.weight, generator=generator)
@@ -445,46 +461,22 @@ class AnoGraph(BaseEstimator):
         nn.init.xavier_uniform_(discriminator.weight, generator=generator)
         encoder.to(device)
         discriminator.to(device)
-        corrupt = _Corruptor(adjacency, node_features, device, use_scipy=device.type == "cpu")
-        propagated = torch.from_numpy(propagate(adjacency, node_features)).to(device)
-        n_nodes = len(node_features)
-        labels = torch.cat([torch.ones(n_nodes), torch.zeros(n_nodes)]).to(device)
-        parameters = [*encoder.parameters(), *discriminator.parameters()]
-        optimizer = torch.optim.Adam(parameters, lr=float(self.learning_rate))
-        loss_function = nn.BCEWithLogitsLoss()
-        history: list[float] = []
-        best_loss, best_epoch, waited = float("inf"), 0, 0
-        best_state = _state(encoder, discriminator)
-        for epoch in range(int(self.max_epochs)):
-            corrupted = corrupt(generator)
-            optimizer.zero_grad()
-            positive = encoder(propagated)
-            negative = encoder(corrupted)
-            summary = readout(positive)
-            logits = torch.cat([discriminator(positive, summary), discriminator(negative, summary)])
-            loss = loss_function(logits, labels)
-            value = float(loss.detach())
-            history.append(value)
-            if progress is not None:
-                progress(epoch, value)
-            if value < best_loss:
-                best_loss, best_epoch, waited = value, epoch, 0
-                best_state = _state(encoder, discriminator)  # the parameters that produced this loss
-            else:
-                waited += 1
-                if waited >= int(self.patience):
-                    break
-            loss.backward()
-            optimizer.step()
-        encoder.load_state_dict(best_state["encoder"])
-        discriminator.load_state_dict(best_state["discriminator"])
-        encoder.eval()
-        discriminator.eval()
+        batch = make_batch(adjacency, node_features, device, resolve_precision(self.precision))
+        result = train_dgi(
+            batch,
+            encoder,
+            discriminator,
+            generator,
+            learning_rate=float(self.learning_rate),
+            max_epochs=int(self.max_epochs),
+            patience=int(self.patience),
+            progress=progress,
+        )
         self.encoder_ = encoder
         self.discriminator_ = discriminator
-        self.history_ = history
-        self.n_epochs_ = len(history)
-        self.best_epoch_ = best_epoch
+        self.history_ = result.history
+        self.n_epochs_ = len(result.history)
+        self.best_epoch_ = result.best_epoch
 
     def _separation(
         self,
@@ -531,7 +523,7 @@ class AnoGraph(BaseEstimator):
             self.graph_config,
         )
         node_features = np.concatenate(standardized)
-        propagated = torch.from_numpy(propagate(adjacency, node_features)).to(torch.device(self.device))
+        propagated = torch.from_numpy(propagate(adjacency, node_features)).to(resolve_device(self.device))
         generator = torch.Generator().manual_seed(int(seed))
         return self._separation(adjacency, node_features, propagated, generator, n_draws)
 
@@ -550,7 +542,7 @@ class AnoGraph(BaseEstimator):
             )
 
     def _discriminator_scores(self, embeddings: np.ndarray) -> np.ndarray:
-        device = torch.device(self.device)
+        device = resolve_device(self.device)
         with torch.no_grad():
             logits = self.discriminator_(
                 torch.from_numpy(np.asarray(embeddings, np.float32)).to(device), self.summary_
@@ -578,9 +570,8 @@ class AnoGraph(BaseEstimator):
         features = self._standardize(selected)
         window = SlidingWindowGraph(window_radius, self.graph_config)
         adjacency = window.adjacency(video.frame_offsets(), video.boxes, features)
-        with torch.no_grad():
-            propagated = torch.from_numpy(propagate(adjacency, features)).to(torch.device(self.device))
-            embeddings = self.encoder_(propagated).cpu().numpy()
+        dtype = resolve_precision(self.precision)
+        embeddings = embed(adjacency, features, self.encoder_, dtype, resolve_device(self.device)).cpu().numpy()
         return features, embeddings, adjacency
 
     def score_video(
@@ -805,7 +796,7 @@ class AnoGraph(BaseEstimator):
                 None,
                 f"encoder weight has shape {tuple(weight.shape)}, expected ({model.hidden_channels}, {len(model.columns_)})",
             )
-        device = torch.device(model.device)
+        device = resolve_device(model.device)
         encoder = OneLayerGCN(width, hidden)
         encoder.linear.weight.data.copy_(weight)
         encoder.linear.bias.data.copy_(tensors["encoder.bias"])

@@ -33,7 +33,7 @@ import scipy.sparse as sparse
 import torch
 
 from anograph.errors import InputError
-from anograph.graph import GraphConfig, spatial_block, temporal_block
+from anograph.graph import GraphConfig, _row_softmax, spatial_block, unit_rows
 
 # Query rows per chunk in kNN: keeps the (chunk, bank) distance matrix around 100-200 MB.
 KNN_QUERY_CHUNK = 1024
@@ -59,7 +59,7 @@ class _Frame:
     index: int
     start: int
     boxes: np.ndarray
-    features: np.ndarray
+    features: np.ndarray  # unit rows
     spatial: np.ndarray
     forward: np.ndarray | None = None  # rows of this frame -> objects of the next frame
     backward: np.ndarray | None = None  # rows of this frame -> objects of the previous frame
@@ -109,18 +109,21 @@ class SlidingWindowGraph:
     def push(self, boxes: np.ndarray, features: np.ndarray) -> list[CentreRows]:
         """Add the next frame; return the centre frames whose window became complete."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        features = np.asarray(features, np.float64)
         frame = _Frame(
             index=self._next_frame,
             start=self._next_object,
             boxes=boxes,
-            features=features,
+            features=unit_rows(features),  # normalised once, used for both frame pairs
             spatial=spatial_block(boxes),
         )
         if self._frames and self._frames[-1].index == frame.index - 1:
             previous = self._frames[-1]
-            previous.forward = temporal_block(previous.features, features)
-            frame.backward = temporal_block(features, previous.features)
+            # temporal_block(a, b) and temporal_block(b, a) from one product of unit rows.
+            cosine = previous.features @ frame.features.T
+            if cosine.size:
+                previous.forward, frame.backward = _row_softmax(cosine), _row_softmax(cosine.T)
+            else:
+                previous.forward, frame.backward = cosine, cosine.T
         self._frames.append(frame)
         self._next_frame += 1
         self._next_object += frame.size

@@ -1,0 +1,148 @@
+"""Stream feature shards video by video into the graph builder, without holding every feature.
+
+:func:`anograph.graph.build_graph` takes any iterable of videos and keeps only the sparse
+result, so feeding it :func:`iter_shard_nodes` builds a training graph of millions of
+nodes while one video's features are in memory at a time. :func:`feature_moments`
+streams the per-column mean and standard deviation the same way (the standardiser's fit),
+and :class:`ShardGraphBatches` serves batches of whole videos for bounded-memory training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import scipy.sparse as sparse
+import torch
+
+from anograph.graph import GraphConfig, VideoNodes, build_graph
+from anograph.shards import VideoFeatures, read_shard
+from anograph.storage import Storage
+from anograph.training import GraphBatch, make_batch
+
+
+def iter_shard_videos(storage: Storage, keys: Sequence[str]) -> Iterator[VideoFeatures]:
+    """Read the shards at ``keys`` one at a time, in order."""
+    for key in keys:
+        yield read_shard(storage, key)
+
+
+def iter_shard_nodes(
+    storage: Storage,
+    keys: Sequence[str],
+    transform: Callable[[VideoFeatures], np.ndarray] | None = None,
+) -> Iterator[VideoNodes]:
+    """:class:`~anograph.graph.VideoNodes` of each shard; ``transform(video)`` gives its node features.
+
+    Without ``transform`` the shard's float16 features are used as they are.
+    """
+    for video in iter_shard_videos(storage, keys):
+        features = video.features if transform is None else transform(video)
+        yield VideoNodes(video.frame_offsets(), video.boxes, features)
+
+
+def feature_moments(
+    videos: Iterator[VideoFeatures] | Sequence[VideoFeatures], columns: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-column mean and (population) standard deviation over all objects, streamed.
+
+    Videos are combined with Chan et al.'s pairwise update, which stays accurate where
+    summing squares would cancel. Returns ``(mean, std, n_objects)``, float64.
+    """
+    count, mean, squares = 0, None, None
+    for video in videos:
+        chunk = np.asarray(video.features if columns is None else video.features[:, columns], np.float64)
+        if len(chunk) == 0:
+            continue
+        chunk_mean = chunk.mean(axis=0)
+        chunk_squares = ((chunk - chunk_mean) ** 2).sum(axis=0)
+        if mean is None or squares is None:
+            count, mean, squares = len(chunk), chunk_mean, chunk_squares
+            continue
+        total = count + len(chunk)
+        delta = chunk_mean - mean
+        mean = mean + delta * (len(chunk) / total)
+        squares = squares + chunk_squares + delta**2 * (count * len(chunk) / total)
+        count = total
+    if mean is None or squares is None:
+        raise ValueError("no objects to compute feature moments from")
+    return mean, np.sqrt(squares / count), count
+
+
+class ShardGraphBatches:
+    """Training batches of whole videos read from shards, one batch in memory at a time.
+
+    For :func:`anograph.training.train_dgi_batched`: ``batches(b)`` returns batch ``b`` as a
+    :class:`~anograph.training.GraphBatch` and ``batches.sizes`` lists the node counts.
+    Consecutive shards are grouped while a batch stays within ``batch_nodes`` (a video
+    larger than that is a batch of its own). Every call reads the batch's shards again and
+    standardises their features ``(x - mean) / std``; the batch's sparse adjacency is built
+    on the first call and kept (it is small next to the features: about 8 bytes per edge).
+    Since no edge crosses two videos, each batch's graph holds its nodes' exact 1-hop
+    neighbourhoods.
+
+    Parameters
+    ----------
+    storage, keys:
+        Where the shards are, in training order.
+    mean, std:
+        The standardiser, ``(width,)`` each (for example from :func:`feature_moments`).
+    config:
+        How each video's graph is built.
+    batch_nodes:
+        Upper bound on nodes per batch (unless one video is larger). Default 100000.
+    columns:
+        Feature columns to use; ``None`` (default) uses all.
+    device, dtype:
+        Where the batch's features go, and their dtype (``torch.bfloat16`` for bf16 training).
+    sizes:
+        Node count of each shard, when known (saves a pass over the shards); else read once.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        keys: Sequence[str],
+        mean: np.ndarray,
+        std: np.ndarray,
+        config: GraphConfig,
+        batch_nodes: int = 100_000,
+        columns: np.ndarray | None = None,
+        device: torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
+        sizes: Sequence[int] | None = None,
+    ) -> None:
+        self.storage, self.config, self.columns = storage, config, columns
+        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        self.device, self.dtype = device or torch.device("cpu"), dtype
+        if sizes is None:
+            sizes = [video.n_objects for video in iter_shard_videos(storage, keys)]
+        self.groups: list[list[str]] = []
+        self.sizes: list[int] = []
+        for key, size in zip(keys, sizes, strict=True):
+            if self.groups and self.sizes[-1] + size <= batch_nodes:
+                self.groups[-1].append(key)
+                self.sizes[-1] += size
+            else:
+                self.groups.append([key])
+                self.sizes.append(int(size))
+        self._adjacency: dict[int, sparse.csr_matrix] = {}
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def standardized(self, video: VideoFeatures) -> np.ndarray:
+        features = video.features if self.columns is None else video.features[:, self.columns]
+        return (torch.from_numpy(np.ascontiguousarray(features)).float().numpy() - self.mean) / self.std
+
+    def __call__(self, index: int) -> GraphBatch:
+        videos = [(video, self.standardized(video)) for video in iter_shard_videos(self.storage, self.groups[index])]
+        if index not in self._adjacency:
+            self._adjacency[index] = build_graph(
+                [VideoNodes(video.frame_offsets(), video.boxes, chunk) for video, chunk in videos],
+                self.config,
+                dtype=np.float32,
+            )
+        features = np.concatenate([chunk for _, chunk in videos])
+        del videos
+        return make_batch(self._adjacency[index], features, self.device, self.dtype)
