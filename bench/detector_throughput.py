@@ -58,25 +58,13 @@ def random_torchvision_weights(path: Path) -> Path:
 def random_detectron2_model(folder: Path) -> tuple[Path, Path] | None:
     """Model-zoo R101-C4 config and randomly initialised weights, or ``None`` without detectron2."""
     try:
-        import detectron2
-        from detectron2.config import get_cfg
-        from detectron2.modeling import build_model
+        import detectron2  # noqa: F401 - only to know whether it is installed
     except ImportError:
         return None
-    # detectron2.model_zoo needs pkg_resources, gone from recent setuptools; the configs ship beside it.
-    config = Path(detectron2.__file__).parent / "model_zoo" / "configs" / "COCO-Detection" / "faster_rcnn_R_101_C4_3x.yaml"
-    cfg = get_cfg()
-    cfg.merge_from_file(str(config))
-    cfg.MODEL.DEVICE = "cpu"
-    torch.manual_seed(0)
-    model = build_model(cfg)
-    with torch.no_grad():  # zero-init residual branches, else random activations explode and nothing is proposed
-        for name, module in model.named_modules():
-            if name.endswith("conv3"):
-                module.norm.weight.zero_()
-    weights = folder / "detectron2_r101_c4_random.pth"
-    torch.save(model.state_dict(), weights)
-    return config, weights
+    from anograph.detectors.detectron2_rcnn import model_zoo_config, write_random_weights
+
+    config = model_zoo_config()
+    return config, write_random_weights(config, folder / "detectron2_r101_c4_random.pth")
 
 
 def measure(name: str, clip: Path, options: dict[str, Any]) -> tuple[dict[str, Any], VideoFeatures]:

@@ -15,11 +15,15 @@ import pytest
 import torch
 
 from anograph.detectors import create_detector
-from anograph.detectors.detectron2_rcnn import Detectron2Detector, load_state_dict
+from anograph.detectors.detectron2_rcnn import (
+    Detectron2Detector,
+    load_state_dict,
+    model_zoo_config,
+    write_random_weights,
+)
 from anograph.errors import InputError, ModelArtifactError
 
 SMALL = {"min_size": 128, "max_size": 256, "max_proposals": 20, "max_detections": 8, "confidence_threshold": 0.0}
-R101_C4 = "COCO-Detection/faster_rcnn_R_101_C4_3x.yaml"
 
 
 def test_without_detectron2_the_error_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,34 +44,12 @@ def test_pickle_weights_are_refused_with_the_conversion_command(tmp_path: Path) 
         load_state_dict(not_a_state_dict)
 
 
-def zero_residual_branches(model: torch.nn.Module) -> None:
-    """Zero each bottleneck's last scale ("zero-init residual"). With detectron2's frozen
-    batch norm as identity, 33 random residual blocks otherwise blow activations up to ~1e6
-    and the RPN proposes nothing; this keeps random weights random but well scaled."""
-    with torch.no_grad():
-        for name, module in model.named_modules():
-            if name.endswith("conv3"):
-                module.norm.weight.zero_()
-
-
 @pytest.fixture(scope="module")
 def r101_c4(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """detectron2's model-zoo R101-C4 config and a randomly initialised state dict for it."""
     pytest.importorskip("detectron2", reason="detectron2 is not installed (not on PyPI; README 'Optional: detectron2')")
-    import detectron2
-    from detectron2.config import get_cfg
-    from detectron2.modeling import build_model
-
-    # detectron2.model_zoo needs pkg_resources, gone from recent setuptools; the configs ship beside it.
-    config = Path(detectron2.__file__).parent / "model_zoo" / "configs" / R101_C4
-    cfg = get_cfg()
-    cfg.merge_from_file(str(config))
-    cfg.MODEL.DEVICE = "cpu"
-    torch.manual_seed(0)
-    model = build_model(cfg)
-    zero_residual_branches(model)
-    weights = tmp_path_factory.mktemp("detectron2") / "r101_c4_random.pth"
-    torch.save({"model": model.state_dict()}, weights)
+    config = model_zoo_config()
+    weights = write_random_weights(config, tmp_path_factory.mktemp("detectron2") / "r101_c4_random.pth")
     return config, weights
 
 

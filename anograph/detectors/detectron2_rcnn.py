@@ -88,6 +88,49 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+R101_C4_CONFIG = "COCO-Detection/faster_rcnn_R_101_C4_3x.yaml"
+
+
+def model_zoo_config(name: str = R101_C4_CONFIG) -> Path:
+    """Path of a config file shipped inside detectron2, e.g. the paper's R101-C4 (the default).
+
+    Found beside the package rather than through ``detectron2.model_zoo``, which imports
+    ``pkg_resources`` (gone from setuptools >= 81).
+    """
+    import_detectron2()
+    import detectron2
+
+    path = Path(detectron2.__file__).parent / "model_zoo" / "configs" / name
+    if not path.is_file():
+        raise InputError(path, "no such config in detectron2's model zoo")
+    return path
+
+
+def write_random_weights(config: str | Path, path: str | Path, seed: int = 0) -> Path:
+    """Write randomly initialised weights for ``config`` to ``path`` (``{"model": state_dict}``).
+
+    For tests and benchmarks where real weights can't be had. Each bottleneck's last scale is
+    zeroed ("zero-init residual"): with detectron2's frozen batch norm as identity, 33 random
+    residual blocks otherwise blow activations up to ~1e6 and the RPN proposes nothing; this
+    keeps random weights random but well scaled.
+    """
+    detectron2_config = import_detectron2()
+    from detectron2.modeling import build_model
+
+    cfg = detectron2_config.get_cfg()
+    cfg.merge_from_file(str(config))
+    cfg.MODEL.DEVICE = "cpu"
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if name.endswith("conv3"):
+                module.norm.weight.zero_()
+    path = Path(path)
+    torch.save({"model": model.state_dict()}, path)
+    return path
+
+
 class Detectron2Detector:
     """detectron2 Faster R-CNN with the res5 box head's averaged 2048-d vectors as node features.
 
