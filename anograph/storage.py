@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pyarrow.fs as pafs
 
-from anograph.errors import InputError
+from anograph.errors import InputError, StorageUnavailableError
 
 TEMPORARY_MARKER = ".tmp-"
 S3_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
@@ -142,8 +142,8 @@ class Storage:
         bucket = self.base.split("/", 1)[0]
         try:
             found = self.filesystem.get_file_info(bucket).type == pafs.FileType.Directory
-        except OSError as error:
-            raise InputError(self.uri, f"cannot reach the S3 bucket {bucket!r} ({error})") from error
+        except OSError as error:  # a server that is down may be back on the next try: not bad input
+            raise StorageUnavailableError(f"{self.uri}: cannot reach the S3 bucket {bucket!r} ({error})") from error
         if not found:
             raise InputError(self.uri, f"S3 bucket {bucket!r} does not exist (anograph does not create buckets)")
 
