@@ -22,9 +22,10 @@ import pytest
 from test_kill_resume import _complete, _stamps
 
 from anograph.datasets.synthetic import generate_synthetic_dataset
+from anograph.errors import InputError, StorageUnavailableError
 from anograph.settings import ExtractionSettings
 from anograph.shards import check_shard, read_shard
-from anograph.storage import TEMPORARY_MARKER, Storage
+from anograph.storage import TEMPORARY_MARKER, Storage, with_endpoint
 from flows.extract_features import extract_features
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,3 +100,16 @@ def test_store_outage_mid_run_is_retried_and_the_rerun_resumes(tmp_path, monkeyp
               f"{len(finished)} shard(s) finished before the outage")
     finally:
         server.stop()
+
+
+def test_an_unreachable_store_is_a_transient_fault_not_bad_input(monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # a loopback port that nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for name, value in {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(StorageUnavailableError, match="cannot reach the S3 bucket") as caught:
+        Storage(with_endpoint("s3://bucket/prefix", f"http://127.0.0.1:{port}"))
+    assert not isinstance(caught.value, InputError)  # so retry_unless_bad_input retries it
