@@ -13,6 +13,13 @@ class AnographError(Exception):
     """Base class for every error anograph raises on purpose."""
 
 
+class StorageUnavailableError(AnographError):
+    """The storage server cannot be reached (down, restarting, network fault).
+
+    Not an :class:`InputError`: the same call may succeed later, so tasks retry it.
+    """
+
+
 class InputError(AnographError):
     """A user-supplied file, folder or setting is unusable.
 

@@ -33,11 +33,16 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pyarrow.fs as pafs
 
-from anograph.errors import InputError
+from anograph.errors import InputError, StorageUnavailableError
 
 TEMPORARY_MARKER = ".tmp-"
 S3_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 S3_QUERY_OPTIONS = ("endpoint_override", "region")
+# AWS SDK error names (in pyarrow's OSError text) of a server that is down or overloaded: worth a retry.
+# Anything else (ACCESS_DENIED, a bad signature, ...) is a setting to fix, not a fault that passes.
+TRANSIENT_S3_ERRORS = (
+    "NETWORK_CONNECTION", "SERVICE_UNAVAILABLE", "SLOW_DOWN", "THROTTLING", "REQUEST_TIMEOUT", "INTERNAL_FAILURE",
+)
 
 
 def with_endpoint(root: str, endpoint: str | None) -> str:
@@ -143,6 +148,8 @@ class Storage:
         try:
             found = self.filesystem.get_file_info(bucket).type == pafs.FileType.Directory
         except OSError as error:
+            if any(name in str(error) for name in TRANSIENT_S3_ERRORS):  # may be back on the next try
+                raise StorageUnavailableError(f"{self.uri}: cannot reach the S3 bucket {bucket!r} ({error})") from error
             raise InputError(self.uri, f"cannot reach the S3 bucket {bucket!r} ({error})") from error
         if not found:
             raise InputError(self.uri, f"S3 bucket {bucket!r} does not exist (anograph does not create buckets)")

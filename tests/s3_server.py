@@ -3,7 +3,8 @@
 :func:`start_s3_server` starts one on loopback, every port it opens chosen free, data in a
 folder of the caller's, a bucket created, and fresh random credentials; it returns an
 :class:`S3Server` (endpoint, bucket, credentials, ``root(prefix)``, ``env()``, ``stop()``).
-``tests/conftest.py`` wraps it in the session fixture ``s3_server``. It is a plain module so
+:meth:`S3Server.kill` and :meth:`S3Server.restart` take it down hard and bring it back on the
+same ports, data folder and credentials, for outage tests. ``tests/conftest.py`` wraps it in the session fixture ``s3_server``. It is a plain module so
 other test suites (and ``bench/`` scripts) can start their own server the same way.
 """
 
@@ -13,6 +14,7 @@ import atexit
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -56,10 +58,12 @@ class S3Server:
     bucket: str
     access_key: str
     secret_key: str
-    process: subprocess.Popen
+    process: subprocess.Popen | None
     log_path: Path
     region: str = "us-east-1"
     ports: dict[str, int] = field(default_factory=dict)
+    command: list[str] = field(default_factory=list, repr=False)
+    launch_env: dict[str, str] = field(default_factory=dict, repr=False)
 
     def root(self, prefix: str) -> str:
         """A storage root under this server's bucket, with the endpoint in its query."""
@@ -87,9 +91,44 @@ class S3Server:
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
         )
 
+    def launch(self) -> None:
+        """Start the server process (appending to its log) and wait until the bucket answers.
+
+        Raises ``RuntimeError`` (with the server's log) when it does not come up within a minute.
+        """
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=self.launch_env,
+                                            cwd=self.log_path.parent, start_new_session=True)
+        client = self.client()
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"weed mini exited with code {self.process.returncode}:\n"
+                                   f"{self.log_path.read_text()[-3000:]}")
+            try:
+                client.head_bucket(Bucket=self.bucket)
+                return
+            except Exception as error:  # noqa: BLE001 - not ready yet: connection refused or no bucket
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"weed mini not ready after {STARTUP_SECONDS:.0f} s ({error}):\n"
+                                       f"{self.log_path.read_text()[-3000:]}") from error
+                time.sleep(0.2)
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL to its whole process group), as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def restart(self) -> None:
+        """Start the server again on the same ports, data folder and credentials (after :meth:`kill`)."""
+        self.kill()
+        self.launch()
+
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 15 s)."""
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=15)
@@ -116,24 +155,8 @@ def start_s3_server(data_dir: Path, bucket: str = "anograph-test") -> S3Server:
         "-master.telemetry=false", *(f"-{flag}={port}" for flag, port in ports.items()),
     ]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
-    log_path = data_dir / "weed.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=data_dir,
-                                   start_new_session=True)
-    server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", bucket, access_key, secret_key, process,
-                      log_path, ports=ports)
+    server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", bucket, access_key, secret_key, None,
+                      data_dir / "weed.log", ports=ports, command=command, launch_env=env)
     atexit.register(server.stop)  # also when the test session ends without its teardown
-    client = server.client()
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"weed mini exited with code {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            client.head_bucket(Bucket=bucket)
-            return server
-        except Exception as error:  # noqa: BLE001 - not ready yet: connection refused or no bucket
-            if time.monotonic() > deadline:
-                server.stop()
-                raise RuntimeError(f"weed mini not ready after {STARTUP_SECONDS:.0f} s ({error}):\n"
-                                   f"{log_path.read_text()[-3000:]}") from error
-            time.sleep(0.2)
+    server.launch()
+    return server
