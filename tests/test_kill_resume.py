@@ -7,26 +7,20 @@ graph equals the one from a clean, uninterrupted run.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from extraction_worker import start_extraction, wait_for_first_shard
 
 from anograph.content import video_content_hash
-from anograph.datasets.synthetic import generate_synthetic_dataset
 from anograph.model import AnoGraph
-from anograph.settings import ExtractionSettings, fingerprint_of, shard_key
+from anograph.settings import fingerprint_of, shard_key
 from anograph.shards import check_shard, read_shard
 from anograph.storage import TEMPORARY_MARKER, Storage
 from flows.extract_features import extract_features
 
-REPO = Path(__file__).resolve().parents[1]
 N_VIDEOS = 6
 
 
@@ -54,25 +48,12 @@ def _training_graph(storage: Storage, keys: list[str]):
 def test_killed_extraction_resumes_without_redoing_or_losing_work(backend, tmp_path, request):
     server = request.getfixturevalue("s3_server") if backend == "s3" else None
     root = request.getfixturevalue("s3_root") if backend == "s3" else str(tmp_path / "store")
-    dataset = generate_synthetic_dataset(tmp_path / "data", n_train_videos=N_VIDEOS, n_test_videos=1,
-                                         n_frames=60, seed=11)
-    videos = [{"name": video.name, "path": str(video.path)} for video in dataset.train]
-    settings = ExtractionSettings(detector="motion", appearance=False).to_dict()
-    arguments = tmp_path / "arguments.json"
-    arguments.write_text(json.dumps({"videos": videos, "storage_root": root, "settings": settings}))
     storage = Storage(root)
 
     # The flow in its own process (own Prefect home), killed with SIGKILL once a first shard is complete.
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_LOGGING_LEVEL": "INFO"}
     log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen([sys.executable, str(REPO / "tests" / "extraction_worker.py"), str(arguments)],
-                              cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 240
-    while not _complete(storage):
-        assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
-        assert time.monotonic() < deadline, "no shard within 240 s"
-        time.sleep(0.02)
+    videos, settings, worker = start_extraction(tmp_path, root, N_VIDEOS, seed=11, log=log)
+    wait_for_first_shard(lambda: _complete(storage), worker, tmp_path / "worker.log")
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     log.close()

@@ -11,24 +11,17 @@ and ends with exactly one shard per video.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from extraction_worker import start_extraction, wait_for_first_shard
 from test_kill_resume import _complete, _stamps
 
-from anograph.datasets.synthetic import generate_synthetic_dataset
 from anograph.errors import InputError, StorageUnavailableError
-from anograph.settings import ExtractionSettings
 from anograph.shards import check_shard, read_shard
 from anograph.storage import TEMPORARY_MARKER, Storage, with_endpoint
 from flows.extract_features import extract_features
 
-REPO = Path(__file__).resolve().parents[1]
 N_VIDEOS = 6
 # Shorter than the extract task's retry delays ([2, 10] s) together, so the run can ride it out.
 OUTAGE_SECONDS = 3.0
@@ -47,25 +40,11 @@ def test_store_outage_mid_run_is_retried_and_the_rerun_resumes(tmp_path, monkeyp
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
             monkeypatch.delenv(name, raising=False)
         root = server.root("outage")
-        dataset = generate_synthetic_dataset(tmp_path / "data", n_train_videos=N_VIDEOS, n_test_videos=1,
-                                             n_frames=60, seed=12)
-        videos = [{"name": video.name, "path": str(video.path)} for video in dataset.train]
-        settings = ExtractionSettings(detector="motion", appearance=False).to_dict()
-        arguments = tmp_path / "arguments.json"
-        arguments.write_text(json.dumps({"videos": videos, "storage_root": root, "settings": settings}))
         storage = Storage(root)
-
-        env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-               "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_LOGGING_LEVEL": "INFO"}
         log_path = tmp_path / "worker.log"
         with log_path.open("wb") as log:
-            worker = subprocess.Popen([sys.executable, str(REPO / "tests" / "extraction_worker.py"), str(arguments)],
-                                      cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + 240
-            while not _complete(storage):
-                assert worker.poll() is None, log_path.read_text()[-3000:]
-                assert time.monotonic() < deadline, "no shard within 240 s"
-                time.sleep(0.02)
+            videos, settings, worker = start_extraction(tmp_path, root, N_VIDEOS, seed=12, log=log)
+            wait_for_first_shard(lambda: _complete(storage), worker, log_path)
             finished = _complete(storage)
             before = _stamps(storage, finished, server)
             server.kill()  # mid-run: the worker is still extracting the other videos
