@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from anograph.detectors.base import Detections
-from anograph.detectors.rcnn import inference_context, scale_to_resized, to_frame_detections
+from anograph.detectors.rcnn import describe_rcnn, inference_context, scale_to_resized, to_frame_detections
 from anograph.detectors.yolox import COCO_CLASS_NAMES, file_sha256
 from anograph.errors import InputError, ModelArtifactError
 from anograph.features.appearance import _resolve_device
@@ -324,22 +324,10 @@ class Detectron2Detector:
 
     def describe(self) -> dict[str, Any]:
         """Name, settings, config and weights hashes (for shard metadata and the shard fingerprint)."""
-        return {
-            "name": self.name,
-            "architecture": f"{self.cfg.MODEL.META_ARCHITECTURE} {self.cfg.MODEL.BACKBONE.NAME} "
-            f"depth {self.cfg.MODEL.RESNETS.DEPTH} {self.cfg.MODEL.ROI_HEADS.NAME} (detectron2)",
-            "config_sha256": self.config_sha256,
-            "weights_sha256": self.weights_sha256,
-            "confidence_threshold": self.confidence_threshold,
-            "nms_threshold": self.nms_threshold,
-            "max_detections": self.max_detections,
-            "max_proposals": self.max_proposals,
-            "min_size": self.min_size,
-            "max_size": self.max_size,
-            "feature_width": self.feature_width,
-            "features": "res5 box head on the final boxes, averaged over its 7x7 output",
-            "precision": "float16-autocast" if self.half_precision else "float32",
-        }
+        architecture = (f"{self.cfg.MODEL.META_ARCHITECTURE} {self.cfg.MODEL.BACKBONE.NAME} "
+                        f"depth {self.cfg.MODEL.RESNETS.DEPTH} {self.cfg.MODEL.ROI_HEADS.NAME} (detectron2)")
+        description = describe_rcnn(self, architecture, "res5 box head on the final boxes, averaged over its 7x7 output")
+        return {**description, "config_sha256": self.config_sha256}
 
     def __repr__(self) -> str:
         return f"Detectron2Detector(config={str(self.config_path)!r}, weights={str(self.weights_path)!r})"

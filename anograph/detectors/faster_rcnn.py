@@ -46,7 +46,7 @@ from torchvision.models.detection import faster_rcnn
 from torchvision.ops import boxes as box_ops
 
 from anograph.detectors.base import Detections
-from anograph.detectors.rcnn import inference_context, scale_to_resized, to_frame_detections
+from anograph.detectors.rcnn import describe_rcnn, inference_context, scale_to_resized, to_frame_detections
 from anograph.detectors.yolox import COCO_CLASS_NAMES, file_sha256
 from anograph.errors import InputError, ModelArtifactError
 from anograph.features.appearance import _resolve_device
@@ -251,20 +251,8 @@ class TorchvisionDetector:
 
     def describe(self) -> dict[str, Any]:
         """Name, settings and weights hash (for shard metadata and the shard fingerprint)."""
-        return {
-            "name": self.name,
-            "architecture": "fasterrcnn_resnet50_fpn_v2 (torchvision)",
-            "weights_sha256": self.weights_sha256,
-            "confidence_threshold": self.confidence_threshold,
-            "nms_threshold": self.nms_threshold,
-            "max_detections": self.max_detections,
-            "max_proposals": self.max_proposals,
-            "min_size": self.min_size,
-            "max_size": self.max_size,
-            "feature_width": self.feature_width,
-            "features": "box_head on the final boxes (MultiScaleRoIAlign 7x7 over FPN levels)",
-            "precision": "float16-autocast" if self.half_precision else "float32",
-        }
+        return describe_rcnn(self, "fasterrcnn_resnet50_fpn_v2 (torchvision)",
+                             "box_head on the final boxes (MultiScaleRoIAlign 7x7 over FPN levels)")
 
     def __repr__(self) -> str:
         return f"TorchvisionDetector(weights={str(self.weights_path)!r}, confidence_threshold={self.confidence_threshold})"

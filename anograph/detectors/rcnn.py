@@ -7,6 +7,7 @@ frame; both run under the same thread, gradient and precision settings.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,3 +63,21 @@ def scale_to_resized(boxes: np.ndarray, frame_shape: tuple[int, ...], resized_si
     resized_height, resized_width = resized_size
     scale = torch.tensor([resized_width / width, resized_height / height] * 2, device=device)
     return torch.from_numpy(np.asarray(boxes, np.float32).reshape(-1, 4)).to(device) * scale
+
+
+def describe_rcnn(detector: Any, architecture: str, features: str) -> dict[str, Any]:
+    """What both Faster R-CNN detectors record (shard metadata and fingerprint): name, settings, weights hash."""
+    return {
+        "name": detector.name,
+        "architecture": architecture,
+        "weights_sha256": detector.weights_sha256,
+        "confidence_threshold": detector.confidence_threshold,
+        "nms_threshold": detector.nms_threshold,
+        "max_detections": detector.max_detections,
+        "max_proposals": detector.max_proposals,
+        "min_size": detector.min_size,
+        "max_size": detector.max_size,
+        "feature_width": detector.feature_width,
+        "features": features,
+        "precision": "float16-autocast" if detector.half_precision else "float32",
+    }
