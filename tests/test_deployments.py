@@ -208,3 +208,64 @@ def test_extract_dataset_fans_out_one_flow_run_per_batch_with_bounded_concurrenc
     assert {child["deployment_id"] for child in children} == {server.deployment_id("extract-features/extract-shards")}
     assert sorted(path.name.split(".")[0] for path in storage.rglob("test/*.parquet")) == ["test_000", "test_001"]
 
+
+
+def test_nightly_retrain_on_an_s3_root_through_a_process_worker(server, data, s3_server, s3_root, tmp_path):
+    """The same deployment on SeaweedFS: footage uploaded to the bucket, credentials only in the worker's env."""
+    from urllib.parse import urlsplit
+
+    storage = Storage(s3_root)
+    bucket_prefix = urlsplit(s3_root).path.strip("/")
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    for name in ("train_000", "train_001"):
+        shutil.copy(data / "train" / f"{name}.mp4", uploads)
+    (uploads / "empty.mp4").write_bytes(b"")
+    whole = (data / "train" / "train_004.mp4").read_bytes()
+    (uploads / "truncated.mp4").write_bytes(whole[: len(whole) // 2])
+    client = s3_server.client()  # uploaded as any S3 client would, not through anograph
+    for path in sorted(uploads.iterdir()):
+        client.upload_file(str(path), s3_server.bucket, f"{bucket_prefix}/videos/train/{path.name}")
+
+    def night(run_id: str) -> dict:
+        (key,) = [key for key in storage.list("nightly/runs") if key.endswith(f"-{run_id[:8]}.json")]
+        return json.loads(storage.read_bytes(key))
+
+    # Night 1: the root (with its endpoint, no credentials) is a parameter; the secret is in the worker's env only.
+    first = server.trigger("nightly-retrain/nightly-retrain", _nightly(s3_root, data))
+    worker = server.cli("worker", "start", "--pool", "anograph-gpu", "--run-once", env=s3_server.env(), timeout=600)
+    assert server.wait(first)["state_type"] == "COMPLETED", worker.stdout[-4000:] + worker.stderr[-4000:]
+    summary = night(first)
+    assert summary["extracted"] == ["train_000", "train_001"] and summary["promoted"], summary
+    assert set(summary["rejected"]) == {"empty", "truncated"}
+    assert "videos/train/empty.mp4" in summary["rejected"]["empty"]
+    assert "videos/train/truncated.mp4" in summary["rejected"]["truncated"]
+    record, _ = ModelRegistry(storage).load("current")
+    assert record.version == summary["candidate_version"]
+    shards = record.training_manifest["shards"]
+    assert [key.rsplit("/", 1)[1].split(".")[0] for key in shards] == ["train_000", "train_001"]
+    assert set(shards) <= set(storage.list(f"shards/{summary['fingerprint']}/train"))
+    report = json.loads(storage.read_bytes(f"reports/nightly/{summary['run']}/candidate/report.json"))
+    assert report["frame_auc_micro"] == record.metrics["frame_auc_micro"]
+    assert 0.0 <= report["frame_auc_micro"] <= 1.0
+
+    # Night 2: nothing new, nothing downloaded or extracted, the model stays.
+    second = server.trigger("nightly-retrain/nightly-retrain", _nightly(s3_root, data))
+    rerun = server.cli("worker", "start", "--pool", "anograph-gpu", "--run-once", env=s3_server.env(), timeout=600)
+    assert server.wait(second)["state_type"] == "COMPLETED", rerun.stdout[-4000:] + rerun.stderr[-4000:]
+    summary = night(second)
+    assert summary["new_videos"] == [] and summary["extracted"] == [] and "candidate_version" not in summary
+    assert ModelRegistry(storage).current() == record.version
+
+    # The secret is nowhere but the environment: not in stored objects, parameters, artifacts, logs or output.
+    secret = s3_server.secret_key
+    for key in storage.list():
+        assert secret.encode() not in storage.read_bytes(key), key
+    for run_id in (first, second):
+        assert secret not in json.dumps(server.flow_run(run_id))
+        artifacts = server.request("POST", "/artifacts/filter",
+                                   json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}).json()
+        assert artifacts and all(secret not in json.dumps(artifact) for artifact in artifacts)
+        logs = server.request("POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}}).json()
+        assert logs and all(secret not in log["message"] for log in logs)
+    assert secret not in worker.stdout + worker.stderr + rerun.stdout + rerun.stderr
