@@ -26,14 +26,20 @@ midway is redone by the next one, reusing the shards it finished.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import posixpath
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyarrow.fs import FileType
+
+from anograph.errors import InputError
 from anograph.settings import fingerprint_of
-from anograph.storage import Storage
+from anograph.storage import TEMPORARY_MARKER, Storage
 from anograph.video import VIDEO_EXTENSIONS
 
 FOOTAGE_PREFIX = "videos/train"
@@ -146,15 +152,34 @@ def update_ledger(
 
 
 def local_video(storage: Storage, key: str, cache_dir: str | Path) -> Path:
-    """A local path for a footage key: the file itself on a local root, else a download into ``cache_dir``."""
+    """A local path for a footage key: the file itself on a local root, else a copy in ``cache_dir``.
+
+    The video reader needs a local file. The copy lies at ``cache_dir/<identity>/<file name>``,
+    where ``<identity>`` hashes the key with the object's size and modification time, so asking
+    again for an unchanged object (a retried task, a rerun of the same night) reuses the copy,
+    and a replaced object gets a fresh one. The bytes go to a temporary file in that folder,
+    renamed once complete: a download that dies midway never looks like a copy.
+    """
     path = storage.local_path(key)
     if path is not None:
         return path
-    target = Path(cache_dir) / posixpath.basename(key)
+    location = storage.path(key)  # refuses a key that escapes the root, so its basename is a plain name
+    info = storage.filesystem.get_file_info(location)
+    if info.type != FileType.File:
+        raise InputError(storage.location(key), "no such object in storage")
+    identity = hashlib.sha256(f"{key}\0{info.size}\0{info.mtime_ns}".encode()).hexdigest()[:16]
+    target = Path(cache_dir) / identity / posixpath.basename(location)
+    if target.is_file() and target.stat().st_size == info.size:
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with storage.filesystem.open_input_stream(storage.path(key)) as source, target.open("wb") as sink:
-        while chunk := source.read(1 << 22):
-            sink.write(chunk)
+    partial = target.with_name(f".{target.name}{TEMPORARY_MARKER}{uuid.uuid4().hex}")
+    try:
+        with storage.filesystem.open_input_stream(location) as source, partial.open("wb") as sink:
+            while chunk := source.read(1 << 22):
+                sink.write(chunk)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     return target
 
 

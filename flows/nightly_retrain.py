@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
@@ -80,7 +82,8 @@ def nightly_retrain(
     rejected: dict[str, str] = {}
     failed: dict[str, str] = {}
     if plan.to_extract:
-        cache_dir = tempfile.mkdtemp(prefix="anograph-footage-")
+        # Named by the flow run, so a rerun of this run (after a killed worker) reuses finished downloads.
+        cache_dir = str(Path(tempfile.gettempdir()) / f"anograph-footage-{flow_run.get_id() or uuid.uuid4().hex}")
         paths = localize_footage.map(unmapped(storage_root), [video.key for video in plan.to_extract],
                                      unmapped(cache_dir))
         futures = extract_video_shard.map(

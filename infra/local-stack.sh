@@ -47,7 +47,7 @@ export PREFECT_HOME=$STACK_DIR/prefect-home
 export PREFECT_API_URL=http://127.0.0.1:$PREFECT_PORT/api
 export PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1
 export ANOGRAPH_PROJECT_DIR=$PROJECT_DIR
-export ANOGRAPH_STORAGE="${ANOGRAPH_STORAGE:-s3://$BUCKET/store?endpoint_override=127.0.0.1:$S3_PORT&scheme=http}"
+export ANOGRAPH_STORAGE="${ANOGRAPH_STORAGE:-s3://$BUCKET/store?endpoint_override=http://127.0.0.1:$S3_PORT}"
 EOF
         )
     fi

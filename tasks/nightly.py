@@ -38,9 +38,10 @@ def plan_night_task(storage_root: str, fingerprint: str) -> NightPlan:
     return plan
 
 
-@task(name="localize-footage", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+@task(name="localize-footage", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_unless_bad_input,
+      cache_policy=NO_CACHE)
 def localize_footage(storage_root: str, key: str, cache_dir: str) -> str:
-    """A local file for a footage key (the file itself on a local root, a download otherwise)."""
+    """A local file for a footage key (the file itself on a local root, else a copy in ``cache_dir``, reused if there)."""
     return str(local_video(Storage(storage_root), key, cache_dir))
 
 

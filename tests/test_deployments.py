@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -248,6 +249,7 @@ def test_nightly_retrain_on_an_s3_root_through_a_process_worker(server, data, s3
     report = json.loads(storage.read_bytes(f"reports/nightly/{summary['run']}/candidate/report.json"))
     assert report["frame_auc_micro"] == record.metrics["frame_auc_micro"]
     assert 0.0 <= report["frame_auc_micro"] <= 1.0
+    assert not (Path(tempfile.gettempdir()) / f"anograph-footage-{first}").exists()  # downloaded copies dropped
 
     # Night 2: nothing new, nothing downloaded or extracted, the model stays.
     second = server.trigger("nightly-retrain/nightly-retrain", _nightly(s3_root, data))

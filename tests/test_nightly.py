@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from anograph.errors import InputError
 from anograph.nightly import (
     LEDGER_KEY,
     decide_promotion,
@@ -75,6 +76,29 @@ def test_plan_ledger_and_rejected_footage_across_nights(tmp_path):
 def test_local_video_is_the_file_itself_on_a_local_root(tmp_path):
     storage = _storage(tmp_path)
     assert local_video(storage, "videos/train/b.avi", tmp_path / "cache") == tmp_path / "videos/train/b.avi"
+
+
+def test_local_video_copies_an_s3_object_once_and_again_when_it_changes(s3_root, tmp_path):
+    storage, cache = Storage(s3_root), tmp_path / "cache"
+    storage.write_bytes("videos/train/a.mp4", b"first bytes")
+    copy = local_video(storage, "videos/train/a.mp4", cache)
+    assert copy.name == "a.mp4" and copy.is_relative_to(cache) and copy.read_bytes() == b"first bytes"
+    stamp = copy.stat().st_mtime_ns
+    assert local_video(storage, "videos/train/a.mp4", cache) == copy and copy.stat().st_mtime_ns == stamp  # reused
+    copy.write_bytes(b"first")  # a torn copy (wrong size) is never handed out
+    assert local_video(storage, "videos/train/a.mp4", cache).read_bytes() == b"first bytes"
+
+    storage.write_bytes("videos/train/a.mp4", b"replaced, longer bytes")
+    fresh = local_video(storage, "videos/train/a.mp4", cache)
+    assert fresh != copy and fresh.read_bytes() == b"replaced, longer bytes"
+    storage.write_bytes("videos/train/empty.mp4", b"")
+    assert local_video(storage, "videos/train/empty.mp4", cache).read_bytes() == b""  # copied; the reader rejects it
+    assert sorted(path.name for path in cache.rglob("*") if path.is_file()) == ["a.mp4", "a.mp4", "empty.mp4"]
+
+    with pytest.raises(InputError, match="no such object"):
+        local_video(storage, "videos/train/gone.mp4", cache)
+    with pytest.raises(InputError, match="escapes"):
+        local_video(storage, "videos/../../elsewhere.mp4", cache)
 
 
 @pytest.mark.parametrize(
