@@ -35,7 +35,7 @@ Scoring (higher = more anomalous), one score per object:
   scale, so an object that is unusual in one respect only (a normal-looking walker moving
   at a biker's speed) is not averaged away by the groups in which it is ordinary.
 
-Test graphs are sliding windows (:class:`anograph.scoring.SlidingWindowGraph`); for this
+Test graphs are sliding windows (:func:`anograph.scoring.window_adjacency`); for this
 one-layer encoder they give the whole-video graph's rows whenever the radius reaches the
 encoder's receptive field (see that module).
 
@@ -71,7 +71,7 @@ from torch import nn
 from anograph.errors import InputError, ModelArtifactError
 from anograph.features.layout import FeatureLayout
 from anograph.graph import GraphConfig, VideoNodes, build_graph, normalize_adjacency
-from anograph.scoring import SlidingWindowGraph, knn_mean_distance
+from anograph.scoring import knn_mean_distance, window_adjacency
 from anograph.shards import VideoFeatures
 from anograph.storage import Storage
 from anograph.training import embed, make_batch, resolve_device, resolve_precision, train_dgi
@@ -442,8 +442,11 @@ class AnoGraph(BaseEstimator):
 
     def _standardize(self, features: np.ndarray) -> np.ndarray:
         # float32 arithmetic: float64 temporaries cost more than the encoder at 2048-d.
+        # One output array, scaled in place: a second 2048-d temporary costs as much as the arithmetic.
         mean, std = self.feature_mean_.astype(np.float32), self.feature_std_.astype(np.float32)
-        return (np.asarray(features, np.float32) - mean) / std
+        standardized = np.subtract(features, mean, dtype=np.float32)
+        standardized /= std
+        return standardized
 
     def _train(
         self,
@@ -568,8 +571,9 @@ class AnoGraph(BaseEstimator):
                 _video_path(video), f"video {video.metadata.video!r} has NaN or infinite features"
             )
         features = self._standardize(selected)
-        window = SlidingWindowGraph(window_radius, self.graph_config)
-        adjacency = window.adjacency(video.frame_offsets(), video.boxes, features)
+        adjacency = window_adjacency(
+            video.frame_offsets(), video.boxes, features, window_radius, self.graph_config
+        )
         dtype = resolve_precision(self.precision)
         embeddings = embed(adjacency, features, self.encoder_, dtype, resolve_device(self.device)).cpu().numpy()
         return features, embeddings, adjacency

@@ -33,7 +33,7 @@ import scipy.sparse as sparse
 import torch
 
 from anograph.errors import InputError
-from anograph.graph import GraphConfig, _row_softmax, spatial_block, unit_rows
+from anograph.graph import GraphConfig, _row_softmax, build_video_graph, spatial_block, unit_rows
 
 # Query rows per chunk in kNN: keeps the (chunk, bank) distance matrix around 100-200 MB.
 KNN_QUERY_CHUNK = 1024
@@ -94,8 +94,8 @@ class SlidingWindowGraph:
             raise InputError(None, f"window radius must be >= 0 frames, not {radius}")
         self.radius = int(radius)
         self.config = config
-        reach = 2 if config.normalization == "symmetric" else 1
-        self.effective_radius = min(self.radius, reach)
+        self.reach = 2 if config.normalization == "symmetric" else 1
+        self.effective_radius = min(self.radius, self.reach)
         self.lookahead = self.effective_radius if lookahead is None else min(int(lookahead), self.effective_radius)
         self.reset()
 
@@ -195,6 +195,24 @@ class SlidingWindowGraph:
                 if self.config.temporal_direction == "both":
                     dense[after, here] = local[position + 1].backward
         return dense
+
+
+def window_adjacency(
+    frame_offsets: np.ndarray, boxes: np.ndarray, features: np.ndarray, radius: int, config: GraphConfig
+) -> sparse.csr_matrix:
+    """Every object's adjacency row in its own test window, for a whole video at once.
+
+    At or beyond the encoder's reach those rows are the rows of the whole-video graph (see
+    the module docstring), so they are built in one vectorised pass by
+    :func:`anograph.graph.build_video_graph`, without the per-frame work of
+    :class:`SlidingWindowGraph`; below the reach (radius 0, or 1 with ``"symmetric"``)
+    the windows are stepped through one by one. Offline scoring uses this; live scoring,
+    which gets one frame at a time, pushes frames into :class:`SlidingWindowGraph`.
+    """
+    window = SlidingWindowGraph(radius, config)
+    if window.effective_radius == window.reach:
+        return build_video_graph(frame_offsets, boxes, features, config)
+    return window.adjacency(frame_offsets, boxes, features)
 
 
 def _normalized_rows(dense: np.ndarray, normalization: str, offset: int, count: int) -> np.ndarray:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -39,7 +40,7 @@ from synthetic_shards import synthetic_video  # noqa: E402
 
 from anograph.graph import GraphConfig, VideoNodes, build_graph  # noqa: E402
 from anograph.model import BilinearDiscriminator, OneLayerGCN  # noqa: E402
-from anograph.training import make_batch, train_dgi  # noqa: E402
+from anograph.training import make_batch, resolve_precision, train_dgi  # noqa: E402
 
 
 def training_graph(nodes: int, objects: int, width: int, frames_per_video: int = 1000):
@@ -128,6 +129,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=2048)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3, help="timed epochs per method (after one warm-up)")
+    parser.add_argument("--precisions", default="float32",
+                        help="comma-separated dtypes of the library loop: float32, bfloat16 (bf16 only pays on CPUs "
+                             "with native bf16, AVX-512 BF16 or AMX, and on GPUs)")
     parser.add_argument("--skip-pyg", action="store_true")
     parser.add_argument("--json", default="bench/training.json")
     args = parser.parse_args()
@@ -136,8 +140,8 @@ def main() -> None:
     n, nnz = adjacency.shape[0], adjacency.nnz
     print(f"graph: {n} nodes, {nnz} edges ({nnz / n:.1f} per node), {args.width}-d, hidden {args.hidden}")
     runners = {
-        "anograph float32": AnographRunner(adjacency, features, args.hidden, torch.float32),
-        "anograph bfloat16": AnographRunner(adjacency, features, args.hidden, torch.bfloat16),
+        f"anograph {precision}": AnographRunner(adjacency, features, args.hidden, resolve_precision(precision))
+        for precision in args.precisions.split(",")
     }
     if not args.skip_pyg:
         runners["PyG DGI + GCNConv"] = PygRunner(adjacency, features, args.hidden)
@@ -148,9 +152,10 @@ def main() -> None:
             runner.epoch()
             if round_index > 0:  # round 0 warms up
                 times[name].append(time.perf_counter() - started)
+            print(f"round {round_index} {name}: {time.perf_counter() - started:.2f} s", flush=True)
     gflops = {
-        "float32": matmul_gflops(n, args.width, args.hidden, torch.float32),
-        "bfloat16": matmul_gflops(n, args.width, args.hidden, torch.bfloat16),
+        precision: matmul_gflops(n, args.width, args.hidden, resolve_precision(precision))
+        for precision in args.precisions.split(",")
     }
     dense = 2 * n * args.width * args.hidden
     loop_flops = 2 * dense + 4 * 2 * nnz * args.hidden
@@ -175,7 +180,8 @@ def main() -> None:
     print(f"peak RSS of the whole run: {peak:.1f} GiB")
     Path(args.json).write_text(json.dumps({
         "settings": vars(args), "nodes": n, "edges": int(nnz), "rows": rows, "peak_rss_gib": peak,
-        "machine": "2-core x86_64 CPU (AVX-512 BF16), 24 GiB, shared with other jobs",
+        "machine": f"{os.cpu_count()}-core x86_64 CPU, torch CPU capability {torch.backends.cpu.get_cpu_capability()}",
+        "threads": torch.get_num_threads(),
     }, indent=1))
     print(f"wrote {args.json}")
 

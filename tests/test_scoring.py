@@ -11,7 +11,7 @@ from synthetic_features import random_nodes
 
 from anograph.errors import InputError
 from anograph.graph import GraphConfig, build_video_graph
-from anograph.scoring import SlidingWindowGraph, frame_scores, knn_mean_distance
+from anograph.scoring import SlidingWindowGraph, frame_scores, knn_mean_distance, window_adjacency
 
 FRAME_SIZES = [2, 0, 3, 1, 4, 2, 0, 0, 3, 1, 2, 5, 1]
 CONFIGS = [
@@ -113,3 +113,15 @@ def test_window_radius_is_one_second_of_frames_and_at_least_one():
     assert window_radius(1.0, 25.0) == 25
     assert window_radius(0.5, 3.0) == 2
     assert window_radius(0.01, 3.0) == 1
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda config: "-".join(map(str, config.to_dict().values())))
+def test_offline_window_adjacency_equals_stepping_the_windows(config: GraphConfig) -> None:
+    """The vectorised whole-video shortcut offline scoring takes gives the incremental windows' rows."""
+    rng = np.random.default_rng(5)
+    offsets, boxes, features = random_nodes(rng, FRAME_SIZES)
+    for radius in (0, 1, 2, 3, 25):
+        stepped = SlidingWindowGraph(radius, config).adjacency(offsets, boxes, features).toarray()
+        np.testing.assert_allclose(
+            window_adjacency(offsets, boxes, features, radius, config).toarray(), stepped, rtol=1e-10, atol=1e-12
+        )
