@@ -207,17 +207,25 @@ def _consecutive_cosines(frame_offsets: np.ndarray, features: np.ndarray) -> tup
     largest = int(counts.max()) if n_frames else 0
     cosines = torch.zeros((max(n_frames - 1, 0), largest, largest), dtype=dtype)
     step = max(2, PAIR_CHUNK_ELEMENTS // max(1, largest * width))
+    # Two buffers reused by every chunk: a fresh multi-megabyte tensor per chunk costs more in
+    # page faults than the float16 conversion itself.
+    capacity = min(step, n_frames) * largest * width
+    converted_buffer = torch.empty(capacity, dtype=dtype)
+    padded_buffer = torch.empty(capacity, dtype=dtype)
     for first in range(0, n_frames - 1, step - 1):  # chunks overlap by one frame
         last = min(first + step, n_frames)
         size = int(counts[first:last].max())
         if size == 0:
             continue
         rows = slice(frame_offsets[first], frame_offsets[last])
-        chunk = torch.from_numpy(np.ascontiguousarray(features[rows])).to(dtype)
+        n_rows = int(frame_offsets[last] - frame_offsets[first])
+        chunk = converted_buffer[: n_rows * width].view(n_rows, width)
+        chunk.copy_(torch.from_numpy(np.ascontiguousarray(features[rows])))
         if np.all(counts[first:last] == size):  # equal frames: a view, no padding copy
             padded = chunk.view(last - first, size, width)
         else:
-            padded = torch.zeros((last - first, size, width), dtype=dtype)
+            padded = padded_buffer[: (last - first) * size * width].view(last - first, size, width)
+            padded.zero_()
             padded[torch.from_numpy(frame_of_row[rows] - first), torch.from_numpy(slot[rows])] = chunk
         norms = torch.linalg.vector_norm(padded, dim=2)
         norms = torch.where(norms > NORM_FLOOR, norms, torch.inf)  # zero vectors: cosine 0

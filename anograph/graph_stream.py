@@ -2,14 +2,17 @@
 
 :func:`anograph.graph.build_graph` takes any iterable of videos and keeps only the sparse
 result, so feeding it :func:`iter_shard_nodes` builds a training graph of millions of
-nodes while one video's features are in memory at a time. :func:`feature_moments`
+nodes while only the current video's features, and the next one's being read, are in memory. :func:`feature_moments`
 streams the per-column mean and standard deviation the same way (the standardiser's fit),
 and :class:`ShardGraphBatches` serves batches of whole videos for bounded-memory training.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 
 import numpy as np
 import scipy.sparse as sparse
@@ -21,10 +24,25 @@ from anograph.storage import Storage
 from anograph.training import GraphBatch, make_batch
 
 
-def iter_shard_videos(storage: Storage, keys: Sequence[str]) -> Iterator[VideoFeatures]:
-    """Read the shards at ``keys`` one at a time, in order."""
-    for key in keys:
-        yield read_shard(storage, key)
+def iter_shard_videos(storage: Storage, keys: Sequence[str], prefetch: int = 1) -> Iterator[VideoFeatures]:
+    """Read the shards at ``keys`` in order, ``prefetch`` shards ahead of the caller.
+
+    The next shards are read and decoded in a background thread while the caller works on
+    the current one: Parquet decoding releases the GIL, so on two cores reading overlaps the
+    graph building. At most ``prefetch + 1`` shards are in memory at a time; ``prefetch=0``
+    reads each shard only when it is asked for.
+    """
+    if prefetch <= 0:
+        for key in keys:
+            yield read_shard(storage, key)
+        return
+    remaining = iter(keys)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-reader") as reader:
+        pending = deque(reader.submit(read_shard, storage, key) for key in islice(remaining, prefetch + 1))
+        while pending:
+            video = pending.popleft().result()
+            pending.extend(reader.submit(read_shard, storage, key) for key in islice(remaining, 1))
+            yield video
 
 
 def iter_shard_nodes(

@@ -156,7 +156,8 @@ def from_table(table: pa.Table, source: str = "<table>") -> VideoFeatures:
         raise InputError(source, f"shard format {metadata.format_version} is not {SHARD_FORMAT_VERSION}")
     width = metadata.feature_layout.width
     n = table.num_rows
-    feature_column = table.column("feature").combine_chunks()
+    chunks = table.column("feature").chunks
+    feature_column = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)  # no copy of one chunk
     if n:
         buffer = feature_column.buffers()[1]
         offset = feature_column.offset * 2 * width
@@ -189,9 +190,11 @@ def write_shard(storage: Storage, key: str, video: VideoFeatures) -> None:
 
 def read_shard(storage: Storage, key: str) -> VideoFeatures:
     """Read the shard at ``key``; a file that is not a shard raises :class:`InputError`."""
-    data = storage.read_bytes(key)
+    # An object store's object comes in one request (not one per column); a local file is read in place.
+    source = io.BytesIO(storage.read_bytes(key)) if storage.is_object_store else storage.open_input(key)
     try:
-        table = pq.read_table(io.BytesIO(data))
+        with source:
+            table = pq.read_table(source)
     except (pa.ArrowInvalid, OSError) as error:
         raise InputError(f"{storage.uri}/{key}", f"not a readable Parquet shard ({error})") from error
     return from_table(table, source=f"{storage.uri}/{key}")

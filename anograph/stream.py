@@ -191,7 +191,7 @@ class StreamScorer:
         stacked = np.concatenate([p.features for p in parts])
         offset = centre.columns.start - parts[0].start
         stacked = stacked[offset : offset + centre.columns.stop - centre.columns.start]
-        propagated = (centre.weights @ stacked).astype(np.float32)
+        propagated = centre.weights.astype(np.float32) @ stacked  # float32: a float64 product costs twice
         with torch.no_grad():
             embeddings = self.model.encoder_(torch.from_numpy(propagated)).numpy()
         frame.raw_scores = self.model.score_embedded(frame.features, embeddings, [self.scorer])[self.scorer]

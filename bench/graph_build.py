@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_shards import synthetic_video, write_synthetic_shards  # noqa: E402
@@ -141,7 +143,7 @@ def main() -> None:
         args.videos = 0
     results: dict = {
         "settings": {k: v for k, v in vars(args).items() if k not in ("child", "dense_child")},
-        "machine": "2-core x86_64 CPU, 24 GiB, shared with other jobs",
+        "machine": f"{os.cpu_count()}-core x86_64 CPU, torch CPU capability {torch.backends.cpu.get_cpu_capability()}",
     }
     try:
         started = time.perf_counter()
