@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sparse
 import torch
 
+from anograph.errors import InputError
 from anograph.graph import GraphConfig, VideoNodes, build_graph
 from anograph.shards import VideoFeatures, read_shard
 from anograph.storage import Storage
@@ -120,7 +121,8 @@ class ShardGraphBatches:
         self.groups: list[list[str]] = []
         self.sizes: list[int] = []
         for key, size in zip(keys, sizes, strict=True):
-            if self.groups and self.sizes[-1] + size <= batch_nodes:
+            # An empty batch so far (videos without objects) takes the next video whatever its size.
+            if self.groups and (self.sizes[-1] + size <= batch_nodes or self.sizes[-1] == 0):
                 self.groups[-1].append(key)
                 self.sizes[-1] += size
             else:
@@ -135,14 +137,32 @@ class ShardGraphBatches:
         features = video.features if self.columns is None else video.features[:, self.columns]
         return (torch.from_numpy(np.ascontiguousarray(features)).float().numpy() - self.mean) / self.std
 
-    def __call__(self, index: int) -> GraphBatch:
-        videos = [(video, self.standardized(video)) for video in iter_shard_videos(self.storage, self.groups[index])]
-        if index not in self._adjacency:
-            self._adjacency[index] = build_graph(
-                [VideoNodes(video.frame_offsets(), video.boxes, chunk) for video, chunk in videos],
-                self.config,
-                dtype=np.float32,
+    def arrays(self, index: int) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """Batch ``index`` as its scipy adjacency and ``(n, width)`` standardised float32 features.
+
+        The features are written into one array as each shard is read, so the batch's rows
+        plus one video's are the most held at a time.
+        """
+        features: np.ndarray | None = None
+        nodes: list[VideoNodes] = []
+        offset = 0
+        for video in iter_shard_videos(self.storage, self.groups[index]):
+            chunk = self.standardized(video)
+            if features is None:
+                features = np.empty((self.sizes[index], chunk.shape[1]), np.float32)
+            features[offset : offset + len(chunk)] = chunk
+            nodes.append(VideoNodes(video.frame_offsets(), video.boxes, features[offset : offset + len(chunk)]))
+            offset += len(chunk)
+            del video, chunk
+        if features is None or offset != self.sizes[index]:
+            raise InputError(
+                f"{self.storage.uri}/{self.groups[index][0]}",
+                f"batch {index} holds {offset} objects now, not the {self.sizes[index]} counted before: its shards changed",
             )
-        features = np.concatenate([chunk for _, chunk in videos])
-        del videos
-        return make_batch(self._adjacency[index], features, self.device, self.dtype)
+        if index not in self._adjacency:
+            self._adjacency[index] = build_graph(nodes, self.config, dtype=np.float32)
+        return self._adjacency[index], features
+
+    def __call__(self, index: int) -> GraphBatch:
+        adjacency, features = self.arrays(index)
+        return make_batch(adjacency, features, self.device, self.dtype)
