@@ -10,6 +10,7 @@ and :class:`ShardGraphBatches` serves batches of whole videos for bounded-memory
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import overload
 
 import numpy as np
 import scipy.sparse as sparse
@@ -26,6 +27,31 @@ def iter_shard_videos(storage: Storage, keys: Sequence[str]) -> Iterator[VideoFe
     """Read the shards at ``keys`` one at a time, in order."""
     for key in keys:
         yield read_shard(storage, key)
+
+
+class ShardVideos(Sequence[VideoFeatures]):
+    """The shards at ``keys`` as a read-only sequence of videos, each read when it is indexed.
+
+    For code that walks training videos one at a time (e.g.
+    :func:`anograph.calibration.calibrate_frame_scores`) without holding them all.
+    """
+
+    def __init__(self, storage: Storage, keys: Sequence[str]) -> None:
+        self.storage, self.keys = storage, list(keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, index: int) -> VideoFeatures: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> ShardVideos: ...
+
+    def __getitem__(self, index: int | slice) -> VideoFeatures | ShardVideos:
+        if isinstance(index, slice):
+            return ShardVideos(self.storage, self.keys[index])
+        return read_shard(self.storage, self.keys[index])
 
 
 def iter_shard_nodes(

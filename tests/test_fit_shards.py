@@ -7,9 +7,10 @@ import pytest
 import torch
 from synthetic_features import make_video, make_videos
 
+from anograph.calibration import calibrate_frame_scores
 from anograph.errors import InputError
 from anograph.features.layout import FeatureLayout
-from anograph.graph_stream import ShardGraphBatches
+from anograph.graph_stream import ShardGraphBatches, ShardVideos
 from anograph.model import SCORERS, AnoGraph
 from anograph.shards import write_shard
 from anograph.storage import Storage
@@ -167,3 +168,21 @@ def test_bad_shards_are_named(videos, shards, tmp_path) -> None:
     assert error.value.path.endswith("shards/missing.parquet")
     with pytest.raises(InputError, match="batch_nodes"):
         model.fit_shards(storage, keys, batch_nodes=0)
+
+
+def test_alert_calibration_reads_shards_one_at_a_time_and_matches_in_memory(videos, shards) -> None:
+    storage, keys = shards
+    model = AnoGraph(**{**OPTIONS, "max_epochs": 3}).fit_shards(storage, keys, batch_nodes=250)
+    read: list[int] = []
+
+    class CountingVideos(ShardVideos):
+        def __getitem__(self, index):
+            read.append(index)
+            return super().__getitem__(index)
+
+    streamed = calibrate_frame_scores(model, CountingVideos(storage, keys), window_seconds=0.5)
+    in_memory = calibrate_frame_scores(model, videos, window_seconds=0.5)
+    assert read == list(range(len(keys)))  # each shard once, in order
+    assert streamed.frame_scores == in_memory.frame_scores
+    assert streamed.n_videos == len(videos) and len(streamed.frame_scores["knn"]) > 0
+
