@@ -310,10 +310,11 @@ class AnoGraph(BaseEstimator):
         * ``training_separation_`` is measured on the first batch only (corruption within it),
           to keep that pass bounded too: with one batch it equals :meth:`fit`'s.
 
-        Memory: one batch's float32 features (plus one video being read, and the batch's
-        tensors in ``precision`` on ``device``), the sparse adjacency of every batch (kept
-        between epochs: about 8 bytes per edge), and the kNN bank (``knn_bank_size`` rows of
-        features and embeddings) with the calibration sample.
+        Memory: a small multiple of one batch's float32 features (the batch, one video being
+        read, ``Â X`` in the final pass, the corrupted copy for the separation), the sparse
+        adjacency of every batch (kept between epochs: about 8 bytes per edge), and the kNN
+        bank (up to ``knn_bank_size`` rows of features and embeddings) with the calibration
+        sample; never every feature at once.
 
         Parameters
         ----------
