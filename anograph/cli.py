@@ -273,6 +273,8 @@ def _models(arguments: argparse.Namespace) -> None:
 
 def _run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detector: str,
                   detector_options: dict[str, Any], fps: float | None) -> dict[str, Any]:
+    if arguments.batch_nodes is not None and arguments.batch_nodes < 1:  # fail before Prefect starts
+        raise InputError(None, f"--batch-nodes must be at least 1, not {arguments.batch_nodes}")
     _quiet_prefect()
     out = arguments.out.resolve()
     storage = with_endpoint(arguments.storage or str(out / "store"), arguments.s3_endpoint)

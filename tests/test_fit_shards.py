@@ -8,6 +8,7 @@ import torch
 from synthetic_features import make_video, make_videos
 
 from anograph.calibration import calibrate_frame_scores
+from anograph.cli import main
 from anograph.errors import InputError
 from anograph.features.layout import FeatureLayout
 from anograph.graph_stream import ShardGraphBatches, ShardVideos
@@ -186,3 +187,9 @@ def test_alert_calibration_reads_shards_one_at_a_time_and_matches_in_memory(vide
     assert streamed.frame_scores == in_memory.frame_scores
     assert streamed.n_videos == len(videos) and len(streamed.frame_scores["knn"]) > 0
 
+
+
+def test_cli_rejects_a_batch_size_below_one(tmp_path, capsys) -> None:
+    assert main(["run", "--dataset", "folder", "--root", str(tmp_path), "--out", str(tmp_path / "out"),
+                 "--batch-nodes", "0"]) == 2
+    assert "--batch-nodes must be at least 1" in capsys.readouterr().err
