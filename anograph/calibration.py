@@ -83,12 +83,12 @@ def _check_quantile(quantile: float) -> None:
         raise InputError(None, f"threshold quantile must be in (0, 1], got {quantile}")
 
 
-def _held_out_parts(videos: Sequence[VideoFeatures]) -> list[tuple[int, int, int]]:
-    """``(video, first frame, stop frame)`` parts that take turns being left out."""
-    if len(videos) > 1:
-        return [(index, 0, video.metadata.n_frames) for index, video in enumerate(videos)]
-    half = videos[0].metadata.n_frames // 2
-    return [(0, 0, half), (0, half, videos[0].metadata.n_frames)]
+def _held_out_parts(n_videos: int, n_frames: int) -> list[tuple[int, int]]:
+    """``(first frame, stop frame)`` parts of one video of ``n_videos`` that take turns being left out."""
+    if n_videos > 1:
+        return [(0, n_frames)]
+    half = n_frames // 2
+    return [(0, half), (half, n_frames)]
 
 
 def calibrate_frame_scores(
@@ -103,35 +103,39 @@ def calibrate_frame_scores(
 
     Must run on the fitted model in memory: it needs ``bank_nodes_``, which says which
     training node each kNN bank row is, and which :meth:`AnoGraph.save` does not keep.
+    Each video is taken from ``videos`` once, in order, and only it is used at a time, so
+    ``videos`` may be a lazy sequence that reads shards (:class:`anograph.graph_stream.ShardVideos`).
     """
     _check_quantile(default_quantile)
     if not hasattr(model, "bank_nodes_"):
         raise ValueError("frame calibration needs the model right after fit (bank_nodes_ is not saved)")
-    videos = list(videos)
-    node_starts = np.cumsum([0] + [video.n_objects for video in videos])
-    if node_starts[-1] != model.n_training_nodes_:
-        raise ValueError(f"{node_starts[-1]} objects in the videos given, but the model was fitted on "
-                         f"{model.n_training_nodes_}: pass the training videos in fitting order")
-    bank_video = np.searchsorted(node_starts, model.bank_nodes_, side="right") - 1
-    bank_frame = np.concatenate([video.frames for video in videos])[model.bank_nodes_]
     collected: dict[str, list[np.ndarray]] = {name: [] for name in scorers}
     radii, steps = [], []
-    for video_index, first, stop in _held_out_parts(videos):
+    node_start = 0
+    for video_index in range(len(videos)):
         video = videos[video_index]
         fps = video.metadata.fps or default_fps
         if fps is None:
             raise InputError(video.metadata.source, "frame rate unknown; give default_fps to size the test window")
         radius = window_radius(window_seconds, fps)
-        held_out = (bank_video == video_index) & (bank_frame >= first) & (bank_frame < stop)
-        left_out = copy.copy(model)
-        left_out.feature_bank_ = model.feature_bank_[~held_out]
-        left_out.embedding_bank_ = model.embedding_bank_[~held_out]
-        object_scores = left_out.score_video(video, window_radius=radius, scorers=scorers)
-        for name, values in object_scores.items():
-            scores = frame_scores(values, video.frame_offsets())[first:stop]
-            collected[name].append(scores[np.isfinite(scores)])
+        in_video = (model.bank_nodes_ >= node_start) & (model.bank_nodes_ < node_start + video.n_objects)
+        bank_frame = np.full(len(model.bank_nodes_), -1)
+        bank_frame[in_video] = video.frames[model.bank_nodes_[in_video] - node_start]
+        node_start += video.n_objects
+        for first, stop in _held_out_parts(len(videos), video.metadata.n_frames):
+            held_out = in_video & (bank_frame >= first) & (bank_frame < stop)
+            left_out = copy.copy(model)
+            left_out.feature_bank_ = model.feature_bank_[~held_out]
+            left_out.embedding_bank_ = model.embedding_bank_[~held_out]
+            object_scores = left_out.score_video(video, window_radius=radius, scorers=scorers)
+            for name, values in object_scores.items():
+                scores = frame_scores(values, video.frame_offsets())[first:stop]
+                collected[name].append(scores[np.isfinite(scores)])
         radii.append(radius)
         steps.append(model.propagation_steps(radius))
+    if node_start != model.n_training_nodes_:
+        raise ValueError(f"{node_start} objects in the videos given, but the model was fitted on "
+                         f"{model.n_training_nodes_}: pass the training videos in fitting order")
     return FrameCalibration(
         frame_scores={name: np.sort(np.concatenate(parts)).tolist() for name, parts in collected.items()},
         window_seconds=float(window_seconds),

@@ -38,6 +38,9 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                         help="leave out videos that cannot be read (listed in the report) instead of failing")
     parser.add_argument("--propagation-steps", type=int, default=None,
                         help="score-propagation steps over the test window graph (default: the model's default)")
+    parser.add_argument("--batch-nodes", type=int, default=None,
+                        help="train from the shards in batches of at most about N nodes' features in memory "
+                             "(default: off, full-batch training with every feature in memory)")
     _add_ablation_options(parser)
 
 
@@ -270,6 +273,8 @@ def _models(arguments: argparse.Namespace) -> None:
 
 def _run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detector: str,
                   detector_options: dict[str, Any], fps: float | None) -> dict[str, Any]:
+    if arguments.batch_nodes is not None and arguments.batch_nodes < 1:  # fail before Prefect starts
+        raise InputError(None, f"--batch-nodes must be at least 1, not {arguments.batch_nodes}")
     _quiet_prefect()
     out = arguments.out.resolve()
     storage = with_endpoint(arguments.storage or str(out / "store"), arguments.s3_endpoint)
@@ -292,6 +297,7 @@ def _run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detec
         smoothing_sigma=arguments.sigma,
         skip_bad_videos=arguments.skip_bad_videos,
         ablations=_ablations(arguments),
+        batch_nodes=arguments.batch_nodes,
     )
 
 

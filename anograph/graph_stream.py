@@ -13,11 +13,13 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
+from typing import overload
 
 import numpy as np
 import scipy.sparse as sparse
 import torch
 
+from anograph.errors import InputError
 from anograph.graph import GraphConfig, VideoNodes, build_graph
 from anograph.shards import VideoFeatures, read_shard
 from anograph.storage import Storage
@@ -43,6 +45,31 @@ def iter_shard_videos(storage: Storage, keys: Sequence[str], prefetch: int = 1) 
             video = pending.popleft().result()
             pending.extend(reader.submit(read_shard, storage, key) for key in islice(remaining, 1))
             yield video
+
+
+class ShardVideos(Sequence[VideoFeatures]):
+    """The shards at ``keys`` as a read-only sequence of videos, each read when it is indexed.
+
+    For code that walks training videos one at a time (e.g.
+    :func:`anograph.calibration.calibrate_frame_scores`) without holding them all.
+    """
+
+    def __init__(self, storage: Storage, keys: Sequence[str]) -> None:
+        self.storage, self.keys = storage, list(keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, index: int) -> VideoFeatures: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> ShardVideos: ...
+
+    def __getitem__(self, index: int | slice) -> VideoFeatures | ShardVideos:
+        if isinstance(index, slice):
+            return ShardVideos(self.storage, self.keys[index])
+        return read_shard(self.storage, self.keys[index])
 
 
 def iter_shard_nodes(
@@ -138,7 +165,8 @@ class ShardGraphBatches:
         self.groups: list[list[str]] = []
         self.sizes: list[int] = []
         for key, size in zip(keys, sizes, strict=True):
-            if self.groups and self.sizes[-1] + size <= batch_nodes:
+            # An empty batch so far (videos without objects) takes the next video whatever its size.
+            if self.groups and (self.sizes[-1] + size <= batch_nodes or self.sizes[-1] == 0):
                 self.groups[-1].append(key)
                 self.sizes[-1] += size
             else:
@@ -153,14 +181,32 @@ class ShardGraphBatches:
         features = video.features if self.columns is None else video.features[:, self.columns]
         return (torch.from_numpy(np.ascontiguousarray(features)).float().numpy() - self.mean) / self.std
 
-    def __call__(self, index: int) -> GraphBatch:
-        videos = [(video, self.standardized(video)) for video in iter_shard_videos(self.storage, self.groups[index])]
-        if index not in self._adjacency:
-            self._adjacency[index] = build_graph(
-                [VideoNodes(video.frame_offsets(), video.boxes, chunk) for video, chunk in videos],
-                self.config,
-                dtype=np.float32,
+    def arrays(self, index: int) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """Batch ``index`` as its scipy adjacency and ``(n, width)`` standardised float32 features.
+
+        The features are written into one array as each shard is read, so the batch's rows
+        plus one video's are the most held at a time.
+        """
+        features: np.ndarray | None = None
+        nodes: list[VideoNodes] = []
+        offset = 0
+        for video in iter_shard_videos(self.storage, self.groups[index]):
+            chunk = self.standardized(video)
+            if features is None:
+                features = np.empty((self.sizes[index], chunk.shape[1]), np.float32)
+            features[offset : offset + len(chunk)] = chunk
+            nodes.append(VideoNodes(video.frame_offsets(), video.boxes, features[offset : offset + len(chunk)]))
+            offset += len(chunk)
+            del video, chunk
+        if features is None or offset != self.sizes[index]:
+            raise InputError(
+                f"{self.storage.uri}/{self.groups[index][0]}",
+                f"batch {index} holds {offset} objects now, not the {self.sizes[index]} counted before: its shards changed",
             )
-        features = np.concatenate([chunk for _, chunk in videos])
-        del videos
-        return make_batch(self._adjacency[index], features, self.device, self.dtype)
+        if index not in self._adjacency:
+            self._adjacency[index] = build_graph(nodes, self.config, dtype=np.float32)
+        return self._adjacency[index], features
+
+    def __call__(self, index: int) -> GraphBatch:
+        adjacency, features = self.arrays(index)
+        return make_batch(adjacency, features, self.device, self.dtype)

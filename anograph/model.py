@@ -56,7 +56,7 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,10 +71,19 @@ from torch import nn
 from anograph.errors import InputError, ModelArtifactError
 from anograph.features.layout import FeatureLayout
 from anograph.graph import GraphConfig, VideoNodes, build_graph, normalize_adjacency
+from anograph.graph_stream import ShardGraphBatches, feature_moments
 from anograph.scoring import knn_mean_distance, window_adjacency
-from anograph.shards import VideoFeatures
+from anograph.shards import ShardMetadata, VideoFeatures, read_metadata, read_shard
 from anograph.storage import Storage
-from anograph.training import embed, make_batch, resolve_device, resolve_precision, train_dgi
+from anograph.training import (
+    TrainingResult,
+    embed,
+    make_batch,
+    resolve_device,
+    resolve_precision,
+    train_dgi,
+    train_dgi_batched,
+)
 
 MODEL_FORMAT_VERSION = 1
 SCORERS = ("discriminator", "knn", "feature_knn", "group_knn")
@@ -271,6 +280,139 @@ class AnoGraph(BaseEstimator):
         """
         return self.fit_graph(self.prepare_training_graph(videos))
 
+    def fit_shards(
+        self,
+        storage: Storage,
+        keys: Sequence[str],
+        batch_nodes: int = 100_000,
+        progress: Callable[[int, float], None] | None = None,
+    ) -> AnoGraph:
+        """Train on the feature shards at ``keys`` with about ``batch_nodes`` nodes' features in memory.
+
+        The result is used, saved, loaded and scored exactly like a model from :meth:`fit`
+        on the same videos in the same order, with the same fitted attributes:
+
+        * the layouts are checked from each shard's footer (:func:`anograph.shards.read_metadata`)
+          before any rows are read; errors name the shard;
+        * the standardiser is fitted in one streamed pass over the shards (the same rule as
+          :meth:`fit`, including ``feature_scaling="group"``);
+        * training is :func:`anograph.training.train_dgi_batched` over
+          :class:`anograph.graph_stream.ShardGraphBatches`: batches of whole consecutive videos
+          (a video larger than ``batch_nodes`` is a batch of its own), re-read from the shards
+          on every pass. The gradient is the full graph's; each batch shuffles its own rows
+          for the corruption, so with one batch (``batch_nodes`` >= all nodes) the training
+          is :meth:`fit`'s, draw for draw. Let each batch hold many videos: with one video per
+          batch the negatives come from the same scene only, and on small tests the loss then
+          falls far more slowly than in full batch (``tests/test_fit_shards.py``);
+        * ``summary_`` is the readout over all nodes, and the kNN bank and calibration nodes
+          are the same seeded global node indices as in :meth:`fit`, gathered in one more
+          streamed pass;
+        * ``training_separation_`` is measured on the first batch only (corruption within it),
+          to keep that pass bounded too: with one batch it equals :meth:`fit`'s.
+
+        Memory: a small multiple of one batch's float32 features (the batch, one video being
+        read, ``Â X`` in the final pass, the corrupted copy for the separation), the sparse
+        adjacency of every batch (kept between epochs: about 8 bytes per edge), and the kNN
+        bank (up to ``knn_bank_size`` rows of features and embeddings) with the calibration
+        sample; never every feature at once.
+
+        Parameters
+        ----------
+        storage:
+            Where the shards are.
+        keys:
+            Shard keys of the training videos (normal behaviour only), in training order.
+        batch_nodes:
+            Most nodes per training batch, unless a single video holds more. Default 100000
+            (about 0.8 GB of float32 features at 2048-d).
+        progress:
+            ``progress(epoch, loss)`` after every epoch, as in :meth:`fit_graph`.
+
+        Returns
+        -------
+        AnoGraph
+            ``self``, fitted.
+
+        Raises
+        ------
+        InputError
+            No keys, an unreadable shard, layouts that differ, unknown feature groups,
+            non-finite features or fewer than 2 objects (naming the shard where there is one).
+        """
+        started = time.perf_counter()
+        keys = list(keys)
+        if not keys:
+            raise InputError(None, "no training shards given")
+        if int(batch_nodes) < 1:
+            raise InputError(None, f"batch_nodes must be at least 1, not {batch_nodes}")
+        paths = [storage.location(key) for key in keys]
+        self._set_layout([read_metadata(storage, key) for key in keys], paths)
+        sizes: list[int] = []
+        names: list[str] = []
+
+        def checked_videos() -> Iterable[VideoFeatures]:
+            for key, path in zip(keys, paths, strict=True):
+                video = read_shard(storage, key)
+                if video.metadata.feature_layout != self.feature_layout_:
+                    raise InputError(path, "the shard's layout changed after its footer was read")
+                self._check_finite(video, path)
+                sizes.append(video.n_objects)
+                names.append(video.metadata.video)
+                yield video
+
+        self.n_training_nodes_ = self._fit_standardizer(checked_videos())
+        self.training_videos_ = names
+        device = resolve_device(self.device)
+        batches = ShardGraphBatches(
+            storage, keys, self.feature_mean_, self.feature_std_, self.graph_config, batch_nodes=int(batch_nodes),
+            columns=self.columns_, device=device, dtype=resolve_precision(self.precision), sizes=sizes,
+        )
+        generator = torch.Generator().manual_seed(int(self.seed))
+        self._train_modules(
+            len(self.columns_),
+            generator,
+            lambda encoder, discriminator: train_dgi_batched(
+                batches, batches.sizes, encoder, discriminator, generator, **self._optimiser_options(),
+                progress=progress,
+            ),
+        )
+        # One more pass: the readout over all nodes, and the rows of the sampled nodes.
+        bank, calibration = self._sample_nodes(self.n_training_nodes_)
+        video_ends = np.cumsum(sizes)
+        sampled = [
+            (nodes, np.empty((len(nodes), int(self.hidden_channels)), np.float32),
+             np.empty((len(nodes), len(self.columns_)), np.float32))
+            for nodes in (bank, calibration)
+        ]
+        total = torch.zeros(int(self.hidden_channels), dtype=torch.float64, device=device)
+        start = 0
+        with torch.no_grad():
+            for index, size in enumerate(batches.sizes):
+                adjacency, features = batches.arrays(index)
+                embeddings = self.encoder_(torch.from_numpy(propagate(adjacency, features)).to(device))
+                total += embeddings.double().sum(dim=0)
+                embeddings = embeddings.cpu().numpy()
+                for nodes, sampled_embeddings, sampled_features in sampled:
+                    first, stop = np.searchsorted(nodes, [start, start + size])
+                    sampled_embeddings[first:stop] = embeddings[nodes[first:stop] - start]
+                    sampled_features[first:stop] = features[nodes[first:stop] - start]
+                start += size
+                del adjacency, features, embeddings
+            self.summary_ = torch.sigmoid(total / self.n_training_nodes_).float()
+            adjacency, features = batches.arrays(0)
+            propagated = torch.from_numpy(propagate(adjacency, features)).to(device)
+            self.training_separation_ = self._separation(adjacency, features, propagated, generator)
+            del adjacency, features, propagated
+        (bank, *bank_rows), (calibration, *calibration_rows) = sampled
+        self._fit_scorers(
+            bank,
+            calibration,
+            (*bank_rows, np.searchsorted(video_ends, bank, side="right")),
+            (*calibration_rows, np.searchsorted(video_ends, calibration, side="right")),
+        )
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
     def prepare_training_graph(self, videos: Sequence[VideoFeatures]) -> TrainingGraph:
         """Check the videos, fit the feature standardiser and build the training graph.
 
@@ -282,23 +424,8 @@ class AnoGraph(BaseEstimator):
         if not videos:
             raise InputError(None, "no training videos given")
         self._check_training_videos(videos)
-        features = [self._select(video) for video in videos]
-        stacked = np.concatenate(features).astype(np.float64)
-        if len(stacked) < 2:
-            raise InputError(
-                None, f"the training videos contain {len(stacked)} objects; at least 2 are needed"
-            )
-        if self.feature_scaling not in FEATURE_SCALINGS:
-            raise InputError(
-                None, f"feature_scaling must be one of {FEATURE_SCALINGS}, not {self.feature_scaling!r}"
-            )
-        self.feature_mean_ = stacked.mean(axis=0)
-        spread = stacked.std(axis=0)
-        if self.feature_scaling == "group":
-            for columns in self._group_columns():
-                spread[columns] = np.sqrt(np.sum(spread[columns] ** 2))
-        self.feature_std_ = np.maximum(spread, STD_FLOOR)
-        standardized = [self._standardize(chunk) for chunk in features]
+        self._fit_standardizer(videos)
+        standardized = [self._standardize(self._select(video)) for video in videos]
         adjacency = build_graph(
             [
                 VideoNodes(video.frame_offsets(), video.boxes, chunk)
@@ -327,7 +454,6 @@ class AnoGraph(BaseEstimator):
         adjacency, node_features = training_graph.adjacency, training_graph.node_features
         self.n_training_nodes_ = len(node_features)
         self.training_videos_ = list(training_graph.video_names)
-        videos = self.training_videos_
         generator = torch.Generator().manual_seed(int(self.seed))
         self._train(adjacency, node_features, generator, progress)
         device = resolve_device(self.device)
@@ -338,25 +464,52 @@ class AnoGraph(BaseEstimator):
             self.training_separation_ = self._separation(adjacency, node_features, propagated, generator)
             embeddings = embeddings.cpu().numpy()
 
+        bank, calibration = self._sample_nodes(len(node_features))
+        video_of_node = training_graph.video_of_node
+        self._fit_scorers(
+            bank,
+            calibration,
+            (embeddings[bank], node_features[bank], video_of_node[bank]),
+            (embeddings[calibration], node_features[calibration], video_of_node[calibration]),
+        )
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    def _sample_nodes(self, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+        """Seeded, sorted global indices of the kNN bank and of the calibration nodes."""
         rng = np.random.default_rng(self.seed)
-        n_nodes = len(node_features)
         bank = np.sort(rng.choice(n_nodes, size=min(n_nodes, int(self.knn_bank_size)), replace=False))
-        self.embedding_bank_ = embeddings[bank]
-        self.feature_bank_ = node_features[bank]
+        calibration = np.sort(rng.choice(n_nodes, size=min(n_nodes, CALIBRATION_SIZE), replace=False))
+        return bank, calibration
+
+    def _fit_scorers(
+        self,
+        bank: np.ndarray,
+        calibration: np.ndarray,
+        bank_rows: tuple[np.ndarray, np.ndarray, np.ndarray],
+        calibration_rows: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> None:
+        """kNN banks, calibration scores and group scales from the sampled nodes' rows.
+
+        ``bank_rows`` and ``calibration_rows`` are ``(embeddings, standardised features,
+        video index)`` of the nodes ``bank`` and ``calibration`` (from :meth:`_sample_nodes`).
+        Needs ``summary_`` and ``training_videos_``.
+        """
+        bank_embeddings, self.feature_bank_, bank_videos = bank_rows
+        calibration_embeddings, calibration_features, calibration_videos = calibration_rows
+        self.embedding_bank_ = bank_embeddings
         # Training-graph node of each bank row; in memory only (not saved), so a
         # calibration right after fitting can leave a video's own rows out.
         self.bank_nodes_ = bank
-        video_of_node = training_graph.video_of_node
-        calibration = np.sort(rng.choice(n_nodes, size=min(n_nodes, CALIBRATION_SIZE), replace=False))
-        if len(videos) > 1:
-            query_groups, bank_groups = video_of_node[calibration], video_of_node[bank]
+        if len(self.training_videos_) > 1:
+            query_groups, bank_groups = calibration_videos, bank_videos
         else:  # leave-one-out: exclude only the node itself
             query_groups, bank_groups = calibration, bank
         self.calibration_scores_ = {
-            "discriminator": np.sort(self._discriminator_scores(embeddings[calibration])),
+            "discriminator": np.sort(self._discriminator_scores(calibration_embeddings)),
             "knn": np.sort(
                 knn_mean_distance(
-                    embeddings[calibration],
+                    calibration_embeddings,
                     self.embedding_bank_,
                     self.knn_neighbors,
                     query_groups,
@@ -365,7 +518,7 @@ class AnoGraph(BaseEstimator):
             ),
             "feature_knn": np.sort(
                 knn_mean_distance(
-                    node_features[calibration],
+                    calibration_features,
                     self.feature_bank_,
                     self.knn_neighbors,
                     query_groups,
@@ -375,7 +528,7 @@ class AnoGraph(BaseEstimator):
         }
         group_distances = [
             knn_mean_distance(
-                node_features[calibration][:, columns],
+                calibration_features[:, columns],
                 self.feature_bank_[:, columns],
                 self.knn_neighbors,
                 query_groups,
@@ -391,16 +544,43 @@ class AnoGraph(BaseEstimator):
                 distances / scale for distances, scale in zip(group_distances, self.group_scale_, strict=True)
             )
         )
-        self.fit_seconds_ = time.perf_counter() - started
-        return self
 
     def _check_training_videos(self, videos: list[VideoFeatures]) -> None:
-        first = videos[0].metadata
-        for video in videos[1:]:
-            if video.metadata.feature_layout != first.feature_layout:
+        self._set_layout([video.metadata for video in videos], [_video_path(video) for video in videos])
+        for video in videos:
+            self._check_finite(video, _video_path(video))
+
+    def _check_finite(self, video: VideoFeatures, path: str | None) -> None:
+        if not np.all(np.isfinite(video.features[:, self.columns_])):
+            raise InputError(path, f"video {video.metadata.video!r} has NaN or infinite features")
+
+    def _fit_standardizer(self, videos: Iterable[VideoFeatures]) -> int:
+        """Fit ``feature_mean_`` / ``feature_std_`` on every object of ``videos`` (streamed); returns their count."""
+        if self.feature_scaling not in FEATURE_SCALINGS:
+            raise InputError(
+                None, f"feature_scaling must be one of {FEATURE_SCALINGS}, not {self.feature_scaling!r}"
+            )
+        try:
+            mean, spread, count = feature_moments(videos, self.columns_)
+        except ValueError:  # no objects at all
+            mean, spread, count = np.zeros(0), np.zeros(0), 0
+        if count < 2:
+            raise InputError(None, f"the training videos contain {count} objects; at least 2 are needed")
+        self.feature_mean_ = mean
+        if self.feature_scaling == "group":
+            for columns in self._group_columns():
+                spread[columns] = np.sqrt(np.sum(spread[columns] ** 2))
+        self.feature_std_ = np.maximum(spread, STD_FLOOR)
+        return count
+
+    def _set_layout(self, metadata: list[ShardMetadata], paths: list[str | None]) -> None:
+        """Check that all training videos share one layout; set the layout and column attributes."""
+        first = metadata[0]
+        for video, path in zip(metadata[1:], paths[1:], strict=True):
+            if video.feature_layout != first.feature_layout:
                 raise InputError(
-                    _video_path(video),
-                    f"video {video.metadata.video!r} has feature layout {video.metadata.feature_layout.to_json()}, "
+                    path,
+                    f"video {video.video!r} has feature layout {video.feature_layout.to_json()}, "
                     f"but {first.video!r} has {first.feature_layout.to_json()}; all training videos must share one layout",
                 )
         self.feature_layout_ = first.feature_layout
@@ -415,11 +595,6 @@ class AnoGraph(BaseEstimator):
         self.columns_ = first.feature_layout.columns(groups)
         self.class_names_ = list(first.class_names)
         self.detector_ = dict(first.detector)
-        for video in videos:
-            if not np.all(np.isfinite(video.features[:, self.columns_])):
-                raise InputError(
-                    _video_path(video), f"video {video.metadata.video!r} has NaN or infinite features"
-                )
 
     def _group_columns(self) -> list[np.ndarray]:
         """Column indices of each selected group within the selected feature matrix."""
@@ -456,25 +631,38 @@ class AnoGraph(BaseEstimator):
         progress: Callable[[int, float], None] | None = None,
     ) -> None:
         """Full-batch DGI with the fast one-layer loop of :mod:`anograph.training`."""
+        batch = make_batch(adjacency, node_features, resolve_device(self.device), resolve_precision(self.precision))
+        self._train_modules(
+            node_features.shape[1],
+            generator,
+            lambda encoder, discriminator: train_dgi(
+                batch, encoder, discriminator, generator, **self._optimiser_options(), progress=progress
+            ),
+        )
+
+    def _optimiser_options(self) -> dict[str, Any]:
+        return {
+            "learning_rate": float(self.learning_rate),
+            "max_epochs": int(self.max_epochs),
+            "patience": int(self.patience),
+        }
+
+    def _train_modules(
+        self,
+        width: int,
+        generator: torch.Generator,
+        trainer: Callable[[OneLayerGCN, BilinearDiscriminator], TrainingResult],
+    ) -> None:
+        """Initialise the encoder and discriminator from ``generator``, train them with ``trainer``, keep them."""
         device = resolve_device(self.device)
-        encoder = OneLayerGCN(node_features.shape[1], int(self.hidden_channels))
+        encoder = OneLayerGCN(width, int(self.hidden_channels))
         discriminator = BilinearDiscriminator(int(self.hidden_channels))
         nn.init.xavier_uniform_(encoder.linear.weight, generator=generator)
         nn.init.zeros_(encoder.linear.bias)
         nn.init.xavier_uniform_(discriminator.weight, generator=generator)
         encoder.to(device)
         discriminator.to(device)
-        batch = make_batch(adjacency, node_features, device, resolve_precision(self.precision))
-        result = train_dgi(
-            batch,
-            encoder,
-            discriminator,
-            generator,
-            learning_rate=float(self.learning_rate),
-            max_epochs=int(self.max_epochs),
-            patience=int(self.patience),
-            progress=progress,
-        )
+        result = trainer(encoder, discriminator)
         self.encoder_ = encoder
         self.discriminator_ = discriminator
         self.history_ = result.history

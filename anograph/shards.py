@@ -202,8 +202,11 @@ def read_shard(storage: Storage, key: str) -> VideoFeatures:
 
 def read_metadata(storage: Storage, key: str) -> ShardMetadata:
     """Read only the metadata of the shard at ``key``."""
-    with storage.open_input(key) as source:  # the footer only, not the rows
-        schema = pq.read_schema(source)
+    try:
+        with storage.open_input(key) as source:  # the footer only, not the rows
+            schema = pq.read_schema(source)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputError(f"{storage.uri}/{key}", f"not a readable Parquet shard ({error})") from error
     raw = (schema.metadata or {}).get(METADATA_KEY)
     if raw is None:
         raise InputError(f"{storage.uri}/{key}", "not an anograph feature shard")

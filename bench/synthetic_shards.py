@@ -56,12 +56,16 @@ def synthetic_video(name: str, frames: int, objects: int, width: int, seed: int)
 
 
 def write_synthetic_shards(
-    storage: Storage, videos: int, frames: int, objects: int, width: int, seed: int = 0
+    storage: Storage, videos: int, frames: int, objects: int, width: int, seed: int = 0, keep: bool = False
 ) -> list[str]:
-    """Write ``videos`` shards under ``shards/``; returns their keys."""
+    """Write ``videos`` shards under ``shards/``, one in memory at a time; returns their keys.
+
+    ``keep``: leave a shard that already exists at its key (a complete one: writes are atomic).
+    """
     keys = []
     for index in range(videos):
         key = f"shards/video{index:05d}.parquet"
-        write_shard(storage, key, synthetic_video(f"video{index:05d}", frames, objects, width, seed + index))
+        if not (keep and storage.exists(key)):
+            write_shard(storage, key, synthetic_video(f"video{index:05d}", frames, objects, width, seed + index))
         keys.append(key)
     return keys

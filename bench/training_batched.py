@@ -1,23 +1,30 @@
-"""Bounded-memory DGI from shards: peak memory stays flat as the training graph grows.
+"""Bounded-memory training from shards with ``AnoGraph.fit_shards``: peak memory stays flat as the graph grows.
 
-Writes synthetic shards (``bench/synthetic_shards.py``, real shard format, ``--width``-d float16)
-for the largest of ``--sizes`` once; then, for each size, a fresh process trains on the first
-shards that hold that many nodes with :class:`anograph.graph_stream.ShardGraphBatches` +
-:func:`anograph.training.train_dgi_batched` (batches of whole videos, at most
-``--batch-nodes`` nodes; features re-read from the shards on every pass): a streamed
-standardiser pass, then ``--epochs`` epochs. Each process reports the time of each stage and
-its own peak RSS, next to the memory that full-batch training would need just for the
-float32 feature matrix.
+Writes synthetic shards (``bench/synthetic_shards.py``, real shard format, ``--width``-d float16,
+``--frames`` x ``--objects`` nodes per shard, one shard in memory at a time) for the largest of
+``--sizes`` into ``--dir`` (default: a temporary folder, deleted at the end; a ``--dir`` you give
+is left in place, and ``--keep`` reuses the shards already there). Then, for each size, a fresh
+process trains the public estimator on the first shards holding that many nodes::
 
-    nice -n 5 python bench/training_batched.py --json bench/training_batched.json
+    AnoGraph(hidden_channels=--hidden, max_epochs=--epochs, precision=--precision)
+        .fit_shards(storage, keys, batch_nodes=--batch-nodes)
 
-Deletes the shards afterwards.
+which is what ``anograph run --batch-nodes N`` runs. Each process reports the streamed
+standardiser pass (timed by wrapping ``anograph.model.feature_moments``), each epoch (epoch 0
+also builds every batch's sparse graph), the final pass (readout, kNN bank, calibration,
+separation), its own peak RSS, and the memory full-batch training would need for the float32
+feature matrix alone. The 3M-node measurement of the issue (about 12 GB of float16 shards)::
+
+    nice -n 5 python bench/training_batched.py --sizes 300000,1000000,3000000 \\
+        --dir /data/anograph-3m --keep --epochs 1 --json bench/training_batched.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import resource
 import shutil
 import subprocess
@@ -26,96 +33,130 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_shards import write_synthetic_shards  # noqa: E402
 
-from anograph.graph import GraphConfig  # noqa: E402
-from anograph.graph_stream import ShardGraphBatches, feature_moments, iter_shard_videos  # noqa: E402
-from anograph.model import BilinearDiscriminator, OneLayerGCN  # noqa: E402
+import anograph.model as model_module  # noqa: E402
+from anograph.model import AnoGraph  # noqa: E402
+from anograph.shards import read_metadata  # noqa: E402
 from anograph.storage import Storage  # noqa: E402
-from anograph.training import resolve_precision, train_dgi_batched  # noqa: E402
+
+SETTINGS = ("frames", "objects", "width", "hidden", "batch_nodes", "epochs", "precision", "bank_size")
 
 
 def child(directory: str, n_shards: int, args: argparse.Namespace) -> dict:
+    """Train on the first ``n_shards`` shards in this (fresh) process; report times and peak RSS."""
     storage = Storage(directory)
     keys = sorted(str(path.relative_to(directory)) for path in Path(directory).glob("shards/*.parquet"))[:n_shards]
+    stages: dict[str, float] = {}
+    moments = model_module.feature_moments
+
+    def timed_moments(*arguments, **options):
+        started = time.perf_counter()
+        result = moments(*arguments, **options)
+        stages["standardiser"] = time.perf_counter() - started
+        stages["standardiser_done"] = time.perf_counter()
+        return result
+
+    model_module.feature_moments = timed_moments
+
+    class CountedBatches(model_module.ShardGraphBatches):
+        def __init__(self, *arguments, **options) -> None:
+            super().__init__(*arguments, **options)
+            stages["batches"] = len(self)
+
+    model_module.ShardGraphBatches = CountedBatches
+    epoch_ends: list[float] = []
+    model = AnoGraph(hidden_channels=args.hidden, max_epochs=args.epochs, patience=args.epochs + 1,
+                     precision=args.precision, knn_bank_size=args.bank_size)
     started = time.perf_counter()
-    sizes: list[int] = []
-
-    def counted():
-        for video in iter_shard_videos(storage, keys):
-            sizes.append(video.n_objects)
-            yield video
-
-    mean, std, n_nodes = feature_moments(counted())
-    moments_seconds = time.perf_counter() - started
-    batches = ShardGraphBatches(storage, keys, mean, std + 1e-3, GraphConfig(), batch_nodes=args.batch_nodes,
-                                dtype=resolve_precision(args.precision), sizes=sizes)
-    encoder, discriminator = OneLayerGCN(args.width, args.hidden), BilinearDiscriminator(args.hidden)
-    torch.nn.init.xavier_uniform_(discriminator.weight)
-    epoch_times: list[float] = []
-    last = [time.perf_counter()]
-
-    def progress(epoch: int, loss: float) -> None:
-        now = time.perf_counter()
-        epoch_times.append(now - last[0])
-        last[0] = now
-
-    result = train_dgi_batched(batches, batches.sizes, encoder, discriminator, torch.Generator().manual_seed(0),
-                               learning_rate=1e-3, max_epochs=args.epochs, patience=args.epochs + 1,
-                               progress=progress)
+    model.fit_shards(storage, keys, batch_nodes=args.batch_nodes,
+                     progress=lambda epoch, loss: epoch_ends.append(time.perf_counter()))
+    finished = time.perf_counter()
+    starts = [stages["standardiser_done"], *epoch_ends[:-1]]
     return {
-        "nodes": n_nodes, "shards": n_shards, "batches": len(batches), "moments_seconds": moments_seconds,
-        "epoch_seconds": epoch_times, "losses": result.history,
+        "nodes": model.n_training_nodes_, "shards": n_shards,
+        "batches": int(stages["batches"]),
+        "standardiser_seconds": stages["standardiser"],
+        "epoch_seconds": [end - start for start, end in zip(starts, epoch_ends, strict=True)],
+        "final_pass_seconds": finished - epoch_ends[-1], "fit_seconds": finished - started,
+        "losses": model.history_, "training_separation": model.training_separation_,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-        "float32_feature_matrix_gib": n_nodes * args.width * 4 / 2**30,
+        "float32_feature_matrix_gib": model.n_training_nodes_ * args.width * 4 / 2**30,
     }
+
+
+def prepare_shards(directory: str, count: int, args: argparse.Namespace) -> float:
+    """Write (or, with ``--keep``, reuse) ``count`` shards; returns their size on disk in GiB."""
+    storage = Storage(directory)
+    started = time.perf_counter()
+    keys = write_synthetic_shards(storage, count, args.frames, args.objects, args.width, keep=args.keep)
+    for key in keys:  # a reused shard must have the sizes asked for (footer only)
+        metadata = read_metadata(storage, key)
+        if metadata.n_frames != args.frames or metadata.feature_layout.width != args.width:
+            raise SystemExit(f"{directory}/{key} has {metadata.n_frames} frames of {metadata.feature_layout.width}-d "
+                             f"features, not {args.frames} of {args.width}-d: use another --dir or drop --keep")
+    on_disk = sum((Path(directory) / key).stat().st_size for key in keys) / 2**30
+    print(f"{count} shards ready in {directory} ({on_disk:.2f} GiB) after {time.perf_counter() - started:.0f} s")
+    return on_disk
+
+
+def machine() -> dict:
+    """What this ran on, and how busy it was (the load average at the end)."""
+    memory = Path("/proc/meminfo").read_text().split()[1] if Path("/proc/meminfo").exists() else "0"
+    return {"cpus": os.cpu_count(), "processor": platform.machine(), "memory_gib": int(memory) / 2**20,
+            "load_average": os.getloadavg()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="100000,300000", help="comma-separated node counts")
-    parser.add_argument("--frames", type=int, default=1000)
-    parser.add_argument("--objects", type=int, default=10)
-    parser.add_argument("--width", type=int, default=2048)
-    parser.add_argument("--hidden", type=int, default=512)
-    parser.add_argument("--batch-nodes", type=int, default=50_000)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--precision", default="bfloat16")
+    parser.add_argument("--sizes", default="100000,300000", help="comma-separated node counts (default 100000,300000)")
+    parser.add_argument("--frames", type=int, default=1000, help="frames per shard (default 1000)")
+    parser.add_argument("--objects", type=int, default=10, help="objects per frame (default 10)")
+    parser.add_argument("--width", type=int, default=2048, help="feature width (default 2048)")
+    parser.add_argument("--hidden", type=int, default=512, help="hidden channels (default 512)")
+    parser.add_argument("--batch-nodes", type=int, default=50_000, help="fit_shards batch_nodes (default 50000)")
+    parser.add_argument("--epochs", type=int, default=1, help="training epochs (default 1)")
+    parser.add_argument("--precision", default="bfloat16", help="model precision (default bfloat16)")
+    parser.add_argument("--bank-size", type=int, default=AnoGraph().knn_bank_size,
+                        help="the model's knn_bank_size (default: the model's, 50000): the kNN bank is the one "
+                             "part of fit_shards' memory that grows with the graph, up to this many nodes")
+    parser.add_argument("--dir", default=None, help="folder for the shards (default: a temporary one, deleted)")
+    parser.add_argument("--keep", action="store_true", help="reuse the shards already in --dir")
     parser.add_argument("--json", default="bench/training_batched.json")
     parser.add_argument("--child", nargs=2, metavar=("DIR", "SHARDS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child[0], int(args.child[1]), args)))
         return
+    if args.keep and not args.dir:
+        parser.error("--keep needs --dir")
     per_shard = args.frames * args.objects
     shard_counts = [max(1, int(size) // per_shard) for size in args.sizes.split(",")]
-    directory = tempfile.mkdtemp(prefix="anograph-batched-bench-")
+    directory = args.dir or tempfile.mkdtemp(prefix="anograph-batched-bench-")
     rows = []
+    settings = {name: getattr(args, name) for name in (*SETTINGS, "sizes", "dir", "keep")}
     try:
-        started = time.perf_counter()
-        write_synthetic_shards(Storage(directory), max(shard_counts), args.frames, args.objects, args.width)
-        on_disk = sum(path.stat().st_size for path in Path(directory).glob("shards/*.parquet")) / 2**30
-        print(f"wrote {max(shard_counts)} shards ({on_disk:.2f} GiB) in {time.perf_counter() - started:.0f} s")
-        print(f"{'nodes':>9} {'batches':>7} {'moments s':>9} {'epoch s':>8} {'peak RSS GiB':>12} {'fp32 X GiB':>10}")
+        on_disk = prepare_shards(directory, max(shard_counts), args)
+        print(f"{'nodes':>9} {'batches':>7} {'standardiser s':>14} {'epoch s':>8} {'final pass s':>12} "
+              f"{'peak RSS GiB':>12} {'fp32 X GiB':>10}")
         for count in shard_counts:
             command = [sys.executable, __file__, "--child", directory, str(count)]
-            for name in ("frames", "objects", "width", "hidden", "batch_nodes", "epochs", "precision"):
+            for name in SETTINGS:
                 command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             row = json.loads(output.strip().splitlines()[-1])
             rows.append(row)
-            Path(args.json).write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=1))  # so far
-            print(f"{row['nodes']:>9} {row['batches']:>7} {row['moments_seconds']:>9.1f} "
-                  f"{max(row['epoch_seconds']):>8.1f} {row['peak_rss_gib']:>12.2f} "
-                  f"{row['float32_feature_matrix_gib']:>10.2f}")
+            Path(args.json).write_text(json.dumps({"settings": settings, "rows": rows}, indent=1))  # so far
+            print(f"{row['nodes']:>9} {row['batches']:>7} {row['standardiser_seconds']:>14.1f} "
+                  f"{max(row['epoch_seconds']):>8.1f} {row['final_pass_seconds']:>12.1f} "
+                  f"{row['peak_rss_gib']:>12.2f} {row['float32_feature_matrix_gib']:>10.2f}")
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        if not args.dir:
+            shutil.rmtree(directory, ignore_errors=True)
     Path(args.json).write_text(json.dumps({
-        "settings": {k: v for k, v in vars(args).items() if k != "child"}, "rows": rows, "gib_on_disk": on_disk,
-        "machine": "2-core x86_64 CPU, 24 GiB, shared with other jobs",
+        "settings": settings, "rows": rows, "gib_on_disk": on_disk,
+        "machine": machine(),
     }, indent=1))
     print(f"wrote {args.json}")
 

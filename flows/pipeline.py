@@ -33,13 +33,16 @@ def pipeline(
     smoothing_sigma: float = 3.0,
     skip_bad_videos: bool = False,
     ablations: dict[str, Any] | None = None,
+    batch_nodes: int | None = None,
 ) -> dict[str, Any]:
     """Extract features for every video, train on the training split, evaluate the test split.
 
     Shards, the model and a copy of the report go to ``storage`` (default ``out/store``, any
     root :class:`anograph.storage.Storage` accepts); the report and its plots to ``out``.
     With ``skip_bad_videos``, videos that cannot be read are left out and listed in the report.
-    ``ablations`` is passed to :func:`flows.evaluate.evaluate`.
+    ``ablations`` is passed to :func:`flows.evaluate.evaluate` (its retrained variants train
+    full batch). ``batch_nodes`` trains the model from the shards in bounded memory
+    (:func:`flows.train.train`); default ``None``, full batch.
     """
     storage = storage or str(Path(out) / "store")
     data = load_dataset_task(dataset, root, fps)
@@ -59,7 +62,7 @@ def pipeline(
 
     fingerprint = fingerprint_of(train_keys[0])
     trained = train(storage, train_keys, f"models/{dataset}-{fingerprint}", model_options,
-                    window_seconds=window_seconds, fps=data.fps)
+                    window_seconds=window_seconds, fps=data.fps, batch_nodes=batch_nodes)
     stage_seconds.update(trained["seconds"])
 
     config = {"extraction": settings, "model_options": model_options or {}, "training": trained,

@@ -8,11 +8,15 @@ from typing import Any
 from prefect import flow
 
 from anograph.calibration import DEFAULT_THRESHOLD_QUANTILE
+from anograph.errors import InputError
+from anograph.graph_stream import ShardVideos
+from anograph.storage import Storage
 from tasks.train import (
     build_training_graph,
     calibrate_alerts,
     discard_frames,
     fit_model,
+    fit_model_from_shards,
     load_shards,
     new_model,
     save_model,
@@ -24,7 +28,7 @@ def train(storage_root: str, shard_keys: list[str], model_key: str,
           model_options: dict[str, Any] | None = None, window_seconds: float = 1.0,
           fps: float | None = None,
           threshold_quantile: float = DEFAULT_THRESHOLD_QUANTILE, keep_fraction: float = 1.0,
-          fraction_seed: int = 0) -> dict[str, Any]:
+          fraction_seed: int = 0, batch_nodes: int | None = None) -> dict[str, Any]:
     """Load the shards, build the training graph, fit, save to ``model_key``, calibrate alerts.
 
     The alert calibration scores the training videos with test windows of ``window_seconds``
@@ -32,7 +36,34 @@ def train(storage_root: str, shard_keys: list[str], model_key: str,
     trains on a seeded random share of the training frames (the others are emptied; see
     :func:`anograph.ablations.discard_training_frames`).
     Returns the model key and the seconds spent building the graph, fitting and calibrating.
+
+    ``batch_nodes`` (default ``None``: full batch, every feature in memory) trains from the
+    shards with at most about that many nodes' features in memory
+    (:meth:`anograph.model.AnoGraph.fit_shards`), and calibrates the alerts reading one
+    shard at a time; the graph is then never assembled, so the result has no graph time and
+    no edge count (``None``).
     """
+    if batch_nodes is not None:
+        if keep_fraction < 1.0:
+            raise InputError(None, "keep_fraction < 1 discards frames in memory; it cannot be combined with batch_nodes")
+        model = new_model(model_options or {})
+        started = time.perf_counter()
+        model = fit_model_from_shards(model, storage_root, shard_keys, batch_nodes)
+        save_model(model, storage_root, model_key)
+        train_seconds = time.perf_counter() - started
+        calibrated = time.perf_counter()
+        thresholds = calibrate_alerts(model, ShardVideos(Storage(storage_root), shard_keys), storage_root,
+                                      model_key, window_seconds, fps, threshold_quantile)
+        return {
+            "model_key": model_key,
+            "seconds": {"train": train_seconds, "calibrate": time.perf_counter() - calibrated},
+            "alert_thresholds": thresholds,
+            "n_training_nodes": model.n_training_nodes_,
+            "n_training_edges": None,
+            "n_epochs": model.n_epochs_,
+            "training_separation": model.training_separation_,
+            "batch_nodes": batch_nodes,
+        }
     videos = load_shards(storage_root, shard_keys)
     if keep_fraction < 1.0:
         videos = discard_frames(videos, keep_fraction, fraction_seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -76,6 +77,24 @@ def fit_model(model: AnoGraph, graph: TrainingGraph) -> AnoGraph:
     return model
 
 
+@task(name="fit-model-from-shards", cache_policy=NO_CACHE, retry_condition_fn=retry_unless_bad_input)
+def fit_model_from_shards(model: AnoGraph, storage_root: str, keys: list[str], batch_nodes: int) -> AnoGraph:
+    """Train from the shards with at most about ``batch_nodes`` nodes' features in memory (:meth:`AnoGraph.fit_shards`)."""
+    logger = get_run_logger()
+
+    def progress(epoch: int, loss: float) -> None:
+        if epoch % 10 == 0:
+            logger.info("epoch %d/%d: loss %.4f", epoch, model.max_epochs, loss)
+
+    model.fit_shards(Storage(storage_root), keys, batch_nodes=batch_nodes, progress=progress)
+    logger.info(
+        "trained from %d shards (%d nodes, batches of at most %d) for %d epochs (best %d), loss %.4f -> %.4f, "
+        "separation %.3f (first batch)", len(keys), model.n_training_nodes_, batch_nodes, model.n_epochs_,
+        model.best_epoch_, model.history_[0], model.history_[model.best_epoch_], model.training_separation_,
+    )
+    return model
+
+
 @task(name="save-model", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def save_model(model: AnoGraph, storage_root: str, key: str) -> str:
     """Write the model artifact (safetensors + JSON) under ``key``."""
@@ -85,9 +104,12 @@ def save_model(model: AnoGraph, storage_root: str, key: str) -> str:
 
 
 @task(name="calibrate-alerts", cache_policy=NO_CACHE, retry_condition_fn=retry_unless_bad_input)
-def calibrate_alerts(model: AnoGraph, videos: list[VideoFeatures], storage_root: str, key: str,
+def calibrate_alerts(model: AnoGraph, videos: Sequence[VideoFeatures], storage_root: str, key: str,
                      window_seconds: float, fps: float | None, threshold_quantile: float) -> dict[str, float]:
-    """Score the training videos leave-one-video-out and save the frame-score calibration beside the model."""
+    """Score the training videos leave-one-video-out and save the frame-score calibration beside the model.
+
+    ``videos`` may be :class:`anograph.graph_stream.ShardVideos` (read one at a time).
+    """
     calibration = calibrate_frame_scores(model, videos, window_seconds=window_seconds, default_fps=fps,
                                          default_quantile=threshold_quantile)
     save_frame_calibration(calibration, Storage(storage_root), key)
