@@ -117,7 +117,8 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=512, help="hidden channels (default 512)")
     parser.add_argument("--batch-nodes", type=int, default=50_000, help="fit_shards batch_nodes (default 50000)")
     parser.add_argument("--epochs", type=int, default=1, help="training epochs (default 1)")
-    parser.add_argument("--precision", default="bfloat16", help="model precision (default bfloat16)")
+    parser.add_argument("--precision", default="float32",
+                        help="model precision (default float32; bfloat16 only pays on CPUs with native bf16 and on GPUs)")
     parser.add_argument("--bank-size", type=int, default=AnoGraph().knn_bank_size,
                         help="the model's knn_bank_size (default: the model's, 50000): the kNN bank is the one "
                              "part of fit_shards' memory that grows with the graph, up to this many nodes")
