@@ -10,10 +10,10 @@ and :class:`ShardGraphBatches` serves batches of whole videos for bounded-memory
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
-from typing import overload
+from typing import TypeVar, overload
 
 import numpy as np
 import scipy.sparse as sparse
@@ -25,26 +25,32 @@ from anograph.shards import VideoFeatures, read_shard
 from anograph.storage import Storage
 from anograph.training import GraphBatch, make_batch
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def read_ahead(items: Iterable[T], load: Callable[[T], R], prefetch: int = 1) -> Iterator[R]:
+    """``load(item)`` for each item in order, computed ``prefetch`` items ahead in a background thread.
+
+    Reading and decoding a shard (Parquet, float16 conversion) release the GIL, so on two
+    cores the next shard is loaded while the caller works on the current one. At most
+    ``prefetch + 1`` results exist at a time; ``prefetch=0`` loads each item only when asked.
+    """
+    remaining = iter(items)
+    if prefetch <= 0:
+        yield from map(load, remaining)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-reader") as reader:
+        pending = deque(reader.submit(load, item) for item in islice(remaining, prefetch + 1))
+        while pending:
+            result = pending.popleft().result()
+            pending.extend(reader.submit(load, item) for item in islice(remaining, 1))
+            yield result
+
 
 def iter_shard_videos(storage: Storage, keys: Sequence[str], prefetch: int = 1) -> Iterator[VideoFeatures]:
-    """Read the shards at ``keys`` in order, ``prefetch`` shards ahead of the caller.
-
-    The next shards are read and decoded in a background thread while the caller works on
-    the current one: Parquet decoding releases the GIL, so on two cores reading overlaps the
-    graph building. At most ``prefetch + 1`` shards are in memory at a time; ``prefetch=0``
-    reads each shard only when it is asked for.
-    """
-    if prefetch <= 0:
-        for key in keys:
-            yield read_shard(storage, key)
-        return
-    remaining = iter(keys)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-reader") as reader:
-        pending = deque(reader.submit(read_shard, storage, key) for key in islice(remaining, prefetch + 1))
-        while pending:
-            video = pending.popleft().result()
-            pending.extend(reader.submit(read_shard, storage, key) for key in islice(remaining, 1))
-            yield video
+    """Read the shards at ``keys`` in order, ``prefetch`` shards ahead of the caller (:func:`read_ahead`)."""
+    return read_ahead(keys, lambda key: read_shard(storage, key), prefetch)
 
 
 class ShardVideos(Sequence[VideoFeatures]):
@@ -76,14 +82,22 @@ def iter_shard_nodes(
     storage: Storage,
     keys: Sequence[str],
     transform: Callable[[VideoFeatures], np.ndarray] | None = None,
+    prefetch: int = 1,
 ) -> Iterator[VideoNodes]:
     """:class:`~anograph.graph.VideoNodes` of each shard; ``transform(video)`` gives its node features.
 
-    Without ``transform`` the shard's float16 features are used as they are.
+    Without ``transform`` the shard's float16 features are used as they are (the graph
+    builder converts them chunk by chunk, in cache). Reading and the transform run
+    ``prefetch`` shards ahead, in the background thread of :func:`read_ahead`, so they
+    overlap the graph building.
     """
-    for video in iter_shard_videos(storage, keys):
+
+    def load(key: str) -> VideoNodes:
+        video = read_shard(storage, key)
         features = video.features if transform is None else transform(video)
-        yield VideoNodes(video.frame_offsets(), video.boxes, features)
+        return VideoNodes(video.frame_offsets(), video.boxes, features)
+
+    return read_ahead(keys, load, prefetch)
 
 
 def feature_moments(

@@ -611,9 +611,8 @@ class AnoGraph(BaseEstimator):
     def _select(self, video: VideoFeatures) -> np.ndarray:
         columns = self.columns_
         every = len(columns) == video.features.shape[1] and np.array_equal(columns, np.arange(len(columns)))
-        selected = np.ascontiguousarray(video.features if every else video.features[:, columns])
-        # torch converts float16 to float32 several times faster than numpy.
-        return torch.from_numpy(selected).float().numpy() if selected.dtype == np.float16 else selected.astype(np.float32)
+        # Stored dtype (float16): _standardize converts while it subtracts, in one pass over fresh memory.
+        return video.features if every else video.features[:, columns]
 
     def _standardize(self, features: np.ndarray) -> np.ndarray:
         # float32 arithmetic: float64 temporaries cost more than the encoder at 2048-d.
@@ -753,12 +752,11 @@ class AnoGraph(BaseEstimator):
     ) -> tuple[np.ndarray, np.ndarray, sparse.csr_matrix]:
         self._check_fitted()
         self._check_layout(video)
-        selected = self._select(video)
-        if not np.all(np.isfinite(selected)):
+        features = self._standardize(self._select(video))
+        if not np.all(np.isfinite(features)):  # (x - mean) / std is finite exactly where x is
             raise InputError(
                 _video_path(video), f"video {video.metadata.video!r} has NaN or infinite features"
             )
-        features = self._standardize(selected)
         adjacency = window_adjacency(
             video.frame_offsets(), video.boxes, features, window_radius, self.graph_config
         )
