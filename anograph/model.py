@@ -615,12 +615,15 @@ class AnoGraph(BaseEstimator):
         return video.features if every else video.features[:, columns]
 
     def _standardize(self, features: np.ndarray) -> np.ndarray:
-        # float32 arithmetic: float64 temporaries cost more than the encoder at 2048-d.
-        # One output array, scaled in place: a second 2048-d temporary costs as much as the arithmetic.
-        mean, std = self.feature_mean_.astype(np.float32), self.feature_std_.astype(np.float32)
-        standardized = np.subtract(features, mean, dtype=np.float32)
-        standardized /= std
-        return standardized
+        # float32 arithmetic: float64 temporaries cost more than the encoder at 2048-d. One output
+        # array, converted and scaled in place by torch (all cores): at 2048-d this pass over fresh
+        # memory costs a quarter of the encoder's product.
+        features = np.asarray(features)
+        standardized = torch.empty(features.shape, dtype=torch.float32)
+        standardized.copy_(torch.from_numpy(np.ascontiguousarray(features)))
+        standardized.sub_(torch.from_numpy(self.feature_mean_.astype(np.float32)))
+        standardized.div_(torch.from_numpy(self.feature_std_.astype(np.float32)))
+        return standardized.numpy()
 
     def _train(
         self,
