@@ -341,12 +341,16 @@ def build_graph(
     a time, and the CSR arrays are concatenated directly (``dtype`` values, int32 indices
     while they fit), never through a dense or COO intermediate.
     """
+    return assemble_blocks((build_video_graph(*video, config) for video in videos), dtype)
+
+
+def assemble_blocks(blocks: Iterable[sparse.csr_matrix], dtype: DTypeLike = np.float64) -> sparse.csr_matrix:
+    """The block-diagonal CSR matrix of per-video adjacencies, in order (see :func:`build_graph`)."""
     indptr_parts: list[np.ndarray] = [np.zeros(1, np.int64)]
     index_parts: list[np.ndarray] = []
     value_parts: list[np.ndarray] = []
     n_nodes, n_edges = 0, 0
-    for video in videos:
-        block = build_video_graph(*video, config)
+    for block in blocks:
         indptr_parts.append(block.indptr[1:].astype(np.int64) + n_edges)
         fits = n_nodes + block.shape[0] < np.iinfo(np.int32).max  # int32 halves the largest array
         index_parts.append(block.indices.astype(np.int32 if fits else np.int64) + n_nodes)

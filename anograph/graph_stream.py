@@ -18,9 +18,10 @@ from typing import TypeVar, overload
 import numpy as np
 import scipy.sparse as sparse
 import torch
+from numpy.typing import DTypeLike
 
 from anograph.errors import InputError
-from anograph.graph import GraphConfig, VideoNodes, build_graph
+from anograph.graph import GraphConfig, VideoNodes, assemble_blocks, build_graph, build_video_graph
 from anograph.shards import VideoFeatures, read_shard
 from anograph.storage import Storage
 from anograph.training import GraphBatch, make_batch
@@ -29,18 +30,19 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def read_ahead(items: Iterable[T], load: Callable[[T], R], prefetch: int = 1) -> Iterator[R]:
-    """``load(item)`` for each item in order, computed ``prefetch`` items ahead in a background thread.
+def read_ahead(items: Iterable[T], load: Callable[[T], R], prefetch: int = 1, workers: int = 1) -> Iterator[R]:
+    """``load(item)`` for each item in order, computed ``prefetch`` items ahead in background threads.
 
     Reading and decoding a shard (Parquet, float16 conversion) release the GIL, so on two
     cores the next shard is loaded while the caller works on the current one. At most
     ``prefetch + 1`` results exist at a time; ``prefetch=0`` loads each item only when asked.
+    ``workers`` threads load items concurrently (results still come in order).
     """
     remaining = iter(items)
     if prefetch <= 0:
         yield from map(load, remaining)
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-reader") as reader:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shard-reader") as reader:
         pending = deque(reader.submit(load, item) for item in islice(remaining, prefetch + 1))
         while pending:
             result = pending.popleft().result()
@@ -98,6 +100,27 @@ def iter_shard_nodes(
         return VideoNodes(video.frame_offsets(), video.boxes, features)
 
     return read_ahead(keys, load, prefetch)
+
+
+def build_graph_from_shards(
+    storage: Storage,
+    keys: Sequence[str],
+    config: GraphConfig,
+    dtype: DTypeLike = np.float32,
+    workers: int = 2,
+) -> sparse.csr_matrix:
+    """:func:`anograph.graph.build_graph` over the shards at ``keys``, ``workers`` videos at a time.
+
+    Each video's graph is built in the thread that read its shard, so the cosine products and
+    the sparse assembly of two videos run on two cores at once; the blocks are joined in
+    order. At most ``workers + 1`` videos' features are in memory.
+    """
+
+    def load_and_build(key: str):
+        video = read_shard(storage, key)
+        return build_video_graph(video.frame_offsets(), video.boxes, video.features, config)
+
+    return assemble_blocks(read_ahead(keys, load_and_build, prefetch=workers, workers=workers), dtype)
 
 
 def feature_moments(

@@ -3,8 +3,8 @@
 1. Writes ``--videos`` synthetic shards in the real shard format (``bench/synthetic_shards.py``,
    ``--frames`` x ``--objects`` nodes each, ``--width``-d float16 features) to ``--dir``.
 2. Builds the training graph from those shards with the library
-   (:func:`anograph.graph.build_graph` over :func:`anograph.graph_stream.iter_shard_nodes`:
-   one video's features in memory at a time), once per ``--repeats`` value R, each shard read
+   (:func:`anograph.graph_stream.build_graph_from_shards`: ``--workers`` videos read and
+   built at once, in background threads, their blocks joined in order), once per ``--repeats`` value R, each shard read
    R times as R distinct videos (so R x the distinct nodes; each read decodes the Parquet
    file again, from the page cache when it fits). Each build runs in a fresh process, which
    reports its own peak RSS.
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_shards import synthetic_video, write_synthetic_shards  # noqa: E402
 
 from anograph.graph import GraphConfig, build_graph, paired_iou, unit_rows  # noqa: E402
-from anograph.graph_stream import iter_shard_nodes  # noqa: E402
+from anograph.graph_stream import build_graph_from_shards  # noqa: E402
 from anograph.storage import Storage  # noqa: E402
 
 
@@ -63,10 +63,10 @@ def dense_adjacency(frame_offsets: np.ndarray, boxes: np.ndarray, features: np.n
     return np.divide(adjacency, degree, out=np.zeros_like(adjacency), where=degree > 0)
 
 
-def measure_stream(directory: str, keys: list[str], repeats: int) -> dict:
+def measure_stream(directory: str, keys: list[str], repeats: int, workers: int) -> dict:
     """Child process: build from shards and report time, size and own peak RSS."""
     started = time.perf_counter()
-    graph = build_graph(iter_shard_nodes(Storage(directory), keys * repeats), GraphConfig(), dtype=np.float32)
+    graph = build_graph_from_shards(Storage(directory), keys * repeats, GraphConfig(), np.float32, workers)
     seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--dense-sizes", default="1000,2000,4000")
     parser.add_argument("--dir", default=None, help="where to write shards (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--workers", type=int, default=2, help="videos built at once (default 2, one per core)")
     parser.add_argument("--json", default="bench/graph_build.json")
     parser.add_argument("--child", nargs=2, metavar=("DIR", "REPEATS"), help=argparse.SUPPRESS)
     parser.add_argument("--dense-child", nargs=4, help=argparse.SUPPRESS)
@@ -135,7 +136,7 @@ def main() -> None:
         return
     if args.child:
         keys = sorted(str(path.relative_to(args.child[0])) for path in Path(args.child[0]).glob("shards/*.parquet"))
-        print(json.dumps(measure_stream(args.child[0], keys, int(args.child[1]))))
+        print(json.dumps(measure_stream(args.child[0], keys, int(args.child[1]), args.workers)))
         return
 
     directory = args.dir or tempfile.mkdtemp(prefix="anograph-graph-bench-")
@@ -156,7 +157,7 @@ def main() -> None:
         print(f"{'nodes':>10} {'edges':>12} {'seconds':>8} {'us/node':>8} {'peak RSS GiB':>12} {'graph GiB':>9}")
         for repeats in [int(value) for value in args.repeats.split(",") if value]:
             output = subprocess.run(
-                [sys.executable, __file__, "--child", directory, str(repeats)],
+                [sys.executable, __file__, "--child", directory, str(repeats), "--workers", str(args.workers)],
                 check=True, capture_output=True, text=True,
             ).stdout
             row = json.loads(output.strip().splitlines()[-1]) | {"repeats": repeats}

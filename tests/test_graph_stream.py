@@ -8,7 +8,7 @@ import numpy as np
 from synthetic_features import make_videos
 
 from anograph.graph import GraphConfig, build_graph
-from anograph.graph_stream import iter_shard_nodes, iter_shard_videos
+from anograph.graph_stream import build_graph_from_shards, iter_shard_nodes, iter_shard_videos
 from anograph.shards import write_shard
 from anograph.storage import Storage
 
@@ -46,3 +46,17 @@ def test_a_consumer_that_stops_early_leaves_no_reader_behind(tmp_path) -> None:
     stream.close()  # leaves the executor's block, which joins the reader thread
     assert first.metadata.video == make_videos(4, seed=4)[0].metadata.video
     assert not any(thread.name.startswith("shard-reader") for thread in threading.enumerate())
+
+
+def test_building_videos_in_parallel_threads_gives_the_same_graph(tmp_path) -> None:
+    storage = Storage(str(tmp_path))
+    keys = []
+    for index, video in enumerate(make_videos(5, seed=6)):
+        keys.append(f"v{index}.parquet")
+        write_shard(storage, keys[-1], video)
+    keys = keys + keys[1:3]
+    reference = build_graph(iter_shard_nodes(storage, keys, prefetch=0), GraphConfig(), dtype=np.float32)
+    for workers in (1, 2, 3):
+        graph = build_graph_from_shards(storage, keys, GraphConfig(), np.float32, workers=workers)
+        assert graph.shape == reference.shape and graph.dtype == np.float32
+        assert (graph != reference).nnz == 0
