@@ -94,12 +94,16 @@ def iter_shard_nodes(
     overlap the graph building.
     """
 
-    def load(key: str) -> VideoNodes:
-        video = read_shard(storage, key)
-        features = video.features if transform is None else transform(video)
-        return VideoNodes(video.frame_offsets(), video.boxes, features)
+    return read_ahead(keys, lambda key: shard_nodes(storage, key, transform), prefetch)
 
-    return read_ahead(keys, load, prefetch)
+
+def shard_nodes(
+    storage: Storage, key: str, transform: Callable[[VideoFeatures], np.ndarray] | None = None
+) -> VideoNodes:
+    """The :class:`~anograph.graph.VideoNodes` of the shard at ``key`` (see :func:`iter_shard_nodes`)."""
+    video = read_shard(storage, key)
+    features = video.features if transform is None else transform(video)
+    return VideoNodes(video.frame_offsets(), video.boxes, features)
 
 
 def build_graph_from_shards(
@@ -116,9 +120,8 @@ def build_graph_from_shards(
     order. At most ``workers + 1`` videos' features are in memory.
     """
 
-    def load_and_build(key: str):
-        video = read_shard(storage, key)
-        return build_video_graph(video.frame_offsets(), video.boxes, video.features, config)
+    def load_and_build(key: str) -> sparse.csr_matrix:
+        return build_video_graph(*shard_nodes(storage, key), config)
 
     return assemble_blocks(read_ahead(keys, load_and_build, prefetch=workers, workers=workers), dtype)
 
