@@ -193,7 +193,8 @@ class StreamScorer:
         stacked = stacked[offset : offset + centre.columns.stop - centre.columns.start]
         propagated = centre.weights.astype(np.float32) @ stacked  # float32: a float64 product costs twice
         with torch.no_grad():
-            embeddings = self.model.encoder_(torch.from_numpy(propagated)).numpy()
+            parameter = next(self.model.encoder_.parameters())  # the model's device (a GPU model scores on it)
+            embeddings = self.model.encoder_(torch.from_numpy(propagated).to(parameter.device)).cpu().numpy()
         frame.raw_scores = self.model.score_embedded(frame.features, embeddings, [self.scorer])[self.scorer]
         magnitude = np.abs(centre.weights)
         degree = magnitude.sum(axis=1, keepdims=True)

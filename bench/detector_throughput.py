@@ -13,6 +13,10 @@ branches, or its activations explode and nothing is proposed). They are slow on 
 they run on the first ``--slow-frames`` frames only. ``precomputed`` imports YOLOX's detections of the same video,
 with a random 1024-d vector per object.
 
+``--device cuda`` runs the Faster R-CNNs on a GPU, with float16 autocast and without, each after
+a discarded two-frame warm-up (CUDA context, cuDNN's algorithm search); the other detectors and
+the node features stay on the CPU.
+
     python bench/detector_throughput.py --root ../shared/data/UCSD_Anomaly_Dataset.v1p2 \
         --video Test001 --yolox-weights ../shared/models/yolox_nano.onnx --json bench/detector_throughput.json
 """
@@ -97,6 +101,7 @@ def main() -> None:
     parser.add_argument("--slow-frames", type=int, default=4, help="frames for the Faster R-CNN detectors")
     parser.add_argument("--objects", type=int, default=10, help="objects per frame for random-weight detectors")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--device", default="cpu", help='where the Faster R-CNNs run: "cpu" (default) or "cuda"')
     arguments = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -125,15 +130,21 @@ def main() -> None:
             rows.append(row)
 
         weights = random_torchvision_weights(work / "torchvision_random.pth")
-        random_options = {"confidence_threshold": 0.0, "max_detections": arguments.objects}
-        for extra in ({}, {"min_size": 480, "max_proposals": 300}):
+        random_options: dict[str, Any] = {"confidence_threshold": 0.0, "max_detections": arguments.objects}
+        variants: list[dict[str, Any]] = [{}, {"min_size": 480, "max_proposals": 300}]
+        if arguments.device != "cpu":
+            random_options["device"] = arguments.device
+            variants += [{**variant, "half_precision": False} for variant in variants]
+            measure("torchvision", clip_of(source, 2, work / "warm-up" / arguments.video),
+                    {"weights": str(weights), **random_options})
+        for extra in variants:
             row, _ = measure("torchvision", short, {"weights": str(weights), **random_options, **extra})
             rows.append(row)
 
         detectron2_model = random_detectron2_model(work)
         if detectron2_model is not None:
             config, d2_weights = detectron2_model
-            for extra in ({}, {"min_size": 480, "max_proposals": 300}):
+            for extra in variants:
                 row, _ = measure("detectron2", short, {"config": str(config), "weights": str(d2_weights),
                                                        **random_options, **extra})
                 rows.append(row)

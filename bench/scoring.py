@@ -16,7 +16,8 @@ the ratio to the paper's 1.98 ms per object (graph building plus scoring, GTX 10
 All rows run in the same process, alternating, median of ``--repeats``. Besides wall time it
 records the process's CPU time (all threads): on a machine shared with other jobs the wall
 time includes waiting for a core, the CPU time does not. ``--threads`` sets torch's threads
-(default: all cores).
+(default: all cores). ``--device cuda`` puts the model on a GPU: the window graph stays on
+the CPU, ``X W``, the sparse product and the discriminator run on the GPU.
 
     nice -n 5 python bench/scoring.py --json bench/scoring.json
 """
@@ -53,13 +54,14 @@ def main() -> None:
     parser.add_argument("--radius", type=int, default=25, help="window radius in frames (1 s at 25 fps)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--device", default="cpu", help='"cpu" (default) or "cuda"')
     parser.add_argument("--json", default="bench/scoring.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     training = [synthetic_video(f"train{i}", 100, args.objects, args.width, seed=i) for i in range(2)]
     test = synthetic_video("test", args.frames, args.objects, args.width, seed=99)
-    model = AnoGraph(hidden_channels=args.hidden, max_epochs=0).fit(training)
+    model = AnoGraph(hidden_channels=args.hidden, max_epochs=0, device=args.device).fit(training)
     config = model.graph_config
     standardized = model.standardize_features(test.features)
     offsets = test.frame_offsets()
@@ -99,8 +101,9 @@ def main() -> None:
         print(f"{name:<24} {micro:>14.1f} {cpu_micro:>13.1f} {row['paper_ratio_wall']:>18.0f}x")
     Path(args.json).write_text(json.dumps({
         "settings": vars(args), "objects": n, "rows": rows, "paper_ms_per_object": PAPER_MS_PER_OBJECT,
-        "machine": f"{os.cpu_count()}-core x86_64 CPU, torch CPU capability {torch.backends.cpu.get_cpu_capability()}; "
-                   "the paper: GTX 1080 Ti",
+        "machine": (f"{torch.cuda.get_device_name()} (torch {torch.__version__}) with " if args.device == "cuda" else "")
+        + f"{os.cpu_count()}-core x86_64 CPU, torch CPU capability {torch.backends.cpu.get_cpu_capability()}; "
+        "the paper: GTX 1080 Ti",
     }, indent=1))
     print(f"wrote {args.json}")
 

@@ -10,7 +10,8 @@ config (spatial + temporal both ways, row-normalised). The same ``Â`` feeds bot
 * **anograph**: :func:`anograph.training.train_dgi` (``X W`` once per epoch, sparse products with
   a stored transpose), in float32 and in bfloat16.
 
-Rounds alternate between the methods so that load on this shared machine hits all of them;
+``--device cuda`` runs all of it on a GPU (CUDA-synchronised timings; the matmul reference on
+the same GPU). Rounds alternate between the methods so that load on this shared machine hits all of them;
 the table reports the median epoch time per method and its ratio to PyG. It also measures a
 plain ``(N x width) @ (width x hidden)`` matmul in float32 and bfloat16 in the same run and
 reports the GFLOP/s the training loop achieves against it: the loop's FLOPs are its two
@@ -40,7 +41,7 @@ from synthetic_shards import synthetic_video  # noqa: E402
 
 from anograph.graph import GraphConfig, VideoNodes, build_graph  # noqa: E402
 from anograph.model import BilinearDiscriminator, OneLayerGCN  # noqa: E402
-from anograph.training import make_batch, resolve_precision, train_dgi  # noqa: E402
+from anograph.training import make_batch, resolve_device, resolve_precision, train_dgi  # noqa: E402
 
 
 def training_graph(nodes: int, objects: int, width: int, frames_per_video: int = 1000):
@@ -61,13 +62,14 @@ def training_graph(nodes: int, objects: int, width: int, frames_per_video: int =
 class PygRunner:
     """PyG's DeepGraphInfomax over GCNConv on the same normalised adjacency."""
 
-    def __init__(self, adjacency, features: np.ndarray, hidden: int) -> None:
+    def __init__(self, adjacency, features: np.ndarray, hidden: int, device: torch.device) -> None:
         from torch_geometric.nn import DeepGraphInfomax, GCNConv
 
         coo = adjacency.tocoo()
-        self.edge_index = torch.from_numpy(np.vstack([coo.col, coo.row]).astype(np.int64))  # source -> target
-        self.edge_weight = torch.from_numpy(coo.data.astype(np.float32))
-        self.x = torch.from_numpy(features)
+        edge_index = np.vstack([coo.col, coo.row]).astype(np.int64)  # source -> target
+        self.edge_index = torch.from_numpy(edge_index).to(device)
+        self.edge_weight = torch.from_numpy(coo.data.astype(np.float32)).to(device)
+        self.x = torch.from_numpy(features).to(device)
 
         class Encoder(torch.nn.Module):
             def __init__(self) -> None:
@@ -82,8 +84,10 @@ class PygRunner:
             hidden,
             encoder=Encoder(),
             summary=lambda z, *args, **kwargs: torch.sigmoid(z.mean(dim=0)),
-            corruption=lambda x, edge_index, edge_weight: (x[torch.randperm(x.size(0))], edge_index, edge_weight),
-        )
+            corruption=lambda x, edge_index, edge_weight: (
+                x[torch.randperm(x.size(0), device=x.device)], edge_index, edge_weight
+            ),
+        ).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
 
     def epoch(self) -> float:
@@ -98,10 +102,10 @@ class PygRunner:
 class AnographRunner:
     """The library's loop, one epoch per call (train_dgi with max_epochs=1, state kept)."""
 
-    def __init__(self, adjacency, features: np.ndarray, hidden: int, dtype: torch.dtype) -> None:
-        self.batch = make_batch(adjacency, features, torch.device("cpu"), dtype)
-        self.encoder = OneLayerGCN(features.shape[1], hidden)
-        self.discriminator = BilinearDiscriminator(hidden)
+    def __init__(self, adjacency, features: np.ndarray, hidden: int, dtype: torch.dtype, device: torch.device) -> None:
+        self.batch = make_batch(adjacency, features, device, dtype)
+        self.encoder = OneLayerGCN(features.shape[1], hidden).to(device)
+        self.discriminator = BilinearDiscriminator(hidden).to(device)
         self.generator = torch.Generator().manual_seed(0)
 
     def epoch(self) -> float:
@@ -110,14 +114,25 @@ class AnographRunner:
         return result.history[0]
 
 
-def matmul_gflops(nodes: int, width: int, hidden: int, dtype: torch.dtype, repeats: int = 3) -> float:
-    left = torch.randn(nodes, width).to(dtype)
-    right = torch.randn(width, hidden).to(dtype)
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a host clock times it (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(
+    nodes: int, width: int, hidden: int, dtype: torch.dtype, device: torch.device, repeats: int = 3
+) -> float:
+    left = torch.randn(nodes, width, device=device).to(dtype)
+    right = torch.randn(width, hidden, device=device).to(dtype)
     left @ right
+    repeats = repeats if device.type == "cpu" else 20 * repeats  # GPU products take milliseconds
     times = []
     for _ in range(repeats):
+        synchronize(device)
         started = time.perf_counter()
         left @ right
+        synchronize(device)
         times.append(time.perf_counter() - started)
     return 2 * nodes * width * hidden / statistics.median(times) / 1e9
 
@@ -133,28 +148,32 @@ def main() -> None:
                         help="comma-separated dtypes of the library loop: float32, bfloat16 (bf16 only pays on CPUs "
                              "with native bf16, AVX-512 BF16 or AMX, and on GPUs)")
     parser.add_argument("--skip-pyg", action="store_true")
+    parser.add_argument("--device", default="cpu", help='"cpu" (default) or "cuda"')
     parser.add_argument("--json", default="bench/training.json")
     args = parser.parse_args()
+    device = resolve_device(args.device)
 
     adjacency, features = training_graph(args.nodes, args.objects, args.width)
     n, nnz = adjacency.shape[0], adjacency.nnz
     print(f"graph: {n} nodes, {nnz} edges ({nnz / n:.1f} per node), {args.width}-d, hidden {args.hidden}")
     runners = {
-        f"anograph {precision}": AnographRunner(adjacency, features, args.hidden, resolve_precision(precision))
+        f"anograph {precision}": AnographRunner(adjacency, features, args.hidden, resolve_precision(precision), device)
         for precision in args.precisions.split(",")
     }
     if not args.skip_pyg:
-        runners["PyG DGI + GCNConv"] = PygRunner(adjacency, features, args.hidden)
+        runners["PyG DGI + GCNConv"] = PygRunner(adjacency, features, args.hidden, device)
     times: dict[str, list[float]] = {name: [] for name in runners}
     for round_index in range(args.rounds + 1):
         for name, runner in runners.items():
+            synchronize(device)
             started = time.perf_counter()
             runner.epoch()
+            synchronize(device)
             if round_index > 0:  # round 0 warms up
                 times[name].append(time.perf_counter() - started)
             print(f"round {round_index} {name}: {time.perf_counter() - started:.2f} s", flush=True)
     gflops = {
-        precision: matmul_gflops(n, args.width, args.hidden, resolve_precision(precision))
+        precision: matmul_gflops(n, args.width, args.hidden, resolve_precision(precision), device)
         for precision in args.precisions.split(",")
     }
     dense = 2 * n * args.width * args.hidden
@@ -178,9 +197,15 @@ def main() -> None:
               f"{row['fraction_of_matmul']:>9.2f}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"peak RSS of the whole run: {peak:.1f} GiB")
+    machine = f"{os.cpu_count()}-core x86_64 CPU, torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
+    gpu_peak = None
+    if device.type == "cuda":
+        machine = f"{torch.cuda.get_device_name(device)} (torch {torch.__version__}); {machine}"
+        gpu_peak = torch.cuda.max_memory_allocated(device) / 2**30
+        print(f"peak GPU memory allocated: {gpu_peak:.1f} GiB")
     Path(args.json).write_text(json.dumps({
         "settings": vars(args), "nodes": n, "edges": int(nnz), "rows": rows, "peak_rss_gib": peak,
-        "machine": f"{os.cpu_count()}-core x86_64 CPU, torch CPU capability {torch.backends.cpu.get_cpu_capability()}",
+        "peak_gpu_gib": gpu_peak, "machine": machine,
         "threads": torch.get_num_threads(),
     }, indent=1))
     print(f"wrote {args.json}")
