@@ -37,6 +37,7 @@ import scipy.sparse as sparse
 import torch
 from torch import nn
 
+from anograph.dgi_epoch import DGIWorkspace, dgi_epoch
 from anograph.errors import InputError
 
 PRECISIONS = ("float32", "bfloat16")
@@ -166,16 +167,22 @@ def _bce_sum(discriminator: nn.Module, positive: torch.Tensor, negative: torch.T
 
 
 def dgi_loss_and_gradients(
-    batch: GraphBatch, encoder: nn.Module, discriminator: nn.Module, permutation: torch.Tensor
+    batch: GraphBatch,
+    encoder: nn.Module,
+    discriminator: nn.Module,
+    permutation: torch.Tensor,
+    workspace: DGIWorkspace | None = None,
 ) -> float:
-    """Full-batch DGI loss (BCE mean over ``N`` clean + ``N`` corrupted nodes); fills ``.grad``."""
-    projected = project(batch.features, encoder.linear)
-    positive = encode(batch.operator, batch.features, encoder.linear, encoder.activation, projected=projected)
-    negative = encode(batch.operator, batch.features, encoder.linear, encoder.activation, permutation, projected)
-    summary = torch.sigmoid(positive.mean(dim=0))
-    loss = _bce_sum(discriminator, positive, negative, summary) / (2 * batch.n_nodes)
-    loss.backward()
-    return float(loss.detach())
+    """Full-batch DGI loss (BCE mean over ``N`` clean + ``N`` corrupted nodes); fills ``.grad``.
+
+    Hand-written gradients in reused buffers (:mod:`anograph.dgi_epoch`); pass the same
+    ``workspace`` to every epoch of a run, or one is allocated for this call.
+    """
+    hidden = encoder.linear.out_features
+    device = batch.features.device
+    if workspace is None or not workspace.fits(batch.n_nodes, hidden, device):
+        workspace = DGIWorkspace(batch.n_nodes, hidden, device)
+    return dgi_epoch(batch, encoder, discriminator, permutation.to(device), workspace)
 
 
 def batched_dgi_loss_and_gradients(
@@ -283,10 +290,11 @@ def train_dgi(
 ) -> TrainingResult:
     """Full-batch DGI: one fresh row shuffle per epoch (drawn on the CPU from ``generator``)."""
     device = batch.features.device
+    workspace = DGIWorkspace(batch.n_nodes, encoder.linear.out_features, device)
 
     def epoch_gradients(epoch: int) -> float:
         permutation = torch.randperm(batch.n_nodes, generator=generator).to(device)
-        return dgi_loss_and_gradients(batch, encoder, discriminator, permutation)
+        return dgi_loss_and_gradients(batch, encoder, discriminator, permutation, workspace)
 
     return optimise(epoch_gradients, encoder, discriminator, learning_rate, max_epochs, patience, progress)
 

@@ -7,8 +7,9 @@ config (spatial + temporal both ways, row-normalised). The same ``Â`` feeds bot
 * **PyG**: ``DeepGraphInfomax`` with a ``GCNConv(width, hidden, normalize=False)`` + PReLU
   encoder given ``Â``'s ``edge_index`` and ``edge_weight``, corruption = row shuffle of ``X``,
   readout ``sigmoid(mean)``, Adam; the stock message-passing path.
-* **anograph**: :func:`anograph.training.train_dgi` (``X W`` once per epoch, sparse products with
-  a stored transpose), in float32 and in bfloat16.
+* **anograph**: the epoch of :func:`anograph.training.train_dgi` (``X W`` once per epoch, sparse
+  products with a stored transpose, hand-written gradients in buffers reused across epochs:
+  :mod:`anograph.dgi_epoch`), in float32 and in bfloat16.
 
 ``--device cuda`` runs all of it on a GPU (CUDA-synchronised timings; the matmul reference on
 the same GPU). Rounds alternate between the methods so that load on this shared machine hits all of them;
@@ -39,9 +40,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_shards import synthetic_video  # noqa: E402
 
+from anograph.dgi_epoch import DGIWorkspace  # noqa: E402
 from anograph.graph import GraphConfig, VideoNodes, build_graph  # noqa: E402
 from anograph.model import BilinearDiscriminator, OneLayerGCN  # noqa: E402
-from anograph.training import make_batch, resolve_device, resolve_precision, train_dgi  # noqa: E402
+from anograph.training import dgi_loss_and_gradients, make_batch, resolve_device, resolve_precision  # noqa: E402
 
 
 def training_graph(nodes: int, objects: int, width: int, frames_per_video: int = 1000):
@@ -100,18 +102,28 @@ class PygRunner:
 
 
 class AnographRunner:
-    """The library's loop, one epoch per call (train_dgi with max_epochs=1, state kept)."""
+    """The library's epoch as :func:`anograph.training.train_dgi` runs it, one epoch per call.
+
+    A fresh row shuffle, :func:`anograph.training.dgi_loss_and_gradients` with the run's one
+    :class:`~anograph.dgi_epoch.DGIWorkspace`, and an Adam step (``train_dgi`` adds only the
+    early-stopping bookkeeping, a copy of the 1M parameters).
+    """
 
     def __init__(self, adjacency, features: np.ndarray, hidden: int, dtype: torch.dtype, device: torch.device) -> None:
         self.batch = make_batch(adjacency, features, device, dtype)
         self.encoder = OneLayerGCN(features.shape[1], hidden).to(device)
         self.discriminator = BilinearDiscriminator(hidden).to(device)
         self.generator = torch.Generator().manual_seed(0)
+        self.workspace = DGIWorkspace(self.batch.n_nodes, hidden, device)
+        parameters = [*self.encoder.parameters(), *self.discriminator.parameters()]
+        self.optimizer = torch.optim.Adam(parameters, lr=1e-3)
 
     def epoch(self) -> float:
-        result = train_dgi(self.batch, self.encoder, self.discriminator, self.generator,
-                           learning_rate=1e-3, max_epochs=1, patience=1)
-        return result.history[0]
+        self.optimizer.zero_grad()
+        permutation = torch.randperm(self.batch.n_nodes, generator=self.generator).to(self.batch.features.device)
+        loss = dgi_loss_and_gradients(self.batch, self.encoder, self.discriminator, permutation, self.workspace)
+        self.optimizer.step()
+        return loss
 
 
 def synchronize(device: torch.device) -> None:
