@@ -197,10 +197,14 @@ def _add_score_command(commands: Any) -> None:
     score.add_argument("--causal", action="store_true", help="with --stream: use past frames only (lower latency)")
     score.add_argument("--loop", action="store_true", help="with --stream: replay a file or folder endlessly")
     score.add_argument("--max-frames", type=int, default=None, help="with --stream: stop after this many frames")
+    score.add_argument("--threads", type=int, default=None,
+                       help="torch threads for detection features and scoring (default: 1 with --stream, where "
+                            "each frame's products are small and one thread is faster; torch's default otherwise)")
 
 
 def _score(arguments: argparse.Namespace) -> int:
     from anograph.alerts import DEFAULT_MAX_GAP, DEFAULT_MIN_FRAMES
+    from anograph.features.appearance import torch_threads
     from anograph.inference import load_scoring_model, score_source, write_scoring_outputs
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -217,11 +221,12 @@ def _score(arguments: argparse.Namespace) -> int:
                           threshold_quantile=arguments.threshold_quantile, weights=arguments.weights,
                           fps=arguments.fps, window_seconds=arguments.window_seconds, causal=arguments.causal,
                           loop=arguments.loop, max_frames=arguments.max_frames, min_frames=min_frames,
-                          max_gap=max_gap, echo=print)
+                          max_gap=max_gap, echo=print, threads=1 if arguments.threads is None else arguments.threads)
         print(json.dumps(report, indent=2))
         return 0
-    scored = score_source(scoring, arguments.source, scorer, arguments.threshold_quantile, arguments.weights,
-                          arguments.fps, arguments.window_seconds, min_frames, max_gap)
+    with torch_threads(arguments.threads):
+        scored = score_source(scoring, arguments.source, scorer, arguments.threshold_quantile, arguments.weights,
+                              arguments.fps, arguments.window_seconds, min_frames, max_gap)
     paths = write_scoring_outputs(scored, arguments.out, overlay=not arguments.no_overlay)
     for alert in scored.alerts:
         top = alert.top_objects[0] if alert.top_objects else None

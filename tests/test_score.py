@@ -109,6 +109,24 @@ def test_a_missing_model_or_video_is_one_clear_error(scene, tmp_path, capsys) ->
     assert "missing.mp4: no such file" in capsys.readouterr().err
 
 
+def test_score_stream_cli_scores_on_one_torch_thread_and_writes_its_report(scene, tmp_path) -> None:
+    """``anograph score --stream``: one torch thread by default (small per-frame products), ``--threads`` overrides."""
+    import torch
+
+    before = torch.get_num_threads()
+    out = tmp_path / "live"
+    assert main(["score", str(scene["video"]), "--model", scene["model"], "--out", str(out), "--stream",
+                 "--max-frames", "30"]) == 0
+    report = json.loads((out / "stream_report.json").read_text())
+    assert report["frames"] == 30 and report["torch_threads"] == 1
+    assert torch.get_num_threads() == before  # restored after the stream
+    assert len((out / "stream_frames.csv").read_text().splitlines()) == 1 + 30  # header + one row per frame
+    threads = 2 if before != 2 else 3
+    assert main(["score", str(scene["video"]), "--model", scene["model"], "--out", str(tmp_path / "two"),
+                 "--stream", "--max-frames", "10", "--threads", str(threads)]) == 0
+    assert json.loads((tmp_path / "two" / "stream_report.json").read_text())["torch_threads"] == threads
+
+
 def looped_copy(source: Path, target: Path, times: int) -> Path:
     frames = list(open_video(source))
     writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, frames[0].shape[1::-1])
