@@ -924,7 +924,8 @@ class AnoGraph(BaseEstimator):
     def load(cls, storage: Storage, key: str, device: str | None = None) -> AnoGraph:
         """Read a model written by :meth:`save`.
 
-        ``device`` overrides the saved device (e.g. ``"cpu"`` for a model trained on a GPU).
+        ``device`` overrides the saved device; without it, a model saved with ``"cuda"`` loads
+        on the CPU where torch sees no GPU.
         Anything missing, corrupt or inconsistent raises :class:`ModelArtifactError` naming
         the artifact.
         """
@@ -964,6 +965,8 @@ class AnoGraph(BaseEstimator):
         params = dict(sidecar["params"])
         if device is not None:
             params["device"] = device
+        elif str(params.get("device", "cpu")).startswith("cuda") and not torch.cuda.is_available():
+            params["device"] = "cpu"  # trained on a GPU, scored on a machine without one
         params["graph"] = GraphConfig.from_dict(params["graph"])
         if params.get("feature_groups") is not None:
             params["feature_groups"] = tuple(params["feature_groups"])

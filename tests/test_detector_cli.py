@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anograph.cli import _detector_options, build_parser, main
+from anograph.cli import _detector_options, _model_options, build_parser, main
 from anograph.datasets.synthetic import generate_synthetic_dataset
 from anograph.detectors import DETECTOR_CLASSES, accepts_option, create_detector, detector_class
 from anograph.errors import InputError
@@ -34,6 +34,13 @@ def test_flags_become_the_chosen_detectors_options(tmp_path: Path) -> None:
     assert options == {"root": str(tmp_path.resolve())}, "precomputed runs nothing, so it takes no device"
     options = _detector_options(parse("--detector", "detectron2", "--detector-config", "c.yaml", "--weights", "w.pth"))
     assert options["config"] == str(Path("c.yaml").resolve()) and options["device"] == "cpu"
+
+
+def test_device_and_precision_reach_the_model() -> None:
+    """``--device`` moves training and scoring too; the CPU default leaves the model's own default."""
+    assert _model_options(parse("--device", "auto", "--precision", "bfloat16")) == {
+        "device": "auto", "precision": "bfloat16"}
+    assert _model_options(parse("--hidden", "64")) == {"hidden_channels": 64}
 
 
 @pytest.mark.parametrize(

@@ -113,6 +113,19 @@ def test_symmetric_gcn_equals_gcnconv_and_dense_reference(direction: str) -> Non
     np.testing.assert_allclose(ours.double().numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_a_model_saved_for_cuda_loads_where_it_can_run(fitted: AnoGraph, tmp_path) -> None:
+    """A model trained with ``device="cuda"`` is scored on machines without a GPU too (cameras, CI)."""
+    storage = Storage(tmp_path)
+    fitted.save(storage, "models/gpu")
+    sidecar = json.loads(storage.read_bytes("models/gpu/model.json"))
+    sidecar["params"]["device"] = "cuda"  # as `anograph run --device cuda` saves it
+    storage.write_bytes("models/gpu/model.json", json.dumps(sidecar).encode())
+    loaded = AnoGraph.load(storage, "models/gpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert next(loaded.encoder_.parameters()).device.type == expected
+    assert AnoGraph.load(storage, "models/gpu", device="cpu").device == "cpu"
+
+
 def test_save_load_roundtrip_gives_identical_scores(fitted: AnoGraph, tmp_path) -> None:
     storage = Storage(tmp_path)
     fitted.save(storage, "models/run1")
