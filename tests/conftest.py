@@ -38,6 +38,19 @@ def yolox_weights() -> Path:
 
 
 @pytest.fixture(scope="session")
+def random_faster_rcnn_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised torchvision ``fasterrcnn_resnet50_fpn_v2`` state dict, saved as a user's file would be."""
+    import torch
+    from torchvision.models.detection import faster_rcnn
+
+    torch.manual_seed(0)
+    model = faster_rcnn.fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None)
+    path = tmp_path_factory.mktemp("weights") / "faster_rcnn_random.pth"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """A real SeaweedFS S3 server on loopback (``tests/s3_server.py``), stopped after the session."""
     from s3_server import start_s3_server, weed_binary

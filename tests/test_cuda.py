@@ -144,17 +144,6 @@ def ped2_frames(ped2_root: Path) -> list[np.ndarray]:
     return [cv2.imread(str(path)) for path in sorted(folder.iterdir())[:4]]
 
 
-@pytest.fixture(scope="module")
-def random_faster_rcnn(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from torchvision.models.detection import faster_rcnn
-
-    torch.manual_seed(0)
-    model = faster_rcnn.fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None)
-    path = tmp_path_factory.mktemp("weights") / "faster_rcnn_random.pth"
-    torch.save(model.state_dict(), path)
-    return path
-
-
 def _detect(weights: Path, frames: list[np.ndarray], **options):
     from anograph.detectors.faster_rcnn import TorchvisionDetector
 
@@ -164,11 +153,11 @@ def _detect(weights: Path, frames: list[np.ndarray], **options):
     return detector, detector.detect_batch(frames)
 
 
-def test_faster_rcnn_on_cuda_matches_the_cpu_and_float16_stays_close(random_faster_rcnn: Path, ped2_frames):
+def test_faster_rcnn_on_cuda_matches_the_cpu_and_float16_stays_close(random_faster_rcnn_weights: Path, ped2_frames):
     """Real Ped2 frames, random weights: the float32 GPU run equals the CPU's; float16 autocast runs."""
-    _, on_cpu = _detect(random_faster_rcnn, ped2_frames, device="cpu")
-    detector32, on_cuda = _detect(random_faster_rcnn, ped2_frames, device="cuda", half_precision=False)
-    detector16, half = _detect(random_faster_rcnn, ped2_frames, device="cuda", half_precision=True)
+    _, on_cpu = _detect(random_faster_rcnn_weights, ped2_frames, device="cpu")
+    detector32, on_cuda = _detect(random_faster_rcnn_weights, ped2_frames, device="cuda", half_precision=False)
+    detector16, half = _detect(random_faster_rcnn_weights, ped2_frames, device="cuda", half_precision=True)
     assert not detector32.half_precision and detector16.half_precision
     for cpu_frame, cuda_frame, half_frame in zip(on_cpu, on_cuda, half, strict=True):
         assert len(cpu_frame.boxes) == len(cuda_frame.boxes) > 0

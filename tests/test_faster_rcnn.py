@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from torchvision.models.detection import faster_rcnn
 
 from anograph.detectors import create_detector
 from anograph.detectors.faster_rcnn import (
@@ -35,13 +34,8 @@ SMALL = {"min_size": 128, "max_size": 256, "max_proposals": 50, "max_detections"
 
 
 @pytest.fixture(scope="module")
-def random_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised ``fasterrcnn_resnet50_fpn_v2`` state dict, saved the way a user's file would be."""
-    torch.manual_seed(0)
-    model = faster_rcnn.fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None)
-    path = tmp_path_factory.mktemp("weights") / "faster_rcnn_random.pth"
-    torch.save(model.state_dict(), path)
-    return path
+def random_weights(random_faster_rcnn_weights: Path) -> Path:
+    return random_faster_rcnn_weights
 
 
 @pytest.fixture(scope="module")
