@@ -97,8 +97,9 @@ def _model_options(arguments: argparse.Namespace) -> dict[str, Any]:
         options["score_propagation_steps"] = arguments.propagation_steps
     if arguments.precision is not None:
         options["precision"] = arguments.precision
-    if arguments.device != "cpu":  # the model trains and scores where the detector runs
-        options["device"] = arguments.device
+    device = getattr(arguments, "device", "cpu")  # `demo` has no --device: its motion detector is CPU-only
+    if device != "cpu":  # the model trains and scores where the detector runs
+        options["device"] = device
     return options
 
 
