@@ -9,6 +9,10 @@ the two dense products with ``W`` dominate, so this module
   ``Z`` instead of the input-wide ``X``;
 * writes the sparse product's backward itself (``Âᵀ G``, with ``Âᵀ`` stored once), because
   autograd would transpose (and sort) the CSR matrix on every step;
+* computes a full-batch epoch without autograd (:mod:`anograph.dgi_epoch`): hand-written
+  gradients into buffers allocated once per run, since fresh ``n x hidden`` tensors cost
+  more in page faults than the sparse products themselves (the batched path below still
+  uses autograd, with the hand-written sparse backward);
 * can run the dense products in bfloat16 (``precision="bfloat16"``: ``X`` stored in bf16,
   ``W`` cast per step, fp32 accumulation and fp32 master weights; sparse products stay in
   fp32, which torch's CPU CSR kernels require anyway).
