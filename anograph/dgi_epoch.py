@@ -41,7 +41,8 @@ class DGIWorkspace:
     """Six ``(n_nodes, hidden)`` float32 buffers, reused by every epoch of one training run.
 
     Memory: ``24 * n_nodes * hidden`` bytes. At 100k nodes and 512 hidden, two epochs raised
-    the peak resident memory by 1.18 GiB, against 1.76 GiB for the autograd epoch it replaced.
+    the peak resident memory by 1.18 GiB, against 1.76 GiB for the autograd epoch
+    (``bench/epoch_memory.py``).
     """
 
     def __init__(self, n_nodes: int, hidden: int, device: torch.device) -> None:
