@@ -4,10 +4,10 @@ Why not autograd: on a CPU most of an epoch that is not the two dense products w
 went to *fresh* ``n x hidden`` tensors. Each one is a new ``mmap`` that the kernel must
 fault in page by page, and autograd makes about a dozen per epoch (the gather of the
 corrupted rows, every sparse product, PReLU and its backward). Measured at 100k nodes on a
-2-core EPYC (``bench/training.py``): a sparse product into a new tensor took 0.28 s and
-into a reused one through ``addmm(..., out=)`` 0.08 s, the row gather 0.20 s against
-0.04 s. So this module computes the same loss and gradients as
-:func:`anograph.training.dgi_loss_and_gradients_autograd` with every large intermediate
+2-core EPYC (``bench/reused_buffers.py``): a sparse product into a new tensor took 0.31 s and
+into a reused one through ``addmm(..., out=)`` 0.10 s, the row gather 0.23 s against
+0.06 s. So this module computes the loss and gradients that autograd computes for
+:func:`anograph.training.encode` (as the batched path does), with every large intermediate
 written into one of six ``n x hidden`` buffers of a :class:`DGIWorkspace`.
 
 The model (``anograph.model``): ``H = PReLU_a(Â X Wᵀ + b)`` with one PReLU slope ``a``, the
