@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from anograph.errors import AnographError, InputError
-from anograph.storage import Storage, with_endpoint
+from anograph.io.storage import Storage, with_endpoint
 
 
 def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _detector_options(arguments: argparse.Namespace) -> dict[str, Any]:
     """Keyword options for the chosen detector from the ``run`` flags; a flag it cannot use is an error."""
-    from anograph.detectors import accepts_option
+    from anograph.extraction.detectors import accepts_option
 
     name = arguments.detector
     needed = {"detectron2": [("--detector-config", arguments.detector_config), ("--weights", arguments.weights)],
@@ -212,9 +212,9 @@ def _add_score_command(commands: Any) -> None:
 
 
 def _score(arguments: argparse.Namespace) -> int:
-    from anograph.alerts import DEFAULT_MAX_GAP, DEFAULT_MIN_FRAMES
-    from anograph.features.appearance import torch_threads
-    from anograph.inference import load_scoring_model, score_source, write_scoring_outputs
+    from anograph.extraction.features.appearance import torch_threads
+    from anograph.serving.alerts import DEFAULT_MAX_GAP, DEFAULT_MIN_FRAMES
+    from anograph.serving.inference import load_scoring_model, score_source, write_scoring_outputs
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.evaluate import DEFAULT_SCORER  # one default scorer for evaluation and scoring
@@ -224,7 +224,7 @@ def _score(arguments: argparse.Namespace) -> int:
     max_gap = DEFAULT_MAX_GAP if arguments.max_gap is None else arguments.max_gap
     scoring = load_scoring_model(arguments.model)
     if arguments.stream:
-        from anograph.live import run_live
+        from anograph.serving.live_session import run_live
 
         report = run_live(scoring, arguments.source, arguments.out, scorer=scorer,
                           threshold_quantile=arguments.threshold_quantile, weights=arguments.weights,
@@ -259,8 +259,8 @@ def _add_models_command(commands: Any) -> None:
 
 def _models(arguments: argparse.Namespace) -> None:
     """``anograph models ...``: print the registry, or move its ``current`` pointer."""
-    from anograph.registry import ModelRegistry
-    from anograph.storage import Storage
+    from anograph.io.storage import Storage
+    from anograph.ops.registry import ModelRegistry
 
     registry = ModelRegistry(Storage(arguments.storage))
     current = registry.current()

@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from anograph.detectors import create_detector
-from anograph.extract import extract_video
-from anograph.features.extractor import NodeFeatureExtractor
-from anograph.shards import VideoFeatures
-from anograph.video import open_video
+from anograph.extraction.detectors import create_detector
+from anograph.extraction.extract import extract_video
+from anograph.extraction.features.extractor import NodeFeatureExtractor
+from anograph.io.shards import VideoFeatures
+from anograph.io.video import open_video
 
 
 def clip_of(source: Path, n_frames: int, folder: Path) -> Path:
@@ -65,7 +65,7 @@ def random_detectron2_model(folder: Path) -> tuple[Path, Path] | None:
         import detectron2  # noqa: F401 - only to know whether it is installed
     except ImportError:
         return None
-    from anograph.detectors.detectron2_rcnn import model_zoo_config, write_random_weights
+    from anograph.extraction.detectors.detectron2_rcnn import model_zoo_config, write_random_weights
 
     config = model_zoo_config()
     return config, write_random_weights(config, folder / "detectron2_r101_c4_random.pth")

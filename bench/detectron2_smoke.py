@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 from anograph.datasets.synthetic import generate_synthetic_dataset
-from anograph.detectors.detectron2_rcnn import model_zoo_config, write_random_weights
-from anograph.shards import read_shard
-from anograph.storage import Storage
+from anograph.extraction.detectors.detectron2_rcnn import model_zoo_config, write_random_weights
+from anograph.io.shards import read_shard
+from anograph.io.storage import Storage
 
 HEADLINE = ("default_scorer", "frame_auc_micro", "frame_auc_macro", "frame_auc_micro_smoothed")
 

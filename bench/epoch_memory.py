@@ -4,9 +4,9 @@ Each method runs in its own process, on the same graph as ``bench/training.py`` 
 to ``--dir``), for ``--epochs`` epochs; the figure is how much the process's peak resident
 memory grows over the graph and features already loaded. The methods:
 
-* ``fused``: :func:`anograph.training.dgi_loss_and_gradients` with one
-  :class:`~anograph.dgi_epoch.DGIWorkspace` (what ``AnoGraph.fit`` runs);
-* ``autograd``: :func:`anograph.training.batched_dgi_loss_and_gradients` with the whole graph
+* ``fused``: :func:`anograph.models.training.dgi_loss_and_gradients` with one
+  :class:`~anograph.models.fused_epoch.DGIWorkspace` (what ``AnoGraph.fit`` runs);
+* ``autograd``: :func:`anograph.models.training.batched_dgi_loss_and_gradients` with the whole graph
   as one batch (what ``AnoGraph.fit_shards`` runs per batch): the same loss and gradients
   through autograd.
 
@@ -29,9 +29,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from training import training_graph  # noqa: E402
 
-from anograph.dgi_epoch import DGIWorkspace  # noqa: E402
-from anograph.model import BilinearDiscriminator, OneLayerGCN  # noqa: E402
-from anograph.training import batched_dgi_loss_and_gradients, dgi_loss_and_gradients, make_batch  # noqa: E402
+from anograph.models.estimator import BilinearDiscriminator, OneLayerGCN  # noqa: E402
+from anograph.models.fused_epoch import DGIWorkspace  # noqa: E402
+from anograph.models.training import batched_dgi_loss_and_gradients, dgi_loss_and_gradients, make_batch  # noqa: E402
 
 
 def peak_gib() -> float:

@@ -3,7 +3,7 @@
 1. Writes ``--videos`` synthetic shards in the real shard format (``bench/synthetic_shards.py``,
    ``--frames`` x ``--objects`` nodes each, ``--width``-d float16 features) to ``--dir``.
 2. Builds the training graph from those shards with the library
-   (:func:`anograph.graph_stream.build_graph_from_shards`: ``--workers`` videos read and
+   (:func:`anograph.graph.batches.build_graph_from_shards`: ``--workers`` videos read and
    built at once, in background threads, their blocks joined in order), once per ``--repeats`` value R, each shard read
    R times as R distinct videos (so R x the distinct nodes; each read decodes the Parquet
    file again, from the page cache when it fits). Each build runs in a fresh process, which
@@ -38,9 +38,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_shards import synthetic_video, write_synthetic_shards  # noqa: E402
 
-from anograph.graph import GraphConfig, build_graph, paired_iou, unit_rows  # noqa: E402
-from anograph.graph_stream import build_graph_from_shards  # noqa: E402
-from anograph.storage import Storage  # noqa: E402
+from anograph.graph.batches import build_graph_from_shards  # noqa: E402
+from anograph.graph.build import GraphConfig, build_graph, paired_iou, unit_rows  # noqa: E402
+from anograph.io.storage import Storage  # noqa: E402
 
 
 def dense_adjacency(frame_offsets: np.ndarray, boxes: np.ndarray, features: np.ndarray) -> np.ndarray:

@@ -24,11 +24,11 @@ import torch
 
 from anograph import metrics
 from anograph.datasets import load_dataset
-from anograph.model import SCORERS, AnoGraph
-from anograph.scoring import frame_scores, window_radius
-from anograph.settings import fingerprint_of
-from anograph.shards import VideoFeatures, read_shard
-from anograph.storage import Storage
+from anograph.graph.windows import frame_scores, window_radius
+from anograph.io.extraction_settings import fingerprint_of
+from anograph.io.shards import VideoFeatures, read_shard
+from anograph.io.storage import Storage
+from anograph.models.estimator import SCORERS, AnoGraph
 
 GROUP_SETS = {
     "all": None,

@@ -2,7 +2,7 @@
 
 ``anograph evaluate --ablate-edges --training-fractions ...`` trains each ablation model in
 turn inside its flow, and reuses any model already stored under the same key
-(:func:`anograph.ablations.ablation_model_key`). On a machine with spare cores this script
+(:func:`anograph.evaluation.ablations.ablation_model_key`). On a machine with spare cores this script
 trains those models in parallel processes first (one thread each), so the evaluation only
 scores. It uses the library directly (no Prefect), with exactly the options the flow uses:
 the main model's parameters, with only the graph edges or the training share changed.
@@ -25,10 +25,10 @@ from typing import Any
 
 import torch
 
-from anograph.ablations import EDGE_VARIANTS, ablation_model_key, discard_training_frames
-from anograph.model import AnoGraph
-from anograph.shards import read_shard
-from anograph.storage import Storage
+from anograph.evaluation.ablations import EDGE_VARIANTS, ablation_model_key, discard_training_frames
+from anograph.io.shards import read_shard
+from anograph.io.storage import Storage
+from anograph.models.estimator import AnoGraph
 from tasks.train import new_model
 
 

@@ -1,14 +1,14 @@
 """Why the DGI epoch writes into reused buffers: each large step, into a fresh tensor and into a reused one.
 
 On the graph of ``bench/training.py`` (``--nodes`` objects, 2048-d, 512 hidden), times
-the steps of one epoch of :mod:`anograph.dgi_epoch` side by side, median of ``--repeats``:
+the steps of one epoch of :mod:`anograph.models.fused_epoch` side by side, median of ``--repeats``:
 
 * a sparse product ``Â Z`` at the hidden width: ``Â @ Z`` (a new tensor) against
   ``torch.addmm(b, Â, Z, out=buffer)``;
 * the corrupted branch's row gather: ``Z[P]`` against ``torch.index_select(..., out=buffer)``;
 * the two dense products with ``W`` (forward ``X Wᵀ`` and backward ``Gᵀ X``), into reused
   buffers, which set the floor of an epoch;
-* the whole epoch (:func:`anograph.training.dgi_loss_and_gradients` with one workspace).
+* the whole epoch (:func:`anograph.models.training.dgi_loss_and_gradients` with one workspace).
 
     python bench/reused_buffers.py --json bench/reused_buffers.json
 """
@@ -28,9 +28,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from training import training_graph  # noqa: E402
 
-from anograph.dgi_epoch import DGIWorkspace  # noqa: E402
-from anograph.model import BilinearDiscriminator, OneLayerGCN  # noqa: E402
-from anograph.training import dgi_loss_and_gradients, make_batch  # noqa: E402
+from anograph.models.estimator import BilinearDiscriminator, OneLayerGCN  # noqa: E402
+from anograph.models.fused_epoch import DGIWorkspace  # noqa: E402
+from anograph.models.training import dgi_loss_and_gradients, make_batch  # noqa: E402
 
 
 def median_seconds(step: Callable[[], object], repeats: int) -> float:

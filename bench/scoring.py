@@ -5,10 +5,10 @@ not depend on their values; fitted with zero epochs on a small synthetic trainin
 a synthetic test video of ``--frames`` x ``--objects`` objects with the discriminator scorer,
 two ways, through public APIs:
 
-* **offline**, :meth:`anograph.model.AnoGraph.score_video` on the whole video: standardise,
-  every object's test-window rows (:func:`anograph.scoring.window_adjacency`), ``X W``, the
+* **offline**, :meth:`anograph.models.estimator.AnoGraph.score_video` on the whole video: standardise,
+  every object's test-window rows (:func:`anograph.graph.windows.window_adjacency`), ``X W``, the
   sparse product, PReLU, discriminator;
-* **live**, :class:`anograph.stream.StreamScorer` fed one frame at a time (the window graph
+* **live**, :class:`anograph.serving.live_scorer.StreamScorer` fed one frame at a time (the window graph
   updated incrementally, each frame embedded and scored once its window is complete).
 
 The window graph alone is also timed both ways. The table gives microseconds per object and
@@ -38,9 +38,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_shards import synthetic_video  # noqa: E402
 
-from anograph.model import AnoGraph  # noqa: E402
-from anograph.scoring import SlidingWindowGraph, window_adjacency  # noqa: E402
-from anograph.stream import StreamScorer  # noqa: E402
+from anograph.graph.windows import SlidingWindowGraph, window_adjacency  # noqa: E402
+from anograph.models.estimator import AnoGraph  # noqa: E402
+from anograph.serving.live_scorer import StreamScorer  # noqa: E402
 
 PAPER_MS_PER_OBJECT = 1.98
 

@@ -1,7 +1,7 @@
 """Live-scoring latency and memory over a long looped run (``anograph score --stream --loop``).
 
 Loops a video file or frame folder for ``--frames`` frames through the model's detector,
-node features and :class:`anograph.stream.StreamScorer`, exactly as ``anograph score
+node features and :class:`anograph.serving.live_scorer.StreamScorer`, exactly as ``anograph score
 --stream`` does, and reports per-frame latency split into detection + features and
 scoring (graph, embedding, scorer, propagation, alert rules), and the process's resident
 memory every 1000 frames. Prints a table and writes JSON.
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from anograph.inference import load_scoring_model
-from anograph.live import run_live
+from anograph.serving.inference import load_scoring_model
+from anograph.serving.live_session import run_live
 
 
 def main() -> None:

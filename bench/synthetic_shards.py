@@ -1,19 +1,19 @@
-"""Synthetic feature shards at benchmark scale, in the real shard format (anograph.shards).
+"""Synthetic feature shards at benchmark scale, in the real shard format (anograph.io.shards).
 
 Each video has ``objects`` tracks moving across a 640x360 frame for ``frames`` frames (every
 track present in every frame, so the graph has ``objects`` spatial and ``2 * objects``
 temporal edges per node). A node's feature is its track's pattern plus noise, as float16:
 consecutive frames are alike, which is what the temporal cosines see in real data.
-Generation is vectorised; writing goes through :func:`anograph.shards.write_shard`.
+Generation is vectorised; writing goes through :func:`anograph.io.shards.write_shard`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from anograph.features.layout import FeatureLayout
-from anograph.shards import ShardMetadata, VideoFeatures, write_shard
-from anograph.storage import Storage
+from anograph.extraction.features.layout import FeatureLayout
+from anograph.io.shards import ShardMetadata, VideoFeatures, write_shard
+from anograph.io.storage import Storage
 
 WIDTH, HEIGHT = 640, 360
 

@@ -1,15 +1,15 @@
 """One DGI epoch: the library's loop (float32 and bfloat16) against PyG's stock DGI, side by side.
 
 The graph: ``--nodes`` objects of synthetic videos (``bench/synthetic_shards.py``, ``--objects``
-per frame, ``--width``-d features), built by :func:`anograph.graph.build_graph` with the default
+per frame, ``--width``-d features), built by :func:`anograph.graph.build.build_graph` with the default
 config (spatial + temporal both ways, row-normalised). The same ``Â`` feeds both:
 
 * **PyG**: ``DeepGraphInfomax`` with a ``GCNConv(width, hidden, normalize=False)`` + PReLU
   encoder given ``Â``'s ``edge_index`` and ``edge_weight``, corruption = row shuffle of ``X``,
   readout ``sigmoid(mean)``, Adam; the stock message-passing path.
-* **anograph**: the epoch of :func:`anograph.training.train_dgi` (``X W`` once per epoch, sparse
+* **anograph**: the epoch of :func:`anograph.models.training.train_dgi` (``X W`` once per epoch, sparse
   products with a stored transpose, hand-written gradients in buffers reused across epochs:
-  :mod:`anograph.dgi_epoch`), in float32 and in bfloat16.
+  :mod:`anograph.models.fused_epoch`), in float32 and in bfloat16.
 
 ``--device cuda`` runs all of it on a GPU (CUDA-synchronised timings; the matmul reference on
 the same GPU). Rounds alternate between the methods so that load on this shared machine hits all of them;
@@ -40,10 +40,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_shards import synthetic_video  # noqa: E402
 
-from anograph.dgi_epoch import DGIWorkspace  # noqa: E402
-from anograph.graph import GraphConfig, VideoNodes, build_graph  # noqa: E402
-from anograph.model import BilinearDiscriminator, OneLayerGCN  # noqa: E402
-from anograph.training import dgi_loss_and_gradients, make_batch, resolve_device, resolve_precision  # noqa: E402
+from anograph.graph.build import GraphConfig, VideoNodes, build_graph  # noqa: E402
+from anograph.models.estimator import BilinearDiscriminator, OneLayerGCN  # noqa: E402
+from anograph.models.fused_epoch import DGIWorkspace  # noqa: E402
+from anograph.models.training import dgi_loss_and_gradients, make_batch, resolve_device, resolve_precision  # noqa: E402
 
 
 def training_graph(nodes: int, objects: int, width: int, frames_per_video: int = 1000):
@@ -102,10 +102,10 @@ class PygRunner:
 
 
 class AnographRunner:
-    """The library's epoch as :func:`anograph.training.train_dgi` runs it, one epoch per call.
+    """The library's epoch as :func:`anograph.models.training.train_dgi` runs it, one epoch per call.
 
-    A fresh row shuffle, :func:`anograph.training.dgi_loss_and_gradients` with the run's one
-    :class:`~anograph.dgi_epoch.DGIWorkspace`, and an Adam step (``train_dgi`` adds only the
+    A fresh row shuffle, :func:`anograph.models.training.dgi_loss_and_gradients` with the run's one
+    :class:`~anograph.models.fused_epoch.DGIWorkspace`, and an Adam step (``train_dgi`` adds only the
     early-stopping bookkeeping, a copy of the 1M parameters).
     """
 

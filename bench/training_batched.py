@@ -10,7 +10,7 @@ process trains the public estimator on the first shards holding that many nodes:
         .fit_shards(storage, keys, batch_nodes=--batch-nodes)
 
 which is what ``anograph run --batch-nodes N`` runs. Each process reports the streamed
-standardiser pass (timed by wrapping ``anograph.model.feature_moments``), each epoch (epoch 0
+standardiser pass (timed by wrapping ``anograph.models.estimator.feature_moments``), each epoch (epoch 0
 also builds every batch's sparse graph), the final pass (readout, kNN bank, calibration,
 separation), its own peak RSS, and the memory full-batch training would need for the float32
 feature matrix alone. The 3M-node measurement of the issue (about 12 GB of float16 shards)::
@@ -36,10 +36,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_shards import write_synthetic_shards  # noqa: E402
 
-import anograph.model as model_module  # noqa: E402
-from anograph.model import AnoGraph  # noqa: E402
-from anograph.shards import read_metadata  # noqa: E402
-from anograph.storage import Storage  # noqa: E402
+import anograph.models.estimator as model_module  # noqa: E402
+from anograph.io.shards import read_metadata  # noqa: E402
+from anograph.io.storage import Storage  # noqa: E402
+from anograph.models.estimator import AnoGraph  # noqa: E402
 
 SETTINGS = ("frames", "objects", "width", "hidden", "batch_nodes", "epochs", "precision", "bank_size")
 

@@ -9,11 +9,16 @@ from typing import Any
 from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from anograph.ablations import DEFAULT_WINDOW_RADII, EDGE_VARIANTS, ablation_model_key, with_propagation
 from anograph.errors import InputError
-from anograph.model import SCORERS, AnoGraph
-from anograph.scoring import SlidingWindowGraph
-from anograph.storage import Storage
+from anograph.evaluation.ablations import (
+    DEFAULT_WINDOW_RADII,
+    EDGE_VARIANTS,
+    ablation_model_key,
+    with_propagation,
+)
+from anograph.graph.windows import SlidingWindowGraph
+from anograph.io.storage import Storage
+from anograph.models.estimator import SCORERS, AnoGraph
 from flows.train import train
 from tasks.evaluate import (
     check_model_matches_shards,
@@ -45,7 +50,7 @@ ALL_ABLATIONS: dict[str, Any] = {
 WINDOW_NOTE = (
     "One trained model, no retraining. For this one-layer encoder an object's embedding depends only on "
     "frames t-1..t+1 (t-2..t+2 with symmetric normalisation), so any i at or above that reach gives the "
-    "same embeddings and raw scores (anograph.scoring); i matters here through score propagation, capped at "
+    "same embeddings and raw scores (anograph.graph.windows); i matters here through score propagation, capped at "
     "i steps. Rows 'i=N' use the model's own propagation setting ({steps} steps); rows 'i=N, propagate i' "
     "spread scores i steps over the window graph, so the score of frame t sees frames t-i..t+i."
 )

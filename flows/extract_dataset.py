@@ -15,10 +15,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from anograph.content import video_content_hash
 from anograph.errors import AnographError, InputError
-from anograph.settings import ExtractionSettings, shard_key
-from anograph.storage import Storage
+from anograph.io.content_hash import video_content_hash
+from anograph.io.extraction_settings import ExtractionSettings, shard_key
+from anograph.io.storage import Storage
 from tasks.evaluate import load_dataset_task
 from tasks.extract import plan_extraction
 from tasks.fanout import run_deployment_batches

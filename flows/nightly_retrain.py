@@ -23,8 +23,8 @@ from prefect.futures import wait
 from prefect.runtime import flow_run
 
 from anograph.errors import InputError
-from anograph.nightly import TRAIN_SPLIT, decide_promotion
-from anograph.settings import ExtractionSettings
+from anograph.io.extraction_settings import ExtractionSettings
+from anograph.ops.nightly import TRAIN_SPLIT, decide_promotion
 from flows.evaluate_model import evaluate_model
 from tasks.extract import extract_video_shard, plan_extraction
 from tasks.nightly import (
@@ -65,7 +65,7 @@ def nightly_retrain(
     """Retrain on ``storage_root/videos/train/`` and promote if not worse on ``eval_dataset``.
 
     ``fps`` is used for footage without a frame rate (frame folders). ``metric`` and ``margin``:
-    see :func:`anograph.nightly.decide_promotion`. Returns the night's summary, also written to
+    see :func:`anograph.ops.nightly.decide_promotion`. Returns the night's summary, also written to
     ``nightly/runs/<run>.json`` and published as the ``nightly-retrain`` artifact.
     """
     logger = get_run_logger()

@@ -9,7 +9,7 @@ from typing import Any
 from prefect import flow
 
 from anograph.errors import InputError
-from anograph.settings import ExtractionSettings, fingerprint_of
+from anograph.io.extraction_settings import ExtractionSettings, fingerprint_of
 from flows.evaluate import evaluate
 from flows.extract_features import extract_features
 from flows.train import train
@@ -38,7 +38,7 @@ def pipeline(
     """Extract features for every video, train on the training split, evaluate the test split.
 
     Shards, the model and a copy of the report go to ``storage`` (default ``out/store``, any
-    root :class:`anograph.storage.Storage` accepts); the report and its plots to ``out``.
+    root :class:`anograph.io.storage.Storage` accepts); the report and its plots to ``out``.
     With ``skip_bad_videos``, videos that cannot be read are left out and listed in the report.
     ``ablations`` is passed to :func:`flows.evaluate.evaluate` (its retrained variants train
     full batch). ``batch_nodes`` trains the model from the shards in bounded memory

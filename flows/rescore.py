@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import flow
 
-from anograph.settings import ExtractionSettings
+from anograph.io.extraction_settings import ExtractionSettings
 from flows.evaluate import evaluate
 from flows.extract_features import extract_features
 from tasks.evaluate import load_dataset_task

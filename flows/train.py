@@ -7,10 +7,10 @@ from typing import Any
 
 from prefect import flow
 
-from anograph.calibration import DEFAULT_THRESHOLD_QUANTILE
 from anograph.errors import InputError
-from anograph.graph_stream import ShardVideos
-from anograph.storage import Storage
+from anograph.graph.batches import ShardVideos
+from anograph.io.storage import Storage
+from anograph.serving.calibration import DEFAULT_THRESHOLD_QUANTILE
 from tasks.train import (
     build_training_graph,
     calibrate_alerts,
@@ -34,12 +34,12 @@ def train(storage_root: str, shard_keys: list[str], model_key: str,
     The alert calibration scores the training videos with test windows of ``window_seconds``
     (``fps`` when a shard does not say) and is saved beside the model. ``keep_fraction`` < 1
     trains on a seeded random share of the training frames (the others are emptied; see
-    :func:`anograph.ablations.discard_training_frames`).
+    :func:`anograph.evaluation.ablations.discard_training_frames`).
     Returns the model key and the seconds spent building the graph, fitting and calibrating.
 
     ``batch_nodes`` (default ``None``: full batch, every feature in memory) trains from the
     shards with at most about that many nodes' features in memory
-    (:meth:`anograph.model.AnoGraph.fit_shards`), and calibrates the alerts reading one
+    (:meth:`anograph.models.estimator.AnoGraph.fit_shards`), and calibrates the alerts reading one
     shard at a time; the graph is then never assembled, so the result has no graph time and
     no edge count (``None``).
     """

@@ -10,15 +10,15 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from anograph.ablations import embedding_map
 from anograph.datasets import load_dataset
 from anograph.datasets.base import Dataset
 from anograph.errors import InputError, ModelArtifactError
-from anograph.model import SCORERS, AnoGraph
-from anograph.report import build_report, object_regions, store_report, write_report
-from anograph.scoring import frame_scores, window_radius
-from anograph.shards import VideoFeatures, read_metadata, read_shard
-from anograph.storage import Storage
+from anograph.evaluation.ablations import embedding_map
+from anograph.evaluation.report import build_report, object_regions, store_report, write_report
+from anograph.graph.windows import frame_scores, window_radius
+from anograph.io.shards import VideoFeatures, read_metadata, read_shard
+from anograph.io.storage import Storage
+from anograph.models.estimator import SCORERS, AnoGraph
 from tasks.retry import retry_unless_bad_input
 
 

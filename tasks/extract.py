@@ -1,4 +1,4 @@
-"""Tasks that turn videos into feature shards (thin wrappers over ``anograph.extract``)."""
+"""Tasks that turn videos into feature shards (thin wrappers over ``anograph.extraction.extract``)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import Any
 import torch
 from prefect import get_run_logger, task
 
-from anograph.content import video_content_hash
-from anograph.extract import extract_video
-from anograph.settings import ExtractionSettings, extraction_fingerprint, shard_key
-from anograph.shards import check_shard, read_metadata, write_shard
-from anograph.storage import Storage
-from anograph.video import open_video
+from anograph.extraction.extract import extract_video
+from anograph.io.content_hash import video_content_hash
+from anograph.io.extraction_settings import ExtractionSettings, extraction_fingerprint, shard_key
+from anograph.io.shards import check_shard, read_metadata, write_shard
+from anograph.io.storage import Storage
+from anograph.io.video import open_video
 from tasks.retry import retry_unless_bad_input
 
 

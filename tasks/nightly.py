@@ -1,4 +1,4 @@
-"""Tasks of nightly retraining and of the model registry (thin wrappers over ``anograph.nightly``/``registry``)."""
+"""Tasks of nightly retraining and of the model registry (thin wrappers over ``anograph.ops.nightly``/``registry``)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from anograph.model import AnoGraph
-from anograph.nightly import (
+from anograph.io.storage import Storage
+from anograph.models.estimator import AnoGraph
+from anograph.ops.nightly import (
     RUNS_PREFIX,
     NightPlan,
     local_video,
@@ -20,8 +21,7 @@ from anograph.nightly import (
     plan_night,
     update_ledger,
 )
-from anograph.registry import ModelRegistry
-from anograph.storage import Storage
+from anograph.ops.registry import ModelRegistry
 from tasks.retry import retry_unless_bad_input
 
 

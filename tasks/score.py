@@ -1,4 +1,4 @@
-"""Tasks that score new videos with a trained model (thin wrappers over ``anograph.inference``)."""
+"""Tasks that score new videos with a trained model (thin wrappers over ``anograph.serving.inference``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from anograph.inference import ScoringModel, load_scoring_model, score_source, write_scoring_outputs
+from anograph.serving.inference import ScoringModel, load_scoring_model, score_source, write_scoring_outputs
 from tasks.retry import retry_unless_bad_input
 
 

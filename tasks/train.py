@@ -8,12 +8,12 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from anograph.ablations import discard_training_frames
-from anograph.calibration import calibrate_frame_scores, save_frame_calibration
-from anograph.graph import GraphConfig
-from anograph.model import AnoGraph, TrainingGraph
-from anograph.shards import VideoFeatures, read_shard
-from anograph.storage import Storage
+from anograph.evaluation.ablations import discard_training_frames
+from anograph.graph.build import GraphConfig
+from anograph.io.shards import VideoFeatures, read_shard
+from anograph.io.storage import Storage
+from anograph.models.estimator import AnoGraph, TrainingGraph
+from anograph.serving.calibration import calibrate_frame_scores, save_frame_calibration
 from tasks.retry import retry_unless_bad_input
 
 
@@ -108,7 +108,7 @@ def calibrate_alerts(model: AnoGraph, videos: Sequence[VideoFeatures], storage_r
                      window_seconds: float, fps: float | None, threshold_quantile: float) -> dict[str, float]:
     """Score the training videos leave-one-video-out and save the frame-score calibration beside the model.
 
-    ``videos`` may be :class:`anograph.graph_stream.ShardVideos` (read one at a time).
+    ``videos`` may be :class:`anograph.graph.batches.ShardVideos` (read one at a time).
     """
     calibration = calibrate_frame_scores(model, videos, window_seconds=window_seconds, default_fps=fps,
                                          default_quantile=threshold_quantile)

@@ -26,7 +26,7 @@ def start_extraction(folder: Path, storage_root: str, n_videos: int, seed: int,
     The process has its own Prefect home and logs at INFO, so a test can read what it did.
     """
     from anograph.datasets.synthetic import generate_synthetic_dataset
-    from anograph.settings import ExtractionSettings
+    from anograph.io.extraction_settings import ExtractionSettings
 
     dataset = generate_synthetic_dataset(folder / "data", n_train_videos=n_videos, n_test_videos=1,
                                          n_frames=60, seed=seed)

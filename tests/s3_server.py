@@ -67,7 +67,7 @@ class S3Server:
 
     def root(self, prefix: str) -> str:
         """A storage root under this server's bucket, with the endpoint in its query."""
-        from anograph.storage import with_endpoint
+        from anograph.io.storage import with_endpoint
 
         return with_endpoint(f"s3://{self.bucket}/{prefix.strip('/')}", self.endpoint)
 

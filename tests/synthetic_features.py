@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from anograph.features.layout import FeatureLayout
-from anograph.shards import ShardMetadata, VideoFeatures
+from anograph.extraction.features.layout import FeatureLayout
+from anograph.io.shards import ShardMetadata, VideoFeatures
 
 FRAME_WIDTH, FRAME_HEIGHT = 320, 240
 DEFAULT_LAYOUT = FeatureLayout.of([("appearance", 12), ("geometry", 4)])

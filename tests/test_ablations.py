@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anograph.ablations import (
+from anograph.errors import InputError
+from anograph.evaluation.ablations import (
     ablation_model_key,
     discard_training_frames,
     edge_variant,
     embedding_map,
     with_propagation,
 )
-from anograph.errors import InputError
-from anograph.graph import GraphConfig, build_video_graph
-from anograph.model import AnoGraph
+from anograph.graph.build import GraphConfig, build_video_graph
+from anograph.models.estimator import AnoGraph
 from tests.synthetic_features import make_videos
 
 

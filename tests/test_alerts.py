@@ -7,19 +7,19 @@ import pytest
 import scipy.sparse as sparse
 from synthetic_features import make_video, make_videos
 
-from anograph.alerts import IntervalTracker, alert_intervals, top_objects
-from anograph.calibration import (
+from anograph.graph.windows import frame_scores
+from anograph.io.storage import Storage
+from anograph.models.estimator import AnoGraph
+from anograph.serving.alerts import IntervalTracker, alert_intervals, top_objects
+from anograph.serving.calibration import (
     FrameCalibration,
     alert_threshold,
     calibrate_frame_scores,
     load_frame_calibration,
     save_frame_calibration,
 )
-from anograph.explain import neighbour_contributions
-from anograph.model import AnoGraph
-from anograph.scoring import frame_scores
-from anograph.storage import Storage
-from anograph.stream import StreamScorer
+from anograph.serving.explain import neighbour_contributions
+from anograph.serving.live_scorer import StreamScorer
 
 SMALL = {"hidden_channels": 16, "max_epochs": 30, "patience": 10, "seed": 0}
 

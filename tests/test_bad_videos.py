@@ -8,8 +8,8 @@ import pytest
 
 from anograph.cli import main
 from anograph.datasets.synthetic import generate_synthetic_dataset
-from anograph.settings import ExtractionSettings
-from anograph.storage import Storage
+from anograph.io.extraction_settings import ExtractionSettings
+from anograph.io.storage import Storage
 from flows.extract_features import ExtractionFailed, extract_features
 
 

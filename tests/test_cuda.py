@@ -17,10 +17,10 @@ import torch
 from synthetic_features import make_videos
 from test_training import fresh_modules, gradients, small_graph
 
-from anograph.model import SCORERS, AnoGraph
-from anograph.storage import Storage
-from anograph.stream import StreamScorer
-from anograph.training import dgi_loss_and_gradients, make_batch
+from anograph.io.storage import Storage
+from anograph.models.estimator import SCORERS, AnoGraph
+from anograph.models.training import dgi_loss_and_gradients, make_batch
+from anograph.serving.live_scorer import StreamScorer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: torch sees no GPU")
 
@@ -124,7 +124,7 @@ def test_a_cuda_model_saves_and_loads_on_the_cpu(cuda_model: AnoGraph, videos, t
 
 def test_bounded_memory_training_on_cuda_equals_full_batch(videos, cuda_model: AnoGraph, tmp_path: Path) -> None:
     """fit_shards with every node in one batch repeats fit, on the GPU too."""
-    from anograph.shards import write_shard
+    from anograph.io.shards import write_shard
 
     storage = Storage(str(tmp_path))
     keys = [f"shards/{video.metadata.video}.parquet" for video in videos[:3]]
@@ -145,7 +145,7 @@ def ped2_frames(ped2_root: Path) -> list[np.ndarray]:
 
 
 def _detect(weights: Path, frames: list[np.ndarray], **options):
-    from anograph.detectors.faster_rcnn import TorchvisionDetector
+    from anograph.extraction.detectors.faster_rcnn import TorchvisionDetector
 
     small = {"min_size": 256, "max_size": 512, "max_proposals": 100, "max_detections": 20,
              "confidence_threshold": 0.0}

@@ -13,7 +13,7 @@ from anograph.datasets import DATASETS, generate_synthetic_dataset, load_dataset
 from anograph.datasets.synthetic import ANOMALY_KINDS
 from anograph.datasets.ucsd import UCSD_FPS, parse_ucsd_ground_truth
 from anograph.errors import InputError
-from anograph.video import count_frames, open_video
+from anograph.io.video import count_frames, open_video
 
 # --------------------------------------------------------------------------- helpers
 

@@ -17,8 +17,8 @@ import pytest
 from prefect_server import REPO, PrefectServer, kill_tree
 
 from anograph.datasets.synthetic import generate_synthetic_dataset
-from anograph.registry import ModelRegistry
-from anograph.storage import Storage
+from anograph.io.storage import Storage
+from anograph.ops.registry import ModelRegistry
 
 pytestmark = pytest.mark.slow
 

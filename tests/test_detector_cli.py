@@ -10,8 +10,8 @@ import pytest
 
 from anograph.cli import _detector_options, _model_options, build_parser, main
 from anograph.datasets.synthetic import generate_synthetic_dataset
-from anograph.detectors import DETECTOR_CLASSES, accepts_option, create_detector, detector_class
 from anograph.errors import InputError
+from anograph.extraction.detectors import DETECTOR_CLASSES, accepts_option, create_detector, detector_class
 
 
 def parse(*flags: str):

@@ -19,16 +19,16 @@ import pytest
 import torch
 import torchvision
 
-from anograph.detectors import Detections, Detector, create_detector
-from anograph.detectors.motion import MotionDetector
-from anograph.detectors.yolox import (
+from anograph.errors import InputError, ModelArtifactError
+from anograph.extraction.detectors import Detections, Detector, create_detector
+from anograph.extraction.detectors.motion import MotionDetector
+from anograph.extraction.detectors.yolox import (
     COCO_CLASS_NAMES,
     YoloxDetector,
     download_weights,
     letterbox,
     yolox_grid,
 )
-from anograph.errors import InputError, ModelArtifactError
 
 
 def textured_background(height: int = 120, width: int = 160, seed: int = 0) -> np.ndarray:

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from anograph.detectors import create_detector
-from anograph.detectors.detectron2_rcnn import (
+from anograph.errors import InputError, ModelArtifactError
+from anograph.extraction.detectors import create_detector
+from anograph.extraction.detectors.detectron2_rcnn import (
     Detectron2Detector,
     load_state_dict,
     model_zoo_config,
     write_random_weights,
 )
-from anograph.errors import InputError, ModelArtifactError
 
 SMALL = {"min_size": 128, "max_size": 256, "max_proposals": 20, "max_detections": 8, "confidence_threshold": 0.0}
 

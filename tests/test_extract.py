@@ -8,15 +8,15 @@ import cv2
 import numpy as np
 import pytest
 
-from anograph.detectors.motion import MotionDetector
-from anograph.detectors.yolox import COCO_CLASS_NAMES, YoloxDetector
 from anograph.errors import VideoReadError
-from anograph.extract import extract_video
-from anograph.features.extractor import NodeFeatureExtractor
-from anograph.features.motion import MotionFeatures
-from anograph.shards import read_shard, write_shard
-from anograph.storage import Storage
-from anograph.video import open_video
+from anograph.extraction.detectors.motion import MotionDetector
+from anograph.extraction.detectors.yolox import COCO_CLASS_NAMES, YoloxDetector
+from anograph.extraction.extract import extract_video
+from anograph.extraction.features.extractor import NodeFeatureExtractor
+from anograph.extraction.features.motion import MotionFeatures
+from anograph.io.shards import read_shard, write_shard
+from anograph.io.storage import Storage
+from anograph.io.video import open_video
 
 N_FRAMES, WIDTH, HEIGHT, SIDE = 16, 160, 120, 16
 

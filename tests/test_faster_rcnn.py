@@ -14,21 +14,21 @@ import numpy as np
 import pytest
 import torch
 
-from anograph.detectors import create_detector
-from anograph.detectors.faster_rcnn import (
+from anograph.errors import InputError, ModelArtifactError
+from anograph.extraction.detectors import create_detector
+from anograph.extraction.detectors.faster_rcnn import (
     BOX_HEAD_WIDTH,
     COCO_CLASS_SLOTS,
     TORCHVISION_COCO_CATEGORIES,
     TorchvisionDetector,
     default_weights_path,
 )
-from anograph.detectors.yolox import COCO_CLASS_NAMES, file_sha256
-from anograph.errors import InputError, ModelArtifactError
-from anograph.extract import extract_video
-from anograph.settings import ExtractionSettings, extraction_fingerprint
-from anograph.shards import read_shard, write_shard
-from anograph.storage import Storage
-from anograph.video import open_video
+from anograph.extraction.detectors.yolox import COCO_CLASS_NAMES, file_sha256
+from anograph.extraction.extract import extract_video
+from anograph.io.extraction_settings import ExtractionSettings, extraction_fingerprint
+from anograph.io.shards import read_shard, write_shard
+from anograph.io.storage import Storage
+from anograph.io.video import open_video
 
 SMALL = {"min_size": 128, "max_size": 256, "max_proposals": 50, "max_detections": 20, "confidence_threshold": 0.0}
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from anograph.detectors.base import Detections
 from anograph.errors import InputError, ModelArtifactError
-from anograph.features.appearance import AppearanceEmbedder
-from anograph.features.extractor import NodeFeatureExtractor
-from anograph.features.motion import MotionFeatures
+from anograph.extraction.detectors.base import Detections
+from anograph.extraction.features.appearance import AppearanceEmbedder
+from anograph.extraction.features.extractor import NodeFeatureExtractor
+from anograph.extraction.features.motion import MotionFeatures
 
 
 @pytest.fixture(scope="module")

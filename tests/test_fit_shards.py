@@ -7,14 +7,14 @@ import pytest
 import torch
 from synthetic_features import make_video, make_videos
 
-from anograph.calibration import calibrate_frame_scores
 from anograph.cli import main
 from anograph.errors import InputError
-from anograph.features.layout import FeatureLayout
-from anograph.graph_stream import ShardGraphBatches, ShardVideos
-from anograph.model import SCORERS, AnoGraph
-from anograph.shards import write_shard
-from anograph.storage import Storage
+from anograph.extraction.features.layout import FeatureLayout
+from anograph.graph.batches import ShardGraphBatches, ShardVideos
+from anograph.io.shards import write_shard
+from anograph.io.storage import Storage
+from anograph.models.estimator import SCORERS, AnoGraph
+from anograph.serving.calibration import calibrate_frame_scores
 
 OPTIONS = {"hidden_channels": 16, "max_epochs": 25, "patience": 50, "seed": 3, "score_propagation_steps": 0,
            "learning_rate": 1e-2}

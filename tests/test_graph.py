@@ -11,7 +11,7 @@ import scipy.sparse as sparse
 from synthetic_features import random_nodes
 
 from anograph.errors import InputError
-from anograph.graph import (
+from anograph.graph.build import (
     GraphConfig,
     VideoNodes,
     build_graph,

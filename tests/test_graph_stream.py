@@ -7,10 +7,10 @@ import threading
 import numpy as np
 from synthetic_features import make_videos
 
-from anograph.graph import GraphConfig, build_graph
-from anograph.graph_stream import build_graph_from_shards, iter_shard_nodes, iter_shard_videos
-from anograph.shards import write_shard
-from anograph.storage import Storage
+from anograph.graph.batches import build_graph_from_shards, iter_shard_nodes, iter_shard_videos
+from anograph.graph.build import GraphConfig, build_graph
+from anograph.io.shards import write_shard
+from anograph.io.storage import Storage
 
 
 def test_read_ahead_yields_the_same_videos_in_order_and_the_same_graph(tmp_path) -> None:

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from extraction_worker import start_extraction, wait_for_first_shard
 
-from anograph.content import video_content_hash
-from anograph.model import AnoGraph
-from anograph.settings import fingerprint_of, shard_key
-from anograph.shards import check_shard, read_shard
-from anograph.storage import TEMPORARY_MARKER, Storage
+from anograph.io.content_hash import video_content_hash
+from anograph.io.extraction_settings import fingerprint_of, shard_key
+from anograph.io.shards import check_shard, read_shard
+from anograph.io.storage import TEMPORARY_MARKER, Storage
+from anograph.models.estimator import AnoGraph
 from flows.extract_features import extract_features
 
 N_VIDEOS = 6

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from anograph.errors import InputError
-from anograph.metrics import (
+from anograph.evaluation.metrics import (
     equal_error_rate,
     fill_empty_frames,
     frame_auc_macro,

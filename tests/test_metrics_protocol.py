@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from anograph.errors import InputError
-from anograph.metrics import (
+from anograph.evaluation.metrics import (
     NLILO_NOT_FOUND,
     area_under_detection_curve,
     counts_at_threshold,

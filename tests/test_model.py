@@ -14,10 +14,10 @@ from synthetic_features import make_video, make_videos, random_nodes
 from torch_geometric.nn import GCNConv
 
 from anograph.errors import InputError, ModelArtifactError
-from anograph.features.layout import FeatureLayout
-from anograph.graph import GraphConfig, VideoNodes, build_graph, build_video_graph
-from anograph.model import SCORERS, AnoGraph, OneLayerGCN, _Corruptor, propagate
-from anograph.storage import Storage
+from anograph.extraction.features.layout import FeatureLayout
+from anograph.graph.build import GraphConfig, VideoNodes, build_graph, build_video_graph
+from anograph.io.storage import Storage
+from anograph.models.estimator import SCORERS, AnoGraph, OneLayerGCN, _Corruptor, propagate
 
 # Propagation off: these tests check the raw per-object scores; propagation has its own test.
 SMALL = {"hidden_channels": 32, "max_epochs": 150, "patience": 20, "seed": 0, "score_propagation_steps": 0}

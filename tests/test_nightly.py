@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from anograph.errors import InputError
-from anograph.nightly import (
+from anograph.io.extraction_settings import shard_key
+from anograph.io.storage import Storage
+from anograph.ops.nightly import (
     LEDGER_KEY,
     decide_promotion,
     list_footage,
@@ -15,8 +17,6 @@ from anograph.nightly import (
     plan_night,
     update_ledger,
 )
-from anograph.settings import shard_key
-from anograph.storage import Storage
 
 FINGERPRINT = "motion-0123456789ab"
 

@@ -10,17 +10,17 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from anograph.content import video_content_hash
 from anograph.datasets.synthetic import generate_synthetic_dataset
-from anograph.detectors import create_detector
-from anograph.detectors.precomputed import PrecomputedDetector
 from anograph.errors import InputError
-from anograph.extract import extract_video
-from anograph.features.extractor import NodeFeatureExtractor
-from anograph.settings import ExtractionSettings, extraction_fingerprint, shard_key
-from anograph.shards import read_shard, write_shard
-from anograph.storage import Storage
-from anograph.video import open_video
+from anograph.extraction.detectors import create_detector
+from anograph.extraction.detectors.precomputed import PrecomputedDetector
+from anograph.extraction.extract import extract_video
+from anograph.extraction.features.extractor import NodeFeatureExtractor
+from anograph.io.content_hash import video_content_hash
+from anograph.io.extraction_settings import ExtractionSettings, extraction_fingerprint, shard_key
+from anograph.io.shards import read_shard, write_shard
+from anograph.io.storage import Storage
+from anograph.io.video import open_video
 
 N_FRAMES, FEATURE_WIDTH, WIDTH, HEIGHT = 12, 5, 160, 120
 

@@ -16,9 +16,9 @@ from synthetic_features import make_videos
 
 from anograph.cli import main
 from anograph.errors import InputError, ModelArtifactError
-from anograph.model import AnoGraph
-from anograph.registry import POINTER_KEY, ModelRegistry, RegistryError
-from anograph.storage import Storage
+from anograph.io.storage import Storage
+from anograph.models.estimator import AnoGraph
+from anograph.ops.registry import POINTER_KEY, ModelRegistry, RegistryError
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {"hidden_channels": 8, "max_epochs": 5, "patience": 5, "seed": 0, "score_propagation_steps": 0}
@@ -143,9 +143,9 @@ def test_a_crash_at_any_write_leaves_current_on_a_complete_model(tmp_path, fitte
 
 _CHURN = """
 import sys
-from anograph.model import AnoGraph
-from anograph.registry import ModelRegistry
-from anograph.storage import Storage
+from anograph.models.estimator import AnoGraph
+from anograph.ops.registry import ModelRegistry
+from anograph.io.storage import Storage
 storage = Storage(sys.argv[1])
 registry = ModelRegistry(storage)
 model = AnoGraph.load(storage, "seed-model")

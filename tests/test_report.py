@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from anograph.errors import InputError
-from anograph.report import build_report, compute_metrics, write_report
+from anograph.evaluation.report import build_report, compute_metrics, write_report
 
 LABELS = {
     "cam 1": np.array([0, 0, 1, 1, 0, 0], dtype=bool),

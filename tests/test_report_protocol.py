@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anograph.published import PUBLISHED
-from anograph.report import build_report, object_regions, write_report
+from anograph.evaluation.published import PUBLISHED
+from anograph.evaluation.report import build_report, object_regions, write_report
 from tests.conftest import SHARED
 from tests.test_metrics_protocol import DETECTIONS, GROUND_TRUTH, N_FRAMES
 

@@ -10,14 +10,19 @@ import numpy as np
 import pytest
 from test_shards import make_video
 
-from anograph.content import video_content_hash
 from anograph.datasets.synthetic import generate_synthetic_dataset
-from anograph.detectors.motion import MotionDetector
 from anograph.errors import VideoReadError
-from anograph.features.extractor import NodeFeatureExtractor
-from anograph.settings import ExtractionSettings, extraction_fingerprint, fingerprint_of, shard_key
-from anograph.shards import check_shard, read_shard, write_shard
-from anograph.storage import Storage
+from anograph.extraction.detectors.motion import MotionDetector
+from anograph.extraction.features.extractor import NodeFeatureExtractor
+from anograph.io.content_hash import video_content_hash
+from anograph.io.extraction_settings import (
+    ExtractionSettings,
+    extraction_fingerprint,
+    fingerprint_of,
+    shard_key,
+)
+from anograph.io.shards import check_shard, read_shard, write_shard
+from anograph.io.storage import Storage
 from flows.extract_features import extract_features
 
 

@@ -9,10 +9,10 @@ from synthetic_features import make_video, make_videos
 
 from anograph.cli import main
 from anograph.datasets.synthetic import generate_synthetic_dataset
-from anograph.model import SCORERS, AnoGraph
-from anograph.report import build_report, store_report, write_report
-from anograph.shards import read_metadata, read_shard, write_shard
-from anograph.storage import Storage
+from anograph.evaluation.report import build_report, store_report, write_report
+from anograph.io.shards import read_metadata, read_shard, write_shard
+from anograph.io.storage import Storage
+from anograph.models.estimator import SCORERS, AnoGraph
 
 
 def test_shard_roundtrips_through_s3(s3_root):

@@ -15,18 +15,18 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from anograph.calibration import calibrate_frame_scores, save_frame_calibration
 from anograph.cli import main
 from anograph.datasets.synthetic import SYNTHETIC_MANIFEST, generate_synthetic_dataset
-from anograph.extract import extract_video
-from anograph.graph import paired_iou
-from anograph.inference import build_extraction, load_scoring_model, score_source
-from anograph.live import resident_memory_bytes
-from anograph.model import AnoGraph
-from anograph.settings import ExtractionSettings
-from anograph.storage import Storage
-from anograph.stream import StreamScorer, iter_source_frames, run_stream
-from anograph.video import open_video
+from anograph.extraction.extract import extract_video
+from anograph.graph.build import paired_iou
+from anograph.io.extraction_settings import ExtractionSettings
+from anograph.io.storage import Storage
+from anograph.io.video import open_video
+from anograph.models.estimator import AnoGraph
+from anograph.serving.calibration import calibrate_frame_scores, save_frame_calibration
+from anograph.serving.inference import build_extraction, load_scoring_model, score_source
+from anograph.serving.live_scorer import StreamScorer, iter_source_frames, run_stream
+from anograph.serving.live_session import resident_memory_bytes
 
 # Test video 1 of the synthetic scene is the "too fast" pedestrian (kinds cycle by index).
 TOO_FAST = "test_001"

@@ -10,8 +10,8 @@ from sklearn.neighbors import NearestNeighbors
 from synthetic_features import random_nodes
 
 from anograph.errors import InputError
-from anograph.graph import GraphConfig, build_video_graph
-from anograph.scoring import SlidingWindowGraph, frame_scores, knn_mean_distance, window_adjacency
+from anograph.graph.build import GraphConfig, build_video_graph
+from anograph.graph.windows import SlidingWindowGraph, frame_scores, knn_mean_distance, window_adjacency
 
 FRAME_SIZES = [2, 0, 3, 1, 4, 2, 0, 0, 3, 1, 2, 5, 1]
 CONFIGS = [
@@ -107,7 +107,7 @@ def test_frame_scores_take_the_max_and_mark_empty_frames() -> None:
 
 
 def test_window_radius_is_one_second_of_frames_and_at_least_one():
-    from anograph.scoring import window_radius
+    from anograph.graph.windows import window_radius
 
     assert window_radius(1.0, 10.0) == 10
     assert window_radius(1.0, 25.0) == 25

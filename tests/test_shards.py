@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from anograph.errors import InputError
-from anograph.features.layout import FeatureLayout
-from anograph.shards import ShardMetadata, VideoFeatures, read_metadata, read_shard, write_shard
-from anograph.storage import Storage
+from anograph.extraction.features.layout import FeatureLayout
+from anograph.io.shards import ShardMetadata, VideoFeatures, read_metadata, read_shard, write_shard
+from anograph.io.storage import Storage
 
 
 def make_video(n_frames: int = 5, seed: int = 0) -> VideoFeatures:
@@ -97,7 +97,7 @@ def test_features_with_the_wrong_width_are_refused():
 
 
 def test_shard_keys_carry_their_fingerprint():
-    from anograph.settings import fingerprint_of, shard_key
+    from anograph.io.extraction_settings import fingerprint_of, shard_key
 
     assert fingerprint_of(shard_key("yolox-abc123", "test", "Test001", "ab" * 32)) == "yolox-abc123"
     with pytest.raises(ValueError, match="not a shard key"):

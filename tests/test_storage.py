@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from anograph.errors import InputError
-from anograph.storage import Storage, with_endpoint
+from anograph.io.storage import Storage, with_endpoint
 
 
 def test_roundtrip_and_listing(tmp_path):

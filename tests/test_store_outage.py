@@ -18,8 +18,8 @@ from extraction_worker import start_extraction, wait_for_first_shard
 from test_kill_resume import _complete, _stamps
 
 from anograph.errors import InputError, StorageUnavailableError
-from anograph.shards import check_shard, read_shard
-from anograph.storage import TEMPORARY_MARKER, Storage, with_endpoint
+from anograph.io.shards import check_shard, read_shard
+from anograph.io.storage import TEMPORARY_MARKER, Storage, with_endpoint
 from flows.extract_features import extract_features
 
 N_VIDEOS = 6

@@ -9,12 +9,12 @@ import torch
 from synthetic_features import make_videos
 
 from anograph.errors import InputError
-from anograph.graph import GraphConfig, VideoNodes, build_graph
-from anograph.graph_stream import ShardGraphBatches, feature_moments, iter_shard_videos
-from anograph.model import AnoGraph, BilinearDiscriminator, OneLayerGCN, propagate
-from anograph.shards import write_shard
-from anograph.storage import Storage
-from anograph.training import (
+from anograph.graph.batches import ShardGraphBatches, feature_moments, iter_shard_videos
+from anograph.graph.build import GraphConfig, VideoNodes, build_graph
+from anograph.io.shards import write_shard
+from anograph.io.storage import Storage
+from anograph.models.estimator import AnoGraph, BilinearDiscriminator, OneLayerGCN, propagate
+from anograph.models.training import (
     batched_dgi_loss_and_gradients,
     dgi_loss_and_gradients,
     make_batch,

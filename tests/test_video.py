@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from anograph.errors import VideoReadError
-from anograph.video import count_frames, is_video_source, open_video
+from anograph.io.video import count_frames, is_video_source, open_video
 
 WIDTH, HEIGHT = 64, 48
 

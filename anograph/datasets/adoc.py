@@ -45,7 +45,7 @@ from anograph.datasets.base import (
 )
 from anograph.datasets.folder import _check_unique_names, _list_videos
 from anograph.errors import InputError
-from anograph.video import count_frames
+from anograph.io.video import count_frames
 
 ADOC_FPS = 3.0
 ADOC_SPLITS = ("day", "night", "all")

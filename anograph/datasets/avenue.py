@@ -25,7 +25,7 @@ import scipy.io
 
 from anograph.datasets.base import Dataset, VideoRef, check_label_count, require_folder
 from anograph.errors import InputError
-from anograph.video import count_frames
+from anograph.io.video import count_frames
 
 AVENUE_FPS = 25.0
 AVENUE_VIDEO_FOLDER = "Avenue Dataset"

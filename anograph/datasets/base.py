@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from anograph.errors import InputError
-from anograph.video import is_video_source
+from anograph.io.video import is_video_source
 
 #: Columns of :attr:`VideoRef.ground_truth_regions`, one row per anomalous region.
 REGION_COLUMNS = ("frame", "track_id", "x1", "y1", "x2", "y2")

@@ -32,7 +32,7 @@ import numpy as np
 
 from anograph.datasets.base import Dataset, VideoRef
 from anograph.errors import InputError, VideoReadError
-from anograph.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, count_frames, is_video_source, open_video
+from anograph.io.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, count_frames, is_video_source, open_video
 
 LABELS_FILE = "labels.csv"
 LABELS_HEADER = ("video", "start_frame", "end_frame")

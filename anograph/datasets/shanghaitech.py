@@ -33,7 +33,7 @@ import numpy as np
 from anograph.datasets.base import Dataset, VideoRef, check_label_count, require_folder
 from anograph.datasets.folder import _dataset_fps
 from anograph.errors import InputError
-from anograph.video import count_frames
+from anograph.io.video import count_frames
 
 SHANGHAITECH_SCENES = tuple(f"{index:02d}" for index in range(1, 14))
 _SCENE_PATTERN = re.compile(r"^\d{2}$")

@@ -49,7 +49,7 @@ from anograph.datasets.base import (
     require_folder,
 )
 from anograph.errors import InputError
-from anograph.video import count_frames
+from anograph.io.video import count_frames
 
 STREET_SCENE_FPS = 15.0
 _FRAME_NUMBER = re.compile(r"(\d+)\.[A-Za-z]+$")

@@ -33,7 +33,7 @@ import numpy as np
 
 from anograph.datasets.base import Dataset, VideoRef, frame_folders
 from anograph.errors import InputError
-from anograph.video import count_frames
+from anograph.io.video import count_frames
 
 UCSD_FPS = 10.0
 

@@ -1,0 +1,1 @@
+"""Video to objects: detectors, node features, and the per-video extraction loop."""

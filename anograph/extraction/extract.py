@@ -1,0 +1,118 @@
+"""Turn one video into a feature shard: detect objects frame by frame, compute node features.
+
+This is the per-video unit of work of the pipeline (one Prefect task per video): it
+reads frames in order, runs the detector, computes each object's feature vector, and
+returns a :class:`VideoFeatures` with the metadata that identifies how it was made
+(detector settings and weights hash, feature layout) and how fast it ran.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+
+from anograph.extraction.detectors.base import Detector, batch_size, detect_frames, feature_width
+from anograph.extraction.features.extractor import NodeFeatureExtractor
+from anograph.io.shards import ShardMetadata, VideoFeatures
+from anograph.io.video import VideoReader
+
+
+def frame_batches(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    """Consecutive frames in lists of ``size`` (the last one shorter), read lazily."""
+    iterator = iter(frames)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def extract_video(
+    reader: VideoReader,
+    detector: Detector,
+    extractor: NodeFeatureExtractor,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> VideoFeatures:
+    """Detect objects in every frame of ``reader`` and compute their node features.
+
+    Parameters
+    ----------
+    reader:
+        The video, from :func:`anograph.io.video.open_video`. Decoding errors propagate as
+        :class:`anograph.errors.VideoReadError` naming the file.
+    detector:
+        Any :class:`anograph.extraction.detectors.base.Detector`; reset before the first frame (and
+        told the video's name and frame count, if it asks). It gets the frames in batches
+        of its ``batch_size``.
+    extractor:
+        The node feature extractor; reset before the first frame.
+    progress:
+        Called as ``progress(frames_done, frames_expected)`` after each frame.
+
+    Returns
+    -------
+    VideoFeatures
+        All objects of the video, sorted by frame, with ``extraction`` metadata holding
+        the extractor's settings, wall-clock ``seconds``, ``frames_per_second`` and
+        ``objects_per_second`` for the whole extraction, ``detector_seconds`` spent in the
+        detector alone, the detector's ``batch_size`` and the ``device`` it ran on.
+    """
+    detector.reset()
+    start_video = getattr(detector, "start_video", None)
+    if start_video is not None:
+        start_video(reader.name, len(reader))
+    extractor.reset()
+    layout = extractor.layout(detector.class_names, feature_width(detector))
+    frames, boxes, scores, class_ids, features = [], [], [], [], []
+    n_frames = 0
+    expected = len(reader)
+    detector_seconds = 0.0
+    started = time.perf_counter()
+    for batch in frame_batches(reader, batch_size(detector)):
+        detect_started = time.perf_counter()
+        batch_detections = detect_frames(detector, batch)
+        detector_seconds += time.perf_counter() - detect_started
+        for frame, detections in zip(batch, batch_detections, strict=True):
+            frames.append(np.full(len(detections), n_frames, np.int32))
+            boxes.append(detections.boxes)
+            scores.append(detections.scores)
+            class_ids.append(detections.class_ids)
+            features.append(extractor.features(frame, detections))
+            n_frames += 1
+        if progress is not None:
+            progress(n_frames, max(expected, n_frames))
+    seconds = time.perf_counter() - started
+    n_objects = int(sum(len(f) for f in frames))
+    metadata = ShardMetadata(
+        video=reader.name,
+        n_frames=n_frames,
+        fps=reader.fps,
+        width=int(reader.width),
+        height=int(reader.height),
+        source=str(reader.path),
+        detector=detector.describe(),
+        class_names=list(detector.class_names),
+        feature_layout=layout,
+        extraction={
+            "features": extractor.describe(),
+            "seconds": round(seconds, 3),
+            "frames_per_second": round(n_frames / seconds, 2) if seconds > 0 else None,
+            "objects_per_second": round(n_objects / seconds, 2) if seconds > 0 else None,
+            "detector_seconds": round(detector_seconds, 3),
+            "batch_size": batch_size(detector),
+            "device": str(getattr(detector, "device", "cpu")),
+        },
+    )
+    return VideoFeatures(
+        metadata=metadata,
+        frames=np.concatenate(frames) if frames else np.zeros(0, np.int32),
+        boxes=np.concatenate(boxes).astype(np.float32).reshape(-1, 4)
+        if boxes
+        else np.zeros((0, 4), np.float32),
+        scores=np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32),
+        class_ids=np.concatenate(class_ids).astype(np.int32) if class_ids else np.zeros(0, np.int32),
+        features=np.concatenate(features).astype(np.float32)
+        if features
+        else np.zeros((0, layout.width), np.float32),
+    )

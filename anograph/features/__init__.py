@@ -1,5 +1,0 @@
-"""Node features: what goes into each object's feature vector (see ``extractor``)."""
-
-from anograph.features.layout import FeatureLayout
-
-__all__ = ["FeatureLayout"]

@@ -1,0 +1,95 @@
+"""Extraction settings: which detector and node features to use, and the shard identity.
+
+A shard's storage key carries a fingerprint of everything that determines its content
+(detector name, settings and weights hash; feature extractor settings) and the video's
+content hash, so changing the video, the detector or its weights writes new shards instead
+of silently reusing stale ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from anograph.extraction.detectors import create_detector
+from anograph.extraction.detectors.base import Detector
+from anograph.extraction.features.extractor import NodeFeatureExtractor
+
+
+@dataclass
+class ExtractionSettings:
+    """What turns a video into a shard.
+
+    Parameters
+    ----------
+    detector:
+        Registry name (:data:`anograph.extraction.detectors.DETECTOR_CLASSES`): ``"yolox"`` (COCO YOLOX on
+        ONNX Runtime), ``"motion"`` (weight-free), ``"torchvision"``, ``"detectron2"`` or ``"precomputed"``.
+    detector_options:
+        Keyword options for the detector, e.g. ``{"weights": "/models/yolox_nano.onnx"}``.
+    appearance:
+        Include the MobileNetV2 RoI appearance embedding in the node features.
+    appearance_options:
+        Keyword options for :class:`anograph.extraction.features.appearance.AppearanceEmbedder`.
+    motion:
+        Include optical-flow and tracked-velocity motion features.
+    """
+
+    detector: str = "motion"
+    detector_options: dict[str, Any] = field(default_factory=dict)
+    appearance: bool = True
+    appearance_options: dict[str, Any] = field(default_factory=dict)
+    motion: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> ExtractionSettings:
+        return cls(**value)
+
+    def build(self) -> tuple[Detector, NodeFeatureExtractor]:
+        """Instantiate the detector and the node-feature extractor."""
+        from anograph.extraction.features.appearance import AppearanceEmbedder
+
+        detector = create_detector(self.detector, **self.detector_options)
+        embedder = AppearanceEmbedder(**self.appearance_options) if self.appearance else None
+        return detector, NodeFeatureExtractor(appearance=embedder, motion=self.motion)
+
+
+def extraction_fingerprint(detector: Detector, extractor: NodeFeatureExtractor) -> str:
+    """Short stable hash of everything that determines a shard's content.
+
+    Paths are left out on purpose: the same weights at another path give the same shards.
+    """
+    description = {"detector": detector.describe(), "features": extractor.describe()}
+    for part in description.values():
+        for path_key in ("weights", "weights_path", "path"):
+            part.pop(path_key, None)
+    canonical = json.dumps(description, sort_keys=True, default=str)
+    return f"{detector.name}-{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
+
+
+CONTENT_HASH_CHARS = 16  # 64 bits of the video's SHA-256: collisions are out of reach for any dataset
+
+
+def shard_key(fingerprint: str, split: str, video_name: str, content_sha256: str) -> str:
+    """Storage key of one video's shard: ``shards/<fingerprint>/<split>/<video>.<content>.parquet``.
+
+    It is derived from everything that determines the shard: the video's content hash
+    (:func:`anograph.io.content_hash.video_content_hash`, first 16 hex digits) and the extraction
+    fingerprint (detector name, settings and weights hash, feature settings). So a changed
+    video, detector or weights gets a new key and is extracted again, and an unchanged one
+    finds its finished shard. The video name is kept for people reading the bucket.
+    """
+    return f"shards/{fingerprint}/{split}/{video_name}.{content_sha256[:CONTENT_HASH_CHARS]}.parquet"
+
+
+def fingerprint_of(key: str) -> str:
+    """The extraction fingerprint in a key made by :func:`shard_key`."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[0] != "shards":
+        raise ValueError(f"{key!r} is not a shard key (shards/<fingerprint>/<split>/<video>.<content>.parquet)")
+    return parts[1]

@@ -1,0 +1,249 @@
+"""The feature-shard contract: one Parquet file per video.
+
+A shard holds every detected object of one video, one row per object:
+
+=========  ==============================  =============================================
+column     type                            meaning
+=========  ==============================  =============================================
+video      string                          video name (file stem or frame-folder name)
+frame      int32                           0-based frame index
+box        fixed_size_list<float32>[4]     ``x1, y1, x2, y2`` in pixels
+score      float32                         detector confidence
+class_id   int32                           index into ``metadata.class_names``
+feature    fixed_size_binary[2 * width]    node feature vector, little-endian float16
+=========  ==============================  =============================================
+
+Rows are sorted by ``frame``. Frames without objects have no rows; ``n_frames`` in the
+metadata says how many frames the video has, so empty frames are not lost.
+
+The Parquet key-value metadata entry ``anograph`` holds :class:`ShardMetadata` as JSON:
+format version, video facts (frames, fps, size, source, content SHA-256), the detector's name, settings
+and weights hash, the feature layout, and extraction throughput. It never holds
+credentials.
+
+Layout choices follow measurements on this hardware (see ``../shared/FACTS.md``):
+float16 rows as fixed-size binary are the fastest to read and half the size of float32,
+and dictionary encoding is off for the feature column (5x slower reads with it on).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from anograph.errors import InputError
+from anograph.extraction.features.layout import FeatureLayout
+from anograph.io.storage import Storage
+
+SHARD_FORMAT_VERSION = 1
+METADATA_KEY = b"anograph"
+
+
+@dataclass
+class ShardMetadata:
+    """Everything about a shard that is not a per-object row."""
+
+    video: str
+    n_frames: int
+    fps: float | None
+    width: int
+    height: int
+    source: str
+    detector: dict[str, Any]
+    class_names: list[str]
+    feature_layout: FeatureLayout
+    extraction: dict[str, Any] = field(default_factory=dict)
+    format_version: int = SHARD_FORMAT_VERSION
+    content_sha256: str | None = None  # the video's content hash (anograph.io.content_hash), if known
+
+    def to_json(self) -> str:
+        value = asdict(self)
+        value["feature_layout"] = self.feature_layout.to_json()
+        return json.dumps(value, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ShardMetadata:
+        value = json.loads(text)
+        value["feature_layout"] = FeatureLayout.from_json(value["feature_layout"])
+        return cls(**value)
+
+
+@dataclass
+class VideoFeatures:
+    """One video's objects in memory: the content of a shard.
+
+    Attributes
+    ----------
+    frames:
+        ``(n,)`` int32 frame index of each object, non-decreasing.
+    boxes, scores, class_ids:
+        As in :class:`anograph.extraction.detectors.base.Detections`, concatenated over frames.
+    features:
+        ``(n, metadata.feature_layout.width)`` node features (float16 on disk).
+    """
+
+    metadata: ShardMetadata
+    frames: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    features: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.frames)
+        width = self.metadata.feature_layout.width
+        if self.features.shape != (n, width):
+            raise ValueError(f"features have shape {self.features.shape}, expected ({n}, {width})")
+        if n and np.any(np.diff(self.frames) < 0):
+            raise ValueError("objects must be sorted by frame")
+
+    @property
+    def n_objects(self) -> int:
+        return int(len(self.frames))
+
+    def frame_offsets(self) -> np.ndarray:
+        """``(n_frames + 1,)`` offsets: objects of frame t are rows ``offsets[t]:offsets[t+1]``."""
+        counts = np.bincount(self.frames, minlength=self.metadata.n_frames)
+        return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+SCHEMA_FIELDS = [
+    pa.field("video", pa.string()),
+    pa.field("frame", pa.int32()),
+    pa.field("box", pa.list_(pa.float32(), 4)),
+    pa.field("score", pa.float32()),
+    pa.field("class_id", pa.int32()),
+]
+
+
+def to_table(video: VideoFeatures) -> pa.Table:
+    """Convert to an Arrow table with the shard schema and metadata."""
+    n = video.n_objects
+    width = video.metadata.feature_layout.width
+    half = np.ascontiguousarray(video.features, dtype="<f2")
+    feature = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(2 * width), n, [None, pa.py_buffer(half.tobytes())]
+    )
+    boxes = pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(video.boxes, np.float32).ravel()), 4)
+    schema = pa.schema(
+        [*SCHEMA_FIELDS, pa.field("feature", pa.binary(2 * width))],
+        metadata={METADATA_KEY: video.metadata.to_json().encode()},
+    )
+    columns = [
+        pa.array(np.full(n, video.metadata.video, dtype=object), pa.string()),
+        pa.array(video.frames.astype(np.int32)),
+        boxes,
+        pa.array(video.scores.astype(np.float32)),
+        pa.array(video.class_ids.astype(np.int32)),
+        feature,
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def from_table(table: pa.Table, source: str = "<table>") -> VideoFeatures:
+    """Inverse of :func:`to_table`; ``source`` names the shard in errors."""
+    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise InputError(source, "not an anograph feature shard (no 'anograph' metadata)")
+    metadata = ShardMetadata.from_json(raw.decode())
+    if metadata.format_version != SHARD_FORMAT_VERSION:
+        raise InputError(source, f"shard format {metadata.format_version} is not {SHARD_FORMAT_VERSION}")
+    width = metadata.feature_layout.width
+    n = table.num_rows
+    chunks = table.column("feature").chunks
+    feature_column = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)  # no copy of one chunk
+    if n:
+        buffer = feature_column.buffers()[1]
+        offset = feature_column.offset * 2 * width
+        features = np.frombuffer(buffer, dtype="<f2", count=n * width, offset=offset).reshape(n, width)
+    else:
+        features = np.zeros((0, width), np.float16)
+    boxes = table.column("box").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return VideoFeatures(
+        metadata=metadata,
+        frames=table.column("frame").to_numpy().astype(np.int32),
+        boxes=boxes.reshape(n, 4).astype(np.float32),
+        scores=table.column("score").to_numpy().astype(np.float32),
+        class_ids=table.column("class_id").to_numpy().astype(np.int32),
+        features=features,
+    )
+
+
+def write_shard(storage: Storage, key: str, video: VideoFeatures) -> None:
+    """Write ``video`` as Parquet at ``key``, atomically."""
+    sink = io.BytesIO()
+    pq.write_table(
+        to_table(video),
+        sink,
+        compression="zstd",
+        use_dictionary=["video"],
+        row_group_size=64 * 1024,
+    )
+    storage.write_bytes(key, sink.getvalue())
+
+
+def read_shard(storage: Storage, key: str) -> VideoFeatures:
+    """Read the shard at ``key``; a file that is not a shard raises :class:`InputError`."""
+    # An object store's object comes in one request (not one per column); a local file is read in place.
+    source = io.BytesIO(storage.read_bytes(key)) if storage.is_object_store else storage.open_input(key)
+    try:
+        with source:
+            table = pq.read_table(source)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputError(f"{storage.uri}/{key}", f"not a readable Parquet shard ({error})") from error
+    return from_table(table, source=f"{storage.uri}/{key}")
+
+
+def read_metadata(storage: Storage, key: str) -> ShardMetadata:
+    """Read only the metadata of the shard at ``key``."""
+    try:
+        with storage.open_input(key) as source:  # the footer only, not the rows
+            schema = pq.read_schema(source)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputError(f"{storage.uri}/{key}", f"not a readable Parquet shard ({error})") from error
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise InputError(f"{storage.uri}/{key}", "not an anograph feature shard")
+    return ShardMetadata.from_json(raw.decode())
+
+
+def check_shard(storage: Storage, key: str, content_sha256: str | None = None) -> str | None:
+    """Why the object at ``key`` is not a complete shard (of that video content), or ``None`` if it is.
+
+    The completeness rule, which extraction uses to decide whether a video is done:
+
+    1. an object exists at the final key (writes go to a temporary key first, see
+       :class:`anograph.io.storage.Storage`, so a final key only ever holds a whole upload);
+    2. its Parquet footer parses: Parquet writes the footer (schema, row groups, our
+       metadata) last and ends the file with its length and the magic ``PAR1``, so a
+       truncated or partial object has none;
+    3. its ``anograph`` metadata parses with this format version;
+    4. its ``content_sha256`` equals ``content_sha256`` when one is given.
+
+    Only the footer is read, never the feature rows.
+    """
+    if not storage.exists(key):
+        return "no object at the key"
+    try:
+        with storage.open_input(key) as source:
+            footer = pq.ParquetFile(source).metadata
+    except (pa.ArrowInvalid, OSError) as error:
+        return f"not a readable Parquet file ({error})"
+    raw = (footer.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        return "no 'anograph' metadata"
+    try:
+        metadata = ShardMetadata.from_json(raw.decode())
+    except (ValueError, TypeError, KeyError) as error:
+        return f"unreadable 'anograph' metadata ({error})"
+    if metadata.format_version != SHARD_FORMAT_VERSION:
+        return f"shard format {metadata.format_version} is not {SHARD_FORMAT_VERSION}"
+    if content_sha256 is not None and metadata.content_sha256 != content_sha256:
+        return f"made from other video content ({metadata.content_sha256})"
+    return None

@@ -1,0 +1,1 @@
+"""Running the product over time: the model registry and the nightly retraining decisions."""
