@@ -1,4 +1,8 @@
-"""Tasks that score new videos with a trained model (thin wrappers over ``anograph.serving.inference``)."""
+"""Tasks that score new videos with a trained model.
+
+Thin wrappers over ``anograph.serving.inference`` (scoring, outputs) and
+``anograph.serving.batch_report`` (per-video summaries, the batch report's Markdown).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from anograph.serving.batch_report import scoring_markdown, video_summary
 from anograph.serving.inference import ScoringModel, load_scoring_model, score_source, write_scoring_outputs
 from tasks.retry import retry_unless_bad_input
 
@@ -27,40 +32,14 @@ def load_scoring_model_task(model_uri: str) -> ScoringModel:
       retry_condition_fn=retry_unless_bad_input, cache_policy=NO_CACHE)
 def score_new_video(scoring: ScoringModel, video_name: str, video_path: str, out_dir: str,
                     options: dict[str, Any], threads_per_task: int = 1) -> dict[str, Any]:
-    """Score one video and write its output folder ``out_dir/<video_name>``; return a summary."""
+    """Score one video and write its output folder ``out_dir/<video_name>``; return its :func:`video_summary`."""
     torch.set_num_threads(threads_per_task)
     scored = score_source(scoring, video_path, options["scorer"], options.get("threshold_quantile"),
                           options.get("weights"), options.get("fps"), options.get("window_seconds", 1.0))
     paths = write_scoring_outputs(scored, Path(out_dir) / video_name, overlay=options.get("overlay", True))
     get_run_logger().info("%s: %d frames, %d alerts (threshold %.4g, %s)", video_name, len(scored.frame_scores),
                           len(scored.alerts), scored.threshold.value, scored.threshold.source)
-    return {
-        "video": video_name,
-        "source": video_path,
-        "n_frames": len(scored.frame_scores),
-        "threshold": scored.threshold.value,
-        "threshold_source": scored.threshold.source,
-        "alerts": [{"start_frame": alert.start_frame, "end_frame": alert.end_frame, "peak_score": alert.peak_score,
-                    "top_object": alert.top_objects[0].class_name if alert.top_objects else None}
-                   for alert in scored.alerts],
-        "outputs": {name: str(path.resolve()) for name, path in paths.items()},
-        "seconds": scored.seconds,
-    }
-
-
-def scoring_markdown(summaries: list[dict[str, Any]], failures: list[str], model_uri: str) -> str:
-    """The batch report: one row per video, with links to its outputs."""
-    lines = [f"# anograph scoring of {len(summaries) + len(failures)} videos", "", f"Model: `{model_uri}`", "",
-             "| video | frames | alerts | first alert (frames) | threshold | outputs |", "|---|---|---|---|---|---|"]
-    for summary in summaries:
-        first = summary["alerts"][0] if summary["alerts"] else None
-        span = f"{first['start_frame']}-{first['end_frame']}" if first else ""
-        links = " ".join(f"[{name}](file://{path})" for name, path in summary["outputs"].items())
-        lines.append(f"| {summary['video']} | {summary['n_frames']} | {len(summary['alerts'])} | {span} | "
-                     f"{summary['threshold']:.4g} ({summary['threshold_source']}) | {links} |")
-    if failures:
-        lines += ["", "## Failed videos", ""] + [f"- {failure}" for failure in failures]
-    return "\n".join(lines) + "\n"
+    return video_summary(scored, video_name, video_path, paths)
 
 
 @task(name="publish-scoring-report", cache_policy=NO_CACHE)

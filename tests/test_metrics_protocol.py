@@ -12,14 +12,12 @@ import numpy as np
 import pytest
 
 from anograph.errors import InputError
-from anograph.evaluation.metrics import (
-    NLILO_NOT_FOUND,
+from anograph.evaluation.detection_metrics import (
     area_under_detection_curve,
-    counts_at_threshold,
     detection_curves,
     detection_rate_at,
-    youden_counts,
 )
+from anograph.evaluation.metrics import NLILO_NOT_FOUND, counts_at_threshold, youden_counts
 
 
 def test_youden_counts_pick_the_threshold_maximising_tpr_minus_fpr() -> None:
