@@ -4,7 +4,8 @@ Why not autograd: on a CPU most of an epoch that is not the two dense products w
 went to *fresh* ``n x hidden`` tensors. Each one is a new ``mmap`` that the kernel must
 fault in page by page, and autograd makes about a dozen per epoch (the gather of the
 corrupted rows, every sparse product, PReLU and its backward); writing into a reused
-tensor (``addmm(..., out=)``) avoids that (figures: ``docs/performance.md``). So this module computes the loss and gradients that autograd computes for
+tensor (``addmm(..., out=)``) avoids that (figures: ``docs/performance.md``). So this
+module computes the loss and gradients that autograd computes for
 :func:`anograph.models.training.encode` (as the batched path does), with every large intermediate
 written into one of six ``n x hidden`` buffers of a :class:`DGIWorkspace`.
 

@@ -1,7 +1,7 @@
 """Fast Deep Graph Infomax training of the one-layer GCN, full-batch or in bounded memory.
 
-The encoder is ``H = PReLU(Â X W + b)``. The two dense
-products with ``W`` dominate, so this module
+The encoder is ``H = PReLU(Â X W + b)``. The two dense products with ``W`` dominate
+the time, so this module
 
 * multiplies by ``W`` first: ``Z = X W`` is one dense product per epoch, shared by the clean
   and the corrupted branch, since the corruption ``X̃ = P X`` (a row shuffle) gives
