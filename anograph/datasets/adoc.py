@@ -4,7 +4,7 @@ The dataset is 24 contiguous hours of one 1080p campus camera at 3 fps, with 721
 of 25 event types annotated by bounding boxes. Ano-Graph (Table 2) runs three experiments:
 day only, night only, and day and night, each for training and testing alike.
 
-**The layout of the official release could not be verified here** (no copy, and no
+**The layout of the official release could not be verified** (no copy, and no
 public description of its files was found), so this loader reads the following
 layout, into which a copy has to be arranged once::
 

@@ -18,7 +18,7 @@ edge ever crosses two videos. It is never materialised densely (``N`` reaches 10
 Blocks are computed vectorised over all frames at once: every (row, column) pair of a
 block is enumerated with index arithmetic, its IoU computed in one pass, the cosines of all
 consecutive-frame pairs by one batched matrix product over zero-padded frames (a gather of
-both feature rows per pair would move ~40x more memory at 2048-d), and the softmax taken
+both feature rows per pair would move far more memory), and the softmax taken
 per row with ``bincount``.
 
 Normalisation (``GraphConfig.normalization``):

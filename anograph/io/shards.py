@@ -21,9 +21,8 @@ format version, video facts (frames, fps, size, source, content SHA-256), the de
 and weights hash, the feature layout, and extraction throughput. It never holds
 credentials.
 
-Layout choices follow measurements on this hardware (see ``../shared/FACTS.md``):
-float16 rows as fixed-size binary are the fastest to read and half the size of float32,
-and dictionary encoding is off for the feature column (5x slower reads with it on).
+Layout choices: float16 rows as fixed-size binary are fast to read and half the size of
+float32, and dictionary encoding is off for the feature column, since it slows reads down.
 """
 
 from __future__ import annotations

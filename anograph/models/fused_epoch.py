@@ -3,10 +3,9 @@
 Why not autograd: on a CPU most of an epoch that is not the two dense products with ``W``
 went to *fresh* ``n x hidden`` tensors. Each one is a new ``mmap`` that the kernel must
 fault in page by page, and autograd makes about a dozen per epoch (the gather of the
-corrupted rows, every sparse product, PReLU and its backward). Measured at 100k nodes on a
-2-core EPYC (``bench/reused_buffers.py``): a sparse product into a new tensor took 0.31 s and
-into a reused one through ``addmm(..., out=)`` 0.10 s, the row gather 0.23 s against
-0.06 s. So this module computes the loss and gradients that autograd computes for
+corrupted rows, every sparse product, PReLU and its backward); writing into a reused
+tensor (``addmm(..., out=)``) avoids that (figures: ``docs/performance.md``). So this
+module computes the loss and gradients that autograd computes for
 :func:`anograph.models.training.encode` (as the batched path does), with every large intermediate
 written into one of six ``n x hidden`` buffers of a :class:`DGIWorkspace`.
 
@@ -40,9 +39,7 @@ if TYPE_CHECKING:
 class DGIWorkspace:
     """Six ``(n_nodes, hidden)`` float32 buffers, reused by every epoch of one training run.
 
-    Memory: ``24 * n_nodes * hidden`` bytes. At 100k nodes and 512 hidden, two epochs raised
-    the peak resident memory by 1.18 GiB, against 1.76 GiB for the autograd epoch
-    (``bench/epoch_memory.py``).
+    Memory: ``24 * n_nodes * hidden`` bytes (measured against autograd in ``docs/performance.md``).
     """
 
     def __init__(self, n_nodes: int, hidden: int, device: torch.device) -> None:

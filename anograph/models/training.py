@@ -1,7 +1,7 @@
 """Fast Deep Graph Infomax training of the one-layer GCN, full-batch or in bounded memory.
 
-The encoder is ``H = PReLU(Â X W + b)``. Where the time goes (measured, ``../shared/FACTS.md``):
-the two dense products with ``W`` dominate, so this module
+The encoder is ``H = PReLU(Â X W + b)``. The two dense products with ``W`` dominate
+the time, so this module
 
 * multiplies by ``W`` first: ``Z = X W`` is one dense product per epoch, shared by the clean
   and the corrupted branch, since the corruption ``X̃ = P X`` (a row shuffle) gives
@@ -26,8 +26,8 @@ share of the loss with ``s`` held as a leaf, which accumulates the parameters' g
 and ``dL/ds``; (3) the path through the readout, ``dL/dmean = s (1 - s) dL/ds``, pushed back
 through each batch's embeddings. One Adam step per epoch, as full-batch training. The only
 difference from full-batch training is the corruption: each batch shuffles its own rows.
-So the batches bound the memory, not the optimisation; a pass costs about 2.5 full-batch
-epochs of dense products (5 products with ``W`` instead of 2).
+So the batches bound the memory, not the optimisation; an epoch has 5 dense products
+with ``W`` instead of 2.
 """
 
 from __future__ import annotations

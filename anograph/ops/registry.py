@@ -27,7 +27,7 @@ Versions are timestamped plus a random suffix, so two trainers never pick the sa
 Concurrency: moves are last-writer-wins on the pointer object. :meth:`ModelRegistry.promote`
 takes ``expected_current`` and refuses to move a pointer that changed since the caller
 compared against it; that narrows a race to milliseconds but is not a lock. The nightly
-deployment runs one at a time (see README, "Operations").
+deployment runs one at a time (see ``docs/operations.md``).
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ and offline alerts cannot disagree. An interval is *closed* (final) once ``max_g
 frames after its last over frame are not over, or at the end of the stream.
 
 :class:`Alert` and :class:`AlertObject` are JSON-serialisable dataclasses (``to_dict``);
-the alerts JSON written by ``anograph score`` is documented in the README
-("Scoring outputs").
+the alerts JSON written by ``anograph score`` is documented in
+``docs/data-contracts.md`` ("Scoring outputs").
 """
 
 from __future__ import annotations

@@ -7,14 +7,14 @@ into one 2048-d vector per object. This module does exactly that, on the final (
 boxes, for every frame of a batch in one call.
 
 detectron2 is not on PyPI, so it is an optional dependency imported only when this
-detector is built; the README ("Optional: detectron2") says how to install it.
+detector is built; ``docs/detectors.md`` ("Optional: detectron2") says how to install it.
 
 The model comes from the user: a detectron2 config file (such as detectron2's
 ``COCO-Detection/faster_rcnn_R_101_C4_3x.yaml``; any config whose ROI heads are
 ``Res5ROIHeads`` works, e.g. a Visual Genome R101-C4 one) and a weights file. Weights are
 read with ``torch.load(weights_only=True)`` (a state dict, or a dict holding it under
 ``"model"``, as detectron2's own ``model_final.pth`` does). Model-zoo ``.pkl`` files are
-pickles and are refused; the README shows the one-line conversion a user can run on a file
+pickles and are refused; ``docs/detectors.md`` shows the one-line conversion a user can run on a file
 they trust.
 
 Per batch of frames:
@@ -34,7 +34,7 @@ same order as YOLOX's.
 
 GPU: with ``half_precision`` on CUDA the network runs under ``torch.autocast(float16)``
 (detectron2 trains these models with the same autocast, ``SOLVER.AMP``); softmax, RoI
-pooling and NMS stay float32. Not run on a GPU here.
+pooling and NMS stay float32.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def import_detectron2() -> Any:
         raise InputError(
             None,
             f"the 'detectron2' detector needs the detectron2 package ({error}); it is not on PyPI: "
-            "see the README section 'Optional: detectron2' to build it from source",
+            "see docs/detectors.md, 'Optional: detectron2', to build it from source",
         ) from error
     return config
 

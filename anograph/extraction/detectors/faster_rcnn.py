@@ -31,7 +31,7 @@ proposal's softmax probabilities of those 80 classes (the background share is le
 GPU: on CUDA the network runs under ``torch.autocast(float16)`` when ``half_precision``
 is on, the mixed precision torchvision's own reference scripts use for these models;
 autocast keeps softmax, RoIAlign and NMS in float32 and box decoding mixes into float32.
-Box coordinates therefore stay float32. None of this has been run on a GPU here.
+Box coordinates therefore stay float32.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A user with their own detector (or features from another system) writes one file per
 video into a folder, and the rest of the pipeline (node features, graphs, model,
-report) runs on them unchanged. The layout, also in the README ("Precomputed
+report) runs on them unchanged. The layout, also in ``docs/detectors.md`` ("Precomputed
 detections"):
 
 ``<folder>/<video>.parquet``, ``<video>.csv`` or ``<video>.npz``, where ``<video>`` is the

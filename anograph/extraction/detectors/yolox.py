@@ -203,7 +203,7 @@ class YoloxDetector:
     confidence_threshold:
         Minimum score (objectness x class probability) to keep an object. Default 0.3:
         on UCSD Ped2, bicycles and carts are often low-confidence, and 0.3 kept them
-        where 0.5 lost them (see ``../shared/FACTS.md``).
+        where 0.5 lost them.
     nms_threshold:
         IoU above which the lower-scoring of two same-class boxes is dropped. Default 0.45.
     input_size:
