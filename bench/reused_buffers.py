@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from training import training_graph  # noqa: E402
 
-from anograph.models.estimator import BilinearDiscriminator, OneLayerGCN  # noqa: E402
+from anograph.models.dgi import BilinearDiscriminator, OneLayerGCN  # noqa: E402
 from anograph.models.fused_epoch import DGIWorkspace  # noqa: E402
 from anograph.models.training import dgi_loss_and_gradients, make_batch  # noqa: E402
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_shards import synthetic_video  # noqa: E402
 
 from anograph.graph.build import GraphConfig, VideoNodes, build_graph  # noqa: E402
-from anograph.models.estimator import BilinearDiscriminator, OneLayerGCN  # noqa: E402
+from anograph.models.dgi import BilinearDiscriminator, OneLayerGCN  # noqa: E402
 from anograph.models.fused_epoch import DGIWorkspace  # noqa: E402
 from anograph.models.training import dgi_loss_and_gradients, make_batch, resolve_device, resolve_precision  # noqa: E402
 

@@ -10,7 +10,7 @@ process trains the public estimator on the first shards holding that many nodes:
         .fit_shards(storage, keys, batch_nodes=--batch-nodes)
 
 which is what ``anograph run --batch-nodes N`` runs. Each process reports the streamed
-standardiser pass (timed by wrapping ``anograph.models.estimator.feature_moments``), each epoch (epoch 0
+standardiser pass (timed by wrapping ``anograph.models.scaling.feature_moments``), each epoch (epoch 0
 also builds every batch's sparse graph), the final pass (readout, kNN bank, calibration,
 separation), its own peak RSS, and the memory full-batch training would need for the float32
 feature matrix alone. The 3M-node measurement of the issue (about 12 GB of float16 shards)::
@@ -36,7 +36,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic_shards import write_synthetic_shards  # noqa: E402
 
-import anograph.models.estimator as model_module  # noqa: E402
+import anograph.models.scaling as scaling_module  # noqa: E402
+import anograph.models.streamed_fit as streamed_module  # noqa: E402
 from anograph.io.shards import read_metadata  # noqa: E402
 from anograph.io.storage import Storage  # noqa: E402
 from anograph.models.estimator import AnoGraph  # noqa: E402
@@ -49,7 +50,7 @@ def child(directory: str, n_shards: int, args: argparse.Namespace) -> dict:
     storage = Storage(directory)
     keys = sorted(str(path.relative_to(directory)) for path in Path(directory).glob("shards/*.parquet"))[:n_shards]
     stages: dict[str, float] = {}
-    moments = model_module.feature_moments
+    moments = scaling_module.feature_moments
 
     def timed_moments(*arguments, **options):
         started = time.perf_counter()
@@ -58,14 +59,14 @@ def child(directory: str, n_shards: int, args: argparse.Namespace) -> dict:
         stages["standardiser_done"] = time.perf_counter()
         return result
 
-    model_module.feature_moments = timed_moments
+    scaling_module.feature_moments = timed_moments
 
-    class CountedBatches(model_module.ShardGraphBatches):
+    class CountedBatches(streamed_module.ShardGraphBatches):
         def __init__(self, *arguments, **options) -> None:
             super().__init__(*arguments, **options)
             stages["batches"] = len(self)
 
-    model_module.ShardGraphBatches = CountedBatches
+    streamed_module.ShardGraphBatches = CountedBatches
     epoch_ends: list[float] = []
     model = AnoGraph(hidden_channels=args.hidden, max_epochs=args.epochs, patience=args.epochs + 1,
                      precision=args.precision, knn_bank_size=args.bank_size)

@@ -92,7 +92,7 @@ def test_several_batches_train_like_full_batch(videos, shards, full_batch: AnoGr
     with another seed moves the loss curve by up to 0.08 and gives knn / discriminator score
     correlations of 0.74 / 0.94 with this seed; two batches measured 0.02 and 0.93 / 0.81.
     (With one video per batch the shuffle stays within one scene, the loss falls much more
-    slowly and the discriminator scores decorrelate: see the fit_shards docstring.)
+    slowly and the discriminator scores decorrelate: see anograph.models.streamed_fit.)
     feature_knn and group_knn do not depend on the encoder and must agree to rounding.
     """
     storage, keys = shards
@@ -141,6 +141,18 @@ def test_a_fit_shards_model_saves_and_loads(videos, shards, tmp_path) -> None:
     before, after = _scores(model, videos[3]), _scores(loaded, videos[3])
     for name in SCORERS:
         np.testing.assert_array_equal(after[name], before[name])
+
+
+def test_fit_with_batch_nodes_on_shard_videos_is_fit_shards(videos, shards) -> None:
+    """``fit(ShardVideos, batch_nodes=N)`` is the bounded-memory path; in-memory videos cannot be batched."""
+    storage, keys = shards
+    options = {**OPTIONS, "max_epochs": 3}
+    through_fit = AnoGraph(**options).fit(ShardVideos(storage, keys), batch_nodes=250)
+    through_shards = AnoGraph(**options).fit_shards(storage, keys, batch_nodes=250)
+    assert through_fit.history_ == through_shards.history_
+    torch.testing.assert_close(through_fit.summary_, through_shards.summary_, rtol=0, atol=0)
+    with pytest.raises(InputError, match="shard-backed"):
+        AnoGraph(**options).fit(videos, batch_nodes=250)
 
 
 def test_bad_shards_are_named(videos, shards, tmp_path) -> None:

@@ -17,7 +17,8 @@ from anograph.errors import InputError, ModelArtifactError
 from anograph.extraction.features.layout import FeatureLayout
 from anograph.graph.build import GraphConfig, VideoNodes, build_graph, build_video_graph
 from anograph.io.storage import Storage
-from anograph.models.estimator import SCORERS, AnoGraph, OneLayerGCN, _Corruptor, propagate
+from anograph.models.dgi import OneLayerGCN, RowShuffleCorruption, propagate
+from anograph.models.estimator import SCORERS, AnoGraph
 
 # Propagation off: these tests check the raw per-object scores; propagation has its own test.
 SMALL = {"hidden_channels": 32, "max_epochs": 150, "patience": 20, "seed": 0, "score_propagation_steps": 0}
@@ -70,8 +71,8 @@ def test_corruption_shuffles_rows_and_both_backends_agree() -> None:
     features = features.astype(np.float32)
     adjacency = build_video_graph(offsets, boxes, features, GraphConfig())
     device = torch.device("cpu")
-    with_scipy = _Corruptor(adjacency, features, device, use_scipy=True)(torch.Generator().manual_seed(3))
-    with_torch = _Corruptor(adjacency, features, device, use_scipy=False)(torch.Generator().manual_seed(3))
+    with_scipy = RowShuffleCorruption(adjacency, features, device, use_scipy=True)(torch.Generator().manual_seed(3))
+    with_torch = RowShuffleCorruption(adjacency, features, device, use_scipy=False)(torch.Generator().manual_seed(3))
     torch.testing.assert_close(with_scipy, with_torch, rtol=1e-5, atol=1e-6)
     permutation = torch.randperm(len(features), generator=torch.Generator().manual_seed(3)).numpy()
     np.testing.assert_allclose(with_scipy.numpy(), propagate(adjacency, features[permutation]), rtol=1e-6)
@@ -214,12 +215,15 @@ def test_window_radius_beyond_the_reach_changes_nothing(fitted: AnoGraph, traini
     for scores in by_radius[1:]:
         for name in SCORERS:
             np.testing.assert_allclose(scores[name], by_radius[0][name], rtol=1e-6, atol=1e-6)
-    features = fitted._standardize(fitted._select(video))
+    features = fitted.standardize_features(video.features)
     whole = build_graph([VideoNodes(video.frame_offsets(), video.boxes, features)], fitted.graph_config)
     with torch.no_grad():
         embeddings = fitted.encoder_(torch.from_numpy(propagate(whole, features))).numpy()
     np.testing.assert_allclose(
-        fitted._discriminator_scores(embeddings), by_radius[0]["discriminator"], rtol=1e-5, atol=1e-5
+        fitted.score_embedded(features, embeddings, ["discriminator"])["discriminator"],
+        by_radius[0]["discriminator"],
+        rtol=1e-5,
+        atol=1e-5,
     )
     radius_zero = fitted.score_video(video, window_radius=0)["discriminator"]
     assert np.abs(radius_zero - by_radius[0]["discriminator"]).max() > 1e-3  # no temporal edges at radius 0
@@ -258,7 +262,7 @@ def test_video_without_objects_scores_to_empty_arrays(fitted: AnoGraph) -> None:
 def test_group_scaling_gives_every_group_the_same_total_variance(training_videos) -> None:
     model = AnoGraph(**SMALL)
     graph = model.prepare_training_graph(training_videos)
-    for columns in model._group_columns():
+    for columns in model.selection_.group_columns().values():
         assert np.sum(graph.node_features[:, columns].var(axis=0)) == pytest.approx(1.0, rel=1e-3)
     column_model = AnoGraph(**SMALL, feature_scaling="column")
     column_graph = column_model.prepare_training_graph(training_videos)
@@ -301,7 +305,7 @@ def test_score_propagation_spreads_an_outlier_over_its_window_graph(fitted: AnoG
     assert np.all(spread[neighbours] > raw[neighbours])
     assert np.abs(spread[far] - raw[far]).max() < 0.1 * (spread[neighbours] - raw[neighbours]).min()
     # The receptive field stays inside the window: with radius 2 the 2 steps are used, with radius 1 only 1.
-    assert model._propagation_steps(1) == 1 and model._propagation_steps(5) == 2
+    assert model.propagation_steps(1) == 1 and model.propagation_steps(5) == 2
     np.testing.assert_allclose(
         model.score_video(video, window_radius=2, scorers=("feature_knn",))["feature_knn"], spread, rtol=1e-9
     )

@@ -11,7 +11,8 @@ from synthetic_features import random_nodes
 
 from anograph.errors import InputError
 from anograph.graph.build import GraphConfig, build_video_graph
-from anograph.graph.windows import SlidingWindowGraph, frame_scores, knn_mean_distance, window_adjacency
+from anograph.graph.windows import SlidingWindowGraph, frame_scores, window_adjacency
+from anograph.models.knn import knn_mean_distance
 
 FRAME_SIZES = [2, 0, 3, 1, 4, 2, 0, 0, 3, 1, 2, 5, 1]
 CONFIGS = [

@@ -13,7 +13,8 @@ from anograph.graph.batches import ShardGraphBatches, feature_moments, iter_shar
 from anograph.graph.build import GraphConfig, VideoNodes, build_graph
 from anograph.io.shards import write_shard
 from anograph.io.storage import Storage
-from anograph.models.estimator import AnoGraph, BilinearDiscriminator, OneLayerGCN, propagate
+from anograph.models.dgi import BilinearDiscriminator, OneLayerGCN, propagate
+from anograph.models.estimator import AnoGraph
 from anograph.models.training import (
     batched_dgi_loss_and_gradients,
     dgi_loss_and_gradients,
@@ -169,7 +170,8 @@ def test_fast_embedding_equals_propagate_then_encode() -> None:
     """Scoring's X W-first path against ``encoder(Â X)`` on a sliding-window adjacency."""
     videos = make_videos(2, seed=6, n_frames=20)
     model = AnoGraph(hidden_channels=HIDDEN, max_epochs=3, score_propagation_steps=0).fit(videos)
-    features, embeddings, adjacency = model._embed_with_graph(videos[1], window_radius=3)
+    window = model.window_graph(videos[1], window_radius=3)
+    features, embeddings, adjacency = window.features, window.embeddings, window.adjacency
     with torch.no_grad():
         expected = model.encoder_(torch.from_numpy(propagate(adjacency, features))).numpy()
     np.testing.assert_allclose(embeddings, expected, rtol=1e-4, atol=1e-5)

@@ -1,4 +1,4 @@
-"""Test-time graphs and anomaly scorers: sliding windows, kNN distances, frame scores.
+"""Test-time graphs: sliding windows, and the frame scores aggregated over them.
 
 At test time the paper (Section 4.1) builds, for each frame ``t``, the graph of frames
 ``t-i .. t+i`` (``i`` = one second of frames), and advances it frame by frame: each step
@@ -18,8 +18,8 @@ The class uses it to keep just ``min(i, reach)`` frames on each side of the cent
 emit the centre frame as soon as that many later frames have arrived (latency ``reach``
 frames, not ``i``).
 
-Scorers (higher = more anomalous) are in :mod:`anograph.models.estimator`; the kNN distance and the
-frame aggregation they share live here.
+Object scorers (higher = more anomalous) are in :mod:`anograph.models.scorers`; the frame
+aggregation of their scores, :func:`frame_scores`, lives here.
 """
 
 from __future__ import annotations
@@ -30,13 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sparse
-import torch
 
 from anograph.errors import InputError
 from anograph.graph.build import GraphConfig, _row_softmax, build_video_graph, spatial_block, unit_rows
-
-# Query rows per chunk in kNN: keeps the (chunk, bank) distance matrix around 100-200 MB.
-KNN_QUERY_CHUNK = 1024
 
 
 @dataclass
@@ -230,47 +226,6 @@ def _normalized_rows(dense: np.ndarray, normalization: str, offset: int, count: 
         * symmetric[offset : offset + count]
         * inverse_root[None, :]
     )
-
-
-def knn_mean_distance(
-    queries: np.ndarray,
-    bank: np.ndarray,
-    k: int,
-    query_groups: np.ndarray | None = None,
-    bank_groups: np.ndarray | None = None,
-) -> np.ndarray:
-    """Mean Euclidean distance of each query row to its ``k`` nearest rows of ``bank``.
-
-    Distances come from ``torch.cdist`` (matrix-multiply form, float32) in chunks of
-    :data:`KNN_QUERY_CHUNK` queries. When ``query_groups`` and ``bank_groups`` are given,
-    bank rows of the query's own group are excluded (leave-one-group-out). ``k`` is capped
-    at the number of bank rows available.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n_queries,)`` float64.
-    """
-    bank_tensor = torch.from_numpy(np.ascontiguousarray(bank, np.float32))
-    bank_group_tensor = None if bank_groups is None else torch.from_numpy(np.asarray(bank_groups, np.int64))
-    neighbours = min(int(k), len(bank_tensor))
-    if neighbours < 1:
-        raise ValueError("kNN needs k >= 1 and a non-empty bank")
-    result = np.empty(len(queries))
-    for start in range(0, len(queries), KNN_QUERY_CHUNK):
-        chunk = torch.from_numpy(np.ascontiguousarray(queries[start : start + KNN_QUERY_CHUNK], np.float32))
-        distances = torch.cdist(chunk, bank_tensor, compute_mode="use_mm_for_euclid_dist")
-        if bank_group_tensor is not None and query_groups is not None:
-            own = torch.from_numpy(np.asarray(query_groups[start : start + KNN_QUERY_CHUNK], np.int64))
-            distances.masked_fill_(own[:, None] == bank_group_tensor[None, :], float("inf"))
-        nearest = torch.topk(distances, neighbours, dim=1, largest=False).values.double()
-        finite = torch.isfinite(nearest)
-        if not bool(finite.any(dim=1).all()):
-            raise ValueError("a kNN query has no bank row outside its own group")
-        # Rows with fewer than k rows outside their group average the ones they have.
-        total = torch.where(finite, nearest, torch.zeros_like(nearest)).sum(dim=1)
-        result[start : start + len(chunk)] = (total / finite.sum(dim=1)).numpy()
-    return result
 
 
 def window_radius(window_seconds: float, fps: float) -> int:

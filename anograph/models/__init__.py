@@ -1,2 +1,3 @@
-"""The learned model: the DGI modules, their training, the scorers and the ``AnoGraph``
-estimator that composes them."""
+"""The learned model: the DGI modules (``dgi``), their training (``training``, ``fused_epoch``,
+``fitting``, ``streamed_fit``), the input scaling (``scaling``), the scorers (``scorers``, ``knn``),
+artifacts (``artifact``) and the ``AnoGraph`` estimator that composes them (``estimator``)."""

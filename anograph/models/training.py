@@ -65,7 +65,8 @@ def resolve_precision(precision: str) -> torch.dtype:
     return torch.float32 if precision == "float32" else torch.bfloat16
 
 
-def _torch_csr(matrix: sparse.spmatrix, device: torch.device) -> torch.Tensor:
+def torch_csr(matrix: sparse.spmatrix, device: torch.device) -> torch.Tensor:
+    """``matrix`` as a float32 torch sparse CSR tensor on ``device`` (duplicates summed, columns sorted)."""
     csr = sparse.csr_matrix(matrix, dtype=np.float32, copy=True)
     csr.sum_duplicates()  # also sorts the column indices, as torch's CSR requires
     with warnings.catch_warnings():  # "sparse CSR support is in beta": noise for a plain product
@@ -83,8 +84,8 @@ class SparseOperator:
     """``Â`` and ``Âᵀ`` as torch CSR (float32) on a device, for :func:`sparse_propagate`."""
 
     def __init__(self, adjacency: sparse.spmatrix, device: torch.device) -> None:
-        self.forward_matrix = _torch_csr(adjacency, device)
-        self.transpose_matrix = _torch_csr(sparse.csr_matrix(adjacency).T, device)
+        self.forward_matrix = torch_csr(adjacency, device)
+        self.transpose_matrix = torch_csr(sparse.csr_matrix(adjacency).T, device)
         self.n_nodes = int(adjacency.shape[0])
 
 
@@ -141,7 +142,7 @@ def embed(
     with torch.no_grad():
         inputs = torch.from_numpy(np.ascontiguousarray(features, np.float32)).to(device=device, dtype=dtype)
         projected = project(inputs, encoder.linear).float()
-        return encoder.activation(_torch_csr(adjacency, device) @ projected + encoder.linear.bias)
+        return encoder.activation(torch_csr(adjacency, device) @ projected + encoder.linear.bias)
 
 
 @dataclass

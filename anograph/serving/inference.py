@@ -160,7 +160,7 @@ def score_video_features(
     intervals = alert_intervals(per_frame, threshold.value, min_frames, max_gap)
     alerts = []
     if intervals:
-        features, _, adjacency = model.window_graph(video, radius)
+        window = model.window_graph(video, radius)
         encoder_weight = model.encoder_.linear.weight.detach().cpu().numpy()
     for interval in intervals:
         rows = top_objects(video.frames, object_scores, interval, top_count)
@@ -169,7 +169,7 @@ def score_video_features(
             objects[0].neighbours = [
                 Neighbour(**{**_object_fields(video, object_scores, part.column), "edge_weight": part.edge_weight,
                              "contribution": part.contribution, "share": part.share})
-                for part in neighbour_contributions(int(rows[0]), adjacency, features, encoder_weight,
+                for part in neighbour_contributions(int(rows[0]), window.adjacency, window.features, encoder_weight,
                                                     neighbour_count)
             ]
         alerts.append(describe_interval(video.metadata.video, interval, per_frame, threshold.value, fps, objects))
