@@ -4,7 +4,11 @@ Runs ``extract_video`` (detector + the default node features: MobileNetV2 appear
 optical-flow motion) on one video's frames with each detector in turn, one torch thread
 each (as the pipeline's tasks do), and reports wall-clock frames/s and objects/s, the
 detector's own share, and CPU seconds per frame (less disturbed than wall time when other
-processes share the cores). Ratios to YOLOX come from this same run.
+processes share the cores). Ratios to YOLOX come from this same run. With YOLOX it also
+runs the previous default node features (half-scale Farneback flow, no ``flow_stats``
+group) on the same detector, so the default features' cost can be compared to them in one
+run (row ``features: previous``). OpenCV runs on one thread too; the JSON records
+``torch.backends.cpu.get_cpu_capability()``.
 
 Faster R-CNN detectors run with *random* weights (no download here), at confidence 0 and at
 most ``--objects`` objects per frame, so their object counts resemble Ped2's; their speed does
@@ -33,12 +37,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
 from anograph.extraction.detectors import create_detector
 from anograph.extraction.extract import extract_video
 from anograph.extraction.features.extractor import NodeFeatureExtractor
+from anograph.extraction.features.motion import MotionFeatures
 from anograph.io.shards import VideoFeatures
 from anograph.io.video import open_video
 
@@ -71,9 +77,17 @@ def random_detectron2_model(folder: Path) -> tuple[Path, Path] | None:
     return config, write_random_weights(config, folder / "detectron2_r101_c4_random.pth")
 
 
-def measure(name: str, clip: Path, options: dict[str, Any]) -> tuple[dict[str, Any], VideoFeatures]:
+def previous_default_features() -> NodeFeatureExtractor:
+    """The node features the pipeline used before DIS flow: half-scale Farneback, no ``flow_stats``."""
+    return NodeFeatureExtractor(motion=MotionFeatures(flow_method="farneback"), flow_stats=False)
+
+
+def measure(
+    name: str, clip: Path, options: dict[str, Any], extractor: NodeFeatureExtractor | None = None,
+    features: str = "default",
+) -> tuple[dict[str, Any], VideoFeatures]:
     detector = create_detector(name, **options)
-    extractor = NodeFeatureExtractor()
+    extractor = NodeFeatureExtractor() if extractor is None else extractor
     cpu_started = time.process_time()
     video = extract_video(open_video(clip, fps=10), detector, extractor)
     cpu_seconds = time.process_time() - cpu_started
@@ -81,6 +95,7 @@ def measure(name: str, clip: Path, options: dict[str, Any]) -> tuple[dict[str, A
     n_frames = video.metadata.n_frames
     return {
         "detector": name,
+        "features": features,
         "options": {key: value for key, value in options.items() if key not in ("weights", "root", "config")},
         "frames": n_frames,
         "objects": video.n_objects,
@@ -104,6 +119,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help='where the Faster R-CNNs run: "cpu" (default) or "cuda"')
     arguments = parser.parse_args()
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)
 
     source = arguments.root / "UCSDped2" / "Test" / arguments.video
     n_video_frames = len(list(source.iterdir()))
@@ -118,6 +134,9 @@ def main() -> None:
         rows.append(row)
         if arguments.yolox_weights is not None:
             row, yolox_video = measure("yolox", full, {"weights": str(arguments.yolox_weights)})
+            rows.append(row)
+            row, _ = measure("yolox", full, {"weights": str(arguments.yolox_weights)},
+                             previous_default_features(), "previous")
             rows.append(row)
             # The same detections again, imported, each with a random 1024-d vector.
             folder = work / "precomputed"
@@ -149,25 +168,26 @@ def main() -> None:
                                                        **random_options, **extra})
                 rows.append(row)
 
-    reference = next((row for row in rows if row["detector"] == "yolox"), rows[0])
+    reference = next((row for row in rows if row["detector"] == "yolox" and row["features"] == "default"), rows[0])
     for row in rows:
         row["cpu_per_frame_vs_" + reference["detector"]] = round(
             row["cpu_seconds_per_frame"] / reference["cpu_seconds_per_frame"], 2
         )
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch_threads": 1,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch_threads": 1, "cv2_threads": 1,
+                    "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                     "load_average_before": load_before, "load_average_after": os.getloadavg()},
         "video": arguments.video,
         "rows": rows,
     }
-    header = (f"| detector | options | frames | objects | frames/s | objects/s | detector share | "
+    header = (f"| detector | features | options | frames | objects | frames/s | objects/s | detector share | "
               f"CPU s/frame | CPU vs {reference['detector']} |")
     print(header)
     print("|---" * (header.count("|") - 1) + "|")
     for row in rows:
         options = ", ".join(f"{key}={value}" for key, value in row["options"].items()) or "defaults"
-        print(f"| {row['detector']} | {options} | {row['frames']} | {row['objects']} | {row['frames_per_second']} | "
+        print(f"| {row['detector']} | {row['features']} | {options} | {row['frames']} | {row['objects']} | {row['frames_per_second']} | "
               f"{row['objects_per_second']} | {row['detector_share']:.0%} | {row['cpu_seconds_per_frame']} | "
               f"{row['cpu_per_frame_vs_' + reference['detector']]}x |")
     print(f"load average before/after: {load_before} / {os.getloadavg()} on {os.cpu_count()} CPUs")

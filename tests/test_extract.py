@@ -64,7 +64,9 @@ def test_extract_video_with_motion_detector_roundtrips_through_a_shard(tmp_path:
     assert metadata.class_names == ["object"]
     assert metadata.detector == detector.describe()
     assert metadata.feature_layout == extractor.layout(("object",))
-    assert metadata.feature_layout.names == ("appearance", "class", "confidence", "geometry", "motion", "frame_flow")
+    assert metadata.feature_layout.names == (
+        "appearance", "class", "confidence", "geometry", "motion", "frame_flow", "track", "flow_stats"
+    )
     assert metadata.extraction["features"] == extractor.describe()
     assert metadata.extraction["seconds"] > 0 and metadata.extraction["frames_per_second"] > 0
     assert calls[-1] == (N_FRAMES, N_FRAMES) and [done for done, _ in calls] == list(range(1, N_FRAMES + 1))
@@ -137,6 +139,8 @@ def test_extract_real_ped2_frames_with_yolox(tmp_path: Path, ped2_root: Path, yo
         ("geometry", 4),
         ("motion", 14),
         ("frame_flow", 3),
+        ("track", 4),
+        ("flow_stats", 15),
     )
     counts = np.diff(video.frame_offsets())
     assert np.all(counts >= 5), counts

@@ -131,11 +131,11 @@ def square_frames(n_frames: int, step: int, side: int = 24) -> tuple[list[np.nda
 def test_motion_features_square_moving_right() -> None:
     motion = MotionFeatures(flow_scale=1.0)
     names = motion.column_names
-    assert motion.width == len(names) == 17
+    assert motion.width == len(names) == 21
     step, side = 3, 24
     frames, boxes = square_frames(4, step, side)
     first = motion.features(frames[0], boxes[0])
-    assert first.shape == (1, 17) and np.all(first == 0), "first frame has nothing to compare with"
+    assert first.shape == (1, 21) and np.all(first == 0), "frame at a time, the first frame has nothing to compare with"
     for frame, box in zip(frames[1:], boxes[1:], strict=True):
         row = dict(zip(names, motion.features(frame, box)[0], strict=True))
         expected_speed = step / side  # pixels per frame divided by box height
@@ -149,10 +149,13 @@ def test_motion_features_square_moving_right() -> None:
         assert row["velocity_y"] == pytest.approx(0.0, abs=1e-6)
         assert row["matched"] == 1.0
         assert row["frame_flow_dx"] == pytest.approx(row["flow_dx"] * side / frame.shape[0], rel=1e-5)
+        assert row["track_velocity_x"] == pytest.approx(step / frame.shape[0], rel=1e-5)
+        assert row["track_speed"] == pytest.approx(step / frame.shape[0], rel=1e-5)
 
 
-def test_motion_features_reduced_resolution_and_left_motion() -> None:
-    motion = MotionFeatures()  # default flow_scale 0.5
+def test_motion_features_farneback_reduced_resolution_and_left_motion() -> None:
+    motion = MotionFeatures(flow_method="farneback")  # Farneback's default flow_scale 0.5
+    assert motion.flow_scale == 0.5 and MotionFeatures().flow_scale == 1.0
     frames, boxes = square_frames(3, step=-3)
     motion.features(frames[0], boxes[0])
     motion.features(frames[1], boxes[1])
@@ -179,7 +182,7 @@ def test_motion_features_no_boxes_still_advances() -> None:
     motion = MotionFeatures(flow_scale=1.0)
     frames, boxes = square_frames(3, step=3)
     motion.features(frames[0], boxes[0])
-    assert motion.features(frames[1], np.zeros((0, 4), np.float32)).shape == (0, 17)
+    assert motion.features(frames[1], np.zeros((0, 4), np.float32)).shape == (0, 21)
     # Flow compares with frame 1 (seen without boxes); no box there, so no velocity match.
     row = motion.features(frames[2], boxes[2])[0]
     assert row[0] > 0.05 and row[13] == 0.0
@@ -198,8 +201,10 @@ def test_extractor_layout_order_and_disabled_groups(embedder: AppearanceEmbedder
         ("geometry", 4),
         ("motion", 14),
         ("frame_flow", 3),
+        ("track", 4),
+        ("flow_stats", 15),
     )
-    bare = NodeFeatureExtractor(appearance=None, motion=False)
+    bare = NodeFeatureExtractor(appearance=None, motion=False, flow_stats=False)
     assert bare.layout(("object",)).groups == (("class", 1), ("confidence", 1), ("geometry", 4))
     assert bare.describe()["groups"] == ["class", "confidence", "geometry"]
     with pytest.raises(InputError, match="appearance"):

@@ -11,7 +11,17 @@ import pytest
 
 from anograph.errors import InputError
 from anograph.extraction.features.layout import FeatureLayout
-from anograph.io.shards import ShardMetadata, VideoFeatures, read_metadata, read_shard, write_shard
+from anograph.io.shards import (
+    METADATA_KEY,
+    OBJECT_SOURCES,
+    ShardMetadata,
+    VideoFeatures,
+    check_shard,
+    read_metadata,
+    read_shard,
+    to_table,
+    write_shard,
+)
 from anograph.io.storage import Storage
 
 
@@ -52,7 +62,8 @@ def test_schema_columns_and_types(tmp_path):
     storage = Storage(tmp_path)
     write_shard(storage, "s.parquet", make_video())
     table = pq.read_table(tmp_path / "s.parquet")
-    assert table.column_names == ["video", "frame", "box", "score", "class_id", "feature"]
+    assert table.column_names == ["video", "frame", "box", "score", "class_id", "source", "track_id", "feature"]
+    assert table.schema.field("source").type == pa.int8() and table.schema.field("track_id").type == pa.int32()
     assert table.schema.field("feature").type == pa.binary(2 * 10)
     assert table.schema.field("box").type == pa.list_(pa.float32(), 4)
     assert set(table.column("video").to_pylist()) == {"clip"}
@@ -102,3 +113,41 @@ def test_shard_keys_carry_their_fingerprint():
     assert fingerprint_of(shard_key("yolox-abc123", "test", "Test001", "ab" * 32)) == "yolox-abc123"
     with pytest.raises(ValueError, match="not a shard key"):
         fingerprint_of("models/x/model.json")
+
+
+def test_sources_and_track_ids_roundtrip_and_default(tmp_path):
+    storage = Storage(tmp_path)
+    video = make_video()
+    assert np.all(video.sources == 0) and np.all(video.track_ids == -1), "unset: detector objects, untracked"
+    n = video.n_objects
+    video.sources = (np.arange(n) % len(OBJECT_SOURCES)).astype(np.int8)
+    video.track_ids = np.arange(n, dtype=np.int32)[::-1].copy()
+    write_shard(storage, "t.parquet", video)
+    back = read_shard(storage, "t.parquet")
+    np.testing.assert_array_equal(back.sources, video.sources)
+    np.testing.assert_array_equal(back.track_ids, video.track_ids)
+    with pytest.raises(ValueError, match="sources must index"):
+        VideoFeatures(video.metadata, video.frames, video.boxes, video.scores, video.class_ids, video.features,
+                      sources=np.full(n, len(OBJECT_SOURCES), np.int8))
+
+
+def test_format_1_shards_without_source_and_track_columns_still_read(tmp_path):
+    """A shard written before format 2 has neither column: its objects read as untracked detector objects."""
+    storage = Storage(tmp_path)
+    video = make_video()
+    video.metadata.format_version = 1
+    table = to_table(video).drop_columns(["source", "track_id"])
+    assert table.schema.metadata[METADATA_KEY]
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    storage.write_bytes("old.parquet", sink.getvalue())
+    assert check_shard(storage, "old.parquet") is None
+    back = read_shard(storage, "old.parquet")
+    assert back.metadata.format_version == 1
+    np.testing.assert_array_equal(back.frames, video.frames)
+    assert np.all(back.sources == 0) and np.all(back.track_ids == -1)
+    video.metadata.format_version = 99
+    write_shard(storage, "future.parquet", video)
+    assert "not one of" in check_shard(storage, "future.parquet")
+    with pytest.raises(InputError, match="future.parquet.*shard format 99"):
+        read_shard(storage, "future.parquet")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 from anograph.extraction.detectors.base import Detector, batch_size, detect_frames, feature_width
-from anograph.extraction.features.extractor import NodeFeatureExtractor
+from anograph.extraction.features.extractor import FrameObjects, NodeFeatureExtractor
 from anograph.io.shards import ShardMetadata, VideoFeatures
 from anograph.io.video import VideoReader
 
@@ -53,7 +53,9 @@ def extract_video(
     Returns
     -------
     VideoFeatures
-        All objects of the video, sorted by frame, with ``extraction`` metadata holding
+        All objects of the video (the detector's, and the motion-blob objects the
+        extractor adds, each with its ``source`` and ``track_id``), sorted by frame, with
+        ``extraction`` metadata holding
         the extractor's settings, wall-clock ``seconds``, ``frames_per_second`` and
         ``objects_per_second`` for the whole extraction, ``detector_seconds`` spent in the
         detector alone, the detector's ``batch_size`` and the ``device`` it ran on.
@@ -64,7 +66,7 @@ def extract_video(
         start_video(reader.name, len(reader))
     extractor.reset()
     layout = extractor.layout(detector.class_names, feature_width(detector))
-    frames, boxes, scores, class_ids, features = [], [], [], [], []
+    objects: list[FrameObjects] = []
     n_frames = 0
     expected = len(reader)
     detector_seconds = 0.0
@@ -74,16 +76,13 @@ def extract_video(
         batch_detections = detect_frames(detector, batch)
         detector_seconds += time.perf_counter() - detect_started
         for frame, detections in zip(batch, batch_detections, strict=True):
-            frames.append(np.full(len(detections), n_frames, np.int32))
-            boxes.append(detections.boxes)
-            scores.append(detections.scores)
-            class_ids.append(detections.class_ids)
-            features.append(extractor.features(frame, detections))
+            objects += extractor.push(frame, detections)
             n_frames += 1
         if progress is not None:
             progress(n_frames, max(expected, n_frames))
+    objects += extractor.finish()
     seconds = time.perf_counter() - started
-    n_objects = int(sum(len(f) for f in frames))
+    n_objects = int(sum(len(frame.detections) for frame in objects))
     metadata = ShardMetadata(
         video=reader.name,
         n_frames=n_frames,
@@ -104,15 +103,25 @@ def extract_video(
             "device": str(getattr(detector, "device", "cpu")),
         },
     )
+    return video_features(metadata, objects)
+
+
+def video_features(metadata: ShardMetadata, objects: list[FrameObjects]) -> VideoFeatures:
+    """Concatenate the frames' objects, in frame order, into a :class:`VideoFeatures`."""
+    width = metadata.feature_layout.width
+    detections = [frame.detections for frame in objects]
+
+    def joined(parts: list[np.ndarray], dtype: type, shape: tuple[int, ...]) -> np.ndarray:
+        return np.concatenate(parts).astype(dtype).reshape(shape) if parts else np.zeros(shape, dtype)
+
+    n = int(sum(len(d) for d in detections))
     return VideoFeatures(
         metadata=metadata,
-        frames=np.concatenate(frames) if frames else np.zeros(0, np.int32),
-        boxes=np.concatenate(boxes).astype(np.float32).reshape(-1, 4)
-        if boxes
-        else np.zeros((0, 4), np.float32),
-        scores=np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32),
-        class_ids=np.concatenate(class_ids).astype(np.int32) if class_ids else np.zeros(0, np.int32),
-        features=np.concatenate(features).astype(np.float32)
-        if features
-        else np.zeros((0, layout.width), np.float32),
+        frames=joined([np.full(len(f.detections), f.index, np.int32) for f in objects], np.int32, (n,)),
+        boxes=joined([d.boxes for d in detections], np.float32, (n, 4)),
+        scores=joined([d.scores for d in detections], np.float32, (n,)),
+        class_ids=joined([d.class_ids for d in detections], np.int32, (n,)),
+        features=joined([f.features for f in objects], np.float32, (n, width)),
+        sources=joined([f.sources for f in objects], np.int8, (n,)),
+        track_ids=joined([f.track_ids for f in objects], np.int32, (n,)),
     )

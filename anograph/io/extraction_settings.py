@@ -34,7 +34,19 @@ class ExtractionSettings:
     appearance_options:
         Keyword options for :class:`anograph.extraction.features.appearance.AppearanceEmbedder`.
     motion:
-        Include optical-flow and tracked-velocity motion features.
+        Include optical-flow and tracked-velocity motion features (groups ``motion``,
+        ``frame_flow``, ``track``).
+    motion_options:
+        Keyword options for :class:`anograph.extraction.features.motion.MotionFeatures`, e.g.
+        ``{"flow_method": "farneback"}`` or ``{"flow_preset": "fast"}``, ``{"track_window": 10}``.
+    flow_stats:
+        Include the ``flow_stats`` group (box flow percentiles and moving-pixel statistics).
+    motion_boxes:
+        Add objects for moving regions the detector missed (off by default).
+    motion_boxes_options:
+        Keyword options for :class:`anograph.extraction.features.motion_boxes.MotionBoxes`.
+
+    Tiled detection is a detector option: ``detector_options={"tiles": 2}`` for YOLOX.
     """
 
     detector: str = "motion"
@@ -42,6 +54,10 @@ class ExtractionSettings:
     appearance: bool = True
     appearance_options: dict[str, Any] = field(default_factory=dict)
     motion: bool = True
+    motion_options: dict[str, Any] = field(default_factory=dict)
+    flow_stats: bool = True
+    motion_boxes: bool = False
+    motion_boxes_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,10 +69,17 @@ class ExtractionSettings:
     def build(self) -> tuple[Detector, NodeFeatureExtractor]:
         """Instantiate the detector and the node-feature extractor."""
         from anograph.extraction.features.appearance import AppearanceEmbedder
+        from anograph.extraction.features.motion import MotionFeatures
+        from anograph.extraction.features.motion_boxes import MotionBoxes
 
         detector = create_detector(self.detector, **self.detector_options)
         embedder = AppearanceEmbedder(**self.appearance_options) if self.appearance else None
-        return detector, NodeFeatureExtractor(appearance=embedder, motion=self.motion)
+        motion = MotionFeatures(**self.motion_options) if self.motion else False
+        motion_boxes = MotionBoxes(**self.motion_boxes_options) if self.motion_boxes else False
+        extractor = NodeFeatureExtractor(
+            appearance=embedder, motion=motion, flow_stats=self.flow_stats, motion_boxes=motion_boxes
+        )
+        return detector, extractor
 
 
 def extraction_fingerprint(detector: Detector, extractor: NodeFeatureExtractor) -> str:

@@ -9,9 +9,19 @@ video      string                          video name (file stem or frame-folder
 frame      int32                           0-based frame index
 box        fixed_size_list<float32>[4]     ``x1, y1, x2, y2`` in pixels
 score      float32                         detector confidence
-class_id   int32                           index into ``metadata.class_names``
+class_id   int32                           index into ``metadata.class_names``; -1 for an
+                                           object of unknown class (a motion blob)
+source     int8                            where the object came from, an index into
+                                           :data:`OBJECT_SOURCES`: 0 ``detector``, 1
+                                           ``motion_blob`` (a moving region the detector
+                                           missed, see ``extraction.features.motion_boxes``)
+track_id   int32                           the object's track within the video (ids from 0,
+                                           ``extraction.features.tracks``); -1 when untracked
 feature    fixed_size_binary[2 * width]    node feature vector, little-endian float16
 =========  ==============================  =============================================
+
+Format versions: 2 (written now) added ``source`` and ``track_id``. Version 1 shards,
+which lack them, still read: every object is then a ``detector`` object with track id -1.
 
 Rows are sorted by ``frame``. Frames without objects have no rows; ``n_frames`` in the
 metadata says how many frames the video has, so empty frames are not lost.
@@ -40,8 +50,11 @@ from anograph.errors import InputError
 from anograph.extraction.features.layout import FeatureLayout
 from anograph.io.storage import Storage
 
-SHARD_FORMAT_VERSION = 1
+SHARD_FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
 METADATA_KEY = b"anograph"
+OBJECT_SOURCES = ("detector", "motion_blob")
+NO_TRACK = -1
 
 
 @dataclass
@@ -85,6 +98,10 @@ class VideoFeatures:
         As in :class:`anograph.extraction.detectors.base.Detections`, concatenated over frames.
     features:
         ``(n, metadata.feature_layout.width)`` node features (float16 on disk).
+    sources:
+        ``(n,)`` int8 index into :data:`OBJECT_SOURCES`; ``None`` means all ``detector``.
+    track_ids:
+        ``(n,)`` int32 track id, -1 when untracked; ``None`` means all -1.
     """
 
     metadata: ShardMetadata
@@ -93,9 +110,19 @@ class VideoFeatures:
     scores: np.ndarray
     class_ids: np.ndarray
     features: np.ndarray
+    sources: np.ndarray | None = None
+    track_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.frames)
+        self.sources = np.zeros(n, np.int8) if self.sources is None else np.asarray(self.sources, np.int8)
+        self.track_ids = (
+            np.full(n, NO_TRACK, np.int32) if self.track_ids is None else np.asarray(self.track_ids, np.int32)
+        )
+        if self.sources.shape != (n,) or self.track_ids.shape != (n,):
+            raise ValueError(f"sources {self.sources.shape} and track_ids {self.track_ids.shape} must be ({n},)")
+        if n and (self.sources.min() < 0 or self.sources.max() >= len(OBJECT_SOURCES)):
+            raise ValueError(f"sources must index {OBJECT_SOURCES}")
         width = self.metadata.feature_layout.width
         if self.features.shape != (n, width):
             raise ValueError(f"features have shape {self.features.shape}, expected ({n}, {width})")
@@ -118,6 +145,8 @@ SCHEMA_FIELDS = [
     pa.field("box", pa.list_(pa.float32(), 4)),
     pa.field("score", pa.float32()),
     pa.field("class_id", pa.int32()),
+    pa.field("source", pa.int8()),
+    pa.field("track_id", pa.int32()),
 ]
 
 
@@ -140,6 +169,8 @@ def to_table(video: VideoFeatures) -> pa.Table:
         boxes,
         pa.array(video.scores.astype(np.float32)),
         pa.array(video.class_ids.astype(np.int32)),
+        pa.array(np.asarray(video.sources, np.int8)),
+        pa.array(np.asarray(video.track_ids, np.int32)),
         feature,
     ]
     return pa.Table.from_arrays(columns, schema=schema)
@@ -151,8 +182,10 @@ def from_table(table: pa.Table, source: str = "<table>") -> VideoFeatures:
     if raw is None:
         raise InputError(source, "not an anograph feature shard (no 'anograph' metadata)")
     metadata = ShardMetadata.from_json(raw.decode())
-    if metadata.format_version != SHARD_FORMAT_VERSION:
-        raise InputError(source, f"shard format {metadata.format_version} is not {SHARD_FORMAT_VERSION}")
+    if metadata.format_version not in READABLE_FORMAT_VERSIONS:
+        raise InputError(
+            source, f"shard format {metadata.format_version} is not one of {READABLE_FORMAT_VERSIONS}"
+        )
     width = metadata.feature_layout.width
     n = table.num_rows
     chunks = table.column("feature").chunks
@@ -163,6 +196,7 @@ def from_table(table: pa.Table, source: str = "<table>") -> VideoFeatures:
         features = np.frombuffer(buffer, dtype="<f2", count=n * width, offset=offset).reshape(n, width)
     else:
         features = np.zeros((0, width), np.float16)
+    names = set(table.column_names)
     boxes = table.column("box").combine_chunks().flatten().to_numpy(zero_copy_only=False)
     return VideoFeatures(
         metadata=metadata,
@@ -171,6 +205,8 @@ def from_table(table: pa.Table, source: str = "<table>") -> VideoFeatures:
         scores=table.column("score").to_numpy().astype(np.float32),
         class_ids=table.column("class_id").to_numpy().astype(np.int32),
         features=features,
+        sources=table.column("source").to_numpy().astype(np.int8) if "source" in names else None,
+        track_ids=table.column("track_id").to_numpy().astype(np.int32) if "track_id" in names else None,
     )
 
 
@@ -222,7 +258,7 @@ def check_shard(storage: Storage, key: str, content_sha256: str | None = None) -
     2. its Parquet footer parses: Parquet writes the footer (schema, row groups, our
        metadata) last and ends the file with its length and the magic ``PAR1``, so a
        truncated or partial object has none;
-    3. its ``anograph`` metadata parses with this format version;
+    3. its ``anograph`` metadata parses with a readable format version;
     4. its ``content_sha256`` equals ``content_sha256`` when one is given.
 
     Only the footer is read, never the feature rows.
@@ -241,8 +277,8 @@ def check_shard(storage: Storage, key: str, content_sha256: str | None = None) -
         metadata = ShardMetadata.from_json(raw.decode())
     except (ValueError, TypeError, KeyError) as error:
         return f"unreadable 'anograph' metadata ({error})"
-    if metadata.format_version != SHARD_FORMAT_VERSION:
-        return f"shard format {metadata.format_version} is not {SHARD_FORMAT_VERSION}"
+    if metadata.format_version not in READABLE_FORMAT_VERSIONS:
+        return f"shard format {metadata.format_version} is not one of {READABLE_FORMAT_VERSIONS}"
     if content_sha256 is not None and metadata.content_sha256 != content_sha256:
         return f"made from other video content ({metadata.content_sha256})"
     return None

@@ -21,6 +21,12 @@ Per frame:
    class score, and its class is that class;
 4. keep scores ``>= confidence_threshold``, run per-class NMS at ``nms_threshold``
    (``torchvision.ops.batched_nms``), undo the letterbox and clip boxes to the frame.
+
+With ``tiles=2`` (off by default: it runs the network five times a frame) the frame is
+also cut into a 2 x 2 grid of overlapping tiles, each letterboxed to ``input_size`` and
+detected in the same way, and the views are merged across tiles (:mod:`.tiling`):
+partial boxes cut by a tile border that another view's box covers are dropped, then
+class-aware NMS removes duplicates.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import torchvision
 
 from anograph.errors import InputError, ModelArtifactError
 from anograph.extraction.detectors.base import Detections
+from anograph.extraction.detectors.tiling import cut_by_border, merge_views, tile_windows
 
 DEFAULT_YOLOX_NANO_URL = (
     "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/yolox_nano.onnx"
@@ -213,6 +220,11 @@ class YoloxDetector:
         onnxruntime intra-op threads. Default 1: the pipeline parallelises over videos.
     device:
         ``"cpu"`` (default), ``"cuda"`` (needs onnxruntime-gpu) or ``"auto"``.
+    tiles:
+        1 (default): the full frame only. ``n > 1``: also an ``n x n`` grid of overlapping
+        tiles, merged with the full frame's boxes (see the module docstring).
+    tile_fraction:
+        Width and height of each tile as a fraction of the frame's. Default 0.6.
     """
 
     name = "yolox"
@@ -227,6 +239,8 @@ class YoloxDetector:
         input_size: int = 416,
         num_threads: int = 1,
         device: str = "cpu",
+        tiles: int = 1,
+        tile_fraction: float = 0.6,
     ) -> None:
         import onnxruntime
 
@@ -238,6 +252,9 @@ class YoloxDetector:
             raise InputError(
                 None, f"input_size must be a positive multiple of {max(YOLOX_STRIDES)}, got {input_size}"
             )
+        tile_windows(1, 1, tiles, tile_fraction)  # validates both
+        self.tiles = int(tiles)
+        self.tile_fraction = float(tile_fraction)
         if weights is not None:
             self.weights_path = Path(weights).expanduser()
             if not self.weights_path.is_file():
@@ -299,8 +316,8 @@ class YoloxDetector:
     def reset(self) -> None:
         """YOLOX has no per-video state."""
 
-    def detect(self, frame: np.ndarray) -> Detections:
-        """Detect objects in one ``(H, W, 3)`` uint8 BGR frame."""
+    def detect_view(self, frame: np.ndarray) -> Detections:
+        """Detect objects in one ``(H, W, 3)`` uint8 BGR image, the network seeing all of it (steps 1-4)."""
         height, width = frame.shape[:2]
         tensor, ratio = letterbox(frame, self.input_size)
         rows = self._session.run(None, {self._input_name: tensor})[0][0]
@@ -338,6 +355,33 @@ class YoloxDetector:
             class_scores=class_scores[kept].astype(np.float32),
         )
 
+    def detect(self, frame: np.ndarray) -> Detections:
+        """Detect objects in one ``(H, W, 3)`` uint8 BGR frame (over tiles too, when ``tiles > 1``)."""
+        full = self.detect_view(frame)
+        height, width = frame.shape[:2]
+        windows = tile_windows(height, width, self.tiles, self.tile_fraction)
+        if not windows:
+            return full
+        parts, views, cut = [full], [np.zeros(len(full), np.int64)], [np.zeros(len(full), bool)]
+        for view, window in enumerate(windows, start=1):
+            x1, y1, x2, y2 = window
+            found = self.detect_view(np.ascontiguousarray(frame[y1:y2, x1:x2]))
+            found.boxes = found.boxes + np.array([x1, y1, x1, y1], np.float32)
+            parts.append(found)
+            views.append(np.full(len(found), view, np.int64))
+            cut.append(cut_by_border(found.boxes, window, (height, width)))
+        merged = Detections(
+            boxes=np.concatenate([part.boxes for part in parts]),
+            scores=np.concatenate([part.scores for part in parts]),
+            class_ids=np.concatenate([part.class_ids for part in parts]),
+            class_scores=np.concatenate([part.class_scores for part in parts]),
+        )
+        kept = merge_views(
+            merged.boxes, merged.scores, merged.class_ids, np.concatenate(views), np.concatenate(cut),
+            self.nms_threshold,
+        )  # fmt: skip
+        return merged.select(kept)
+
     def describe(self) -> dict[str, Any]:
         """Name, settings and weights hash (for shard metadata)."""
         return {
@@ -346,6 +390,7 @@ class YoloxDetector:
             "confidence_threshold": self.confidence_threshold,
             "nms_threshold": self.nms_threshold,
             "input_size": self.input_size,
+            **({"tiles": self.tiles, "tile_fraction": self.tile_fraction} if self.tiles > 1 else {}),
         }
 
     def __repr__(self) -> str:

@@ -1,16 +1,20 @@
-"""Per-object motion features: dense optical flow inside each box, and box velocity.
+"""Per-object motion features: dense optical flow inside each box, and tracked box velocity.
 
 Motion is where most UCSD-style anomalies show (bikers, skaters and carts move faster
 than walkers), and a detector's boxes alone do not say how fast anything moves.
 
-The features are stateful per video: they compare each frame with the one before, so
-call :meth:`MotionFeatures.reset` before each video. On the first frame of a video
-(nothing to compare with) every column is 0.
+The features are stateful per video (the flow compares each frame with the one before,
+the tracker links boxes across frames), so call :meth:`MotionFeatures.reset` before each
+video. The flow comes from :mod:`.optical_flow` (DIS at full resolution by default); the
+first frame of a video takes the flow towards the second when extracted through
+:meth:`anograph.extraction.features.extractor.NodeFeatureExtractor.push`, and is 0 when
+there is no later frame (or through the frame-at-a-time :meth:`MotionFeatures.features`).
 
-Columns, in order (``n_orientation_bins = 8`` gives 17 columns). Speeds are in pixels per
-frame divided by the object's box height in pixels, so that a far (small) object and a
-near (large) one moving at the same real speed get similar values under perspective,
-except the last three, which divide by the frame height instead:
+Columns, in order (``n_orientation_bins = 8`` gives 21 columns). The ``motion`` group's
+speeds are in pixels per frame divided by the object's box height in pixels, so that a
+far (small) object and a near (large) one moving at the same real speed get similar
+values under perspective; the ``frame_flow`` and ``track`` groups divide by the frame
+height instead:
 
 ==========================  ====================================================================
 column                      meaning
@@ -23,74 +27,77 @@ column                      meaning
                             in image coordinates), summed and divided by the box's pixel count and
                             its height; the bins add up to ``flow_magnitude``
 ``velocity_x``              box-centre displacement from its matched box in the previous frame,
-                            horizontal, / height; 0 when unmatched
+                            horizontal, / height; 0 when unmatched (:mod:`.tracks`)
 ``velocity_y``              the same, vertical (+ = downward)
-``matched``                 1 when the box was matched to one in the previous frame, else 0
+``matched``                 1 when the box continues a track of the previous frame, else 0
 ``frame_flow_dx``           ``flow_dx``, ``flow_dy`` and ``flow_magnitude`` divided by the frame
-``frame_flow_dy``           height instead of the box height: plain image-plane speed. On Ped2 this
-``frame_flow_magnitude``    ranks bikers and carts better than the perspective-corrected columns
-                            (measured on the Ped2 test labels, see the README), as fast objects'
-                            box heights are noisy
+``frame_flow_dy``           height instead of the box height: plain image-plane speed, which does
+``frame_flow_magnitude``    not inherit the noise of fast objects' box heights
+``track_velocity_x``        the track's mean box-centre displacement over its last ``track_window``
+``track_velocity_y``        frames, horizontal and vertical, / frame height; 0 for a new track
+``track_speed``             the track's mean box-centre speed over the same frames / frame height
+``track_steps``             how many displacements those means average (0 .. ``track_window``)
 ==========================  ====================================================================
-
-Optical flow is OpenCV's Farneback dense flow between the previous and the current grey
-frame, computed at ``flow_scale`` of the frame size for speed (at 0.5, Ped2 flow costs
-about 5 ms a frame instead of 27 ms, with near-identical box averages) and rescaled to
-full-frame pixels. Box matching is a minimum-cost assignment (Hungarian algorithm,
-``scipy.optimize.linear_sum_assignment``) of box centres to the previous frame's box
-centres, with cost = centre distance / current box height; pairs costing more than
-``max_match_distance`` stay unmatched.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import cv2
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from anograph.errors import InputError
+from anograph.extraction.features.optical_flow import FrameFlow, OpticalFlow, box_pixel_bounds
+from anograph.extraction.features.tracks import BoxTracker, TrackStep
 
-# Farneback settings at the flow resolution: 3-level pyramid, 9 px window, OpenCV's standard polynomial.
-FARNEBACK_PARAMETERS = {
-    "pyr_scale": 0.5,
-    "levels": 3,
-    "winsize": 9,
-    "iterations": 3,
-    "poly_n": 5,
-    "poly_sigma": 1.2,
-    "flags": 0,
-}
+FRAME_FLOW_WIDTH = 3
+TRACK_WIDTH = 4
 
 
 class MotionFeatures:
-    """Optical-flow and box-velocity features of each object (see the module docstring).
+    """Optical-flow and tracked-velocity features of each object (see the module docstring).
 
     Parameters
     ----------
+    flow_method:
+        ``"dis"`` (default) or ``"farneback"`` (:class:`OpticalFlow`).
+    flow_preset:
+        DIS preset ``"ultrafast"``, ``"fast"`` or ``"medium"`` (default).
     flow_scale:
-        Frame size factor at which the flow is computed. Default 0.5.
+        Frame size factor at which the flow is computed; ``None`` (default): 1.0 for DIS,
+        0.5 for Farneback.
     max_match_distance:
-        Largest centre displacement, in current box heights, for a box to be matched to
-        one of the previous frame. Default 1.0.
+        Largest centre displacement, in current box heights, for a box to continue a
+        track of the previous frame. Default 1.0.
     n_orientation_bins:
         Number of flow-direction histogram bins. Default 8 (45 degrees each).
+    track_window:
+        How many of a track's latest frames the ``track_*`` columns average. Default 5.
     """
 
     def __init__(
-        self, flow_scale: float = 0.5, max_match_distance: float = 1.0, n_orientation_bins: int = 8
+        self,
+        flow_scale: float | None = None,
+        max_match_distance: float = 1.0,
+        n_orientation_bins: int = 8,
+        flow_method: str = "dis",
+        flow_preset: str = "medium",
+        track_window: int = 5,
     ) -> None:
-        if not 0.0 < flow_scale <= 1.0:
-            raise InputError(None, f"flow_scale must be in (0, 1], got {flow_scale}")
-        if max_match_distance <= 0:
-            raise InputError(None, f"max_match_distance must be positive, got {max_match_distance}")
         if n_orientation_bins < 1:
             raise InputError(None, f"n_orientation_bins must be at least 1, got {n_orientation_bins}")
-        self.flow_scale = float(flow_scale)
-        self.max_match_distance = float(max_match_distance)
+        self.optical_flow = OpticalFlow(flow_method, flow_preset, flow_scale)
+        self.tracker = BoxTracker(max_match_distance, track_window)
         self.n_orientation_bins = int(n_orientation_bins)
         self.reset()
+
+    @property
+    def flow_scale(self) -> float:
+        return self.optical_flow.scale
+
+    @property
+    def max_match_distance(self) -> float:
+        return self.tracker.max_match_distance
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -99,7 +106,8 @@ class MotionFeatures:
         return (
             "flow_dx", "flow_dy", "flow_magnitude", *bins, "velocity_x", "velocity_y", "matched",
             "frame_flow_dx", "frame_flow_dy", "frame_flow_magnitude",
-        )
+            "track_velocity_x", "track_velocity_y", "track_speed", "track_steps",
+        )  # fmt: skip
 
     @property
     def width(self) -> int:
@@ -107,101 +115,79 @@ class MotionFeatures:
 
     @property
     def groups(self) -> list[tuple[str, int]]:
-        """Feature groups of the columns: ``motion`` (box-height units), then ``frame_flow`` (3)."""
-        return [("motion", self.width - 3), ("frame_flow", 3)]
+        """Feature groups of the columns: ``motion`` (box-height units), ``frame_flow`` (3), ``track`` (4)."""
+        return [
+            ("motion", self.width - FRAME_FLOW_WIDTH - TRACK_WIDTH),
+            ("frame_flow", FRAME_FLOW_WIDTH),
+            ("track", TRACK_WIDTH),
+        ]
 
     def reset(self) -> None:
-        """Forget the previous frame and its boxes (call before each video)."""
+        """Forget the previous frame and every track (call before each video)."""
         self._previous_grey: np.ndarray | None = None
-        self._previous_centres = np.zeros((0, 2), np.float32)
+        self.tracker.reset()
 
-    def _grey(self, frame: np.ndarray) -> np.ndarray:
-        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-        if self.flow_scale == 1.0:
-            return grey
-        height, width = grey.shape
-        size = (max(8, round(width * self.flow_scale)), max(8, round(height * self.flow_scale)))
-        return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-
-    def _flow_columns(
-        self, flow: np.ndarray, boxes: np.ndarray, heights: np.ndarray, frame_shape: tuple[int, int]
-    ) -> np.ndarray:
-        """Mean flow, magnitude and orientation histogram inside each box, / box height."""
-        flow_height, flow_width = flow.shape[:2]
-        scale_x, scale_y = flow_width / frame_shape[1], flow_height / frame_shape[0]
-        # Flow is in flow-grid pixels; convert to full-frame pixels per axis.
-        flow = flow / np.array([scale_x, scale_y], np.float32)
-        magnitude, angle = cv2.cartToPolar(flow[..., 0], flow[..., 1])
+    def flow_columns(self, frame_flow: FrameFlow, boxes: np.ndarray) -> np.ndarray:
+        """Mean flow, magnitude and orientation histogram inside each box, in pixels per frame."""
         bin_width = 2 * np.pi / self.n_orientation_bins
-        orientation_bin = np.rint(angle / bin_width).astype(np.int64) % self.n_orientation_bins
         columns = np.zeros((len(boxes), 3 + self.n_orientation_bins), np.float32)
-        for index, (x1, y1, x2, y2) in enumerate(boxes):
-            left = int(np.clip(np.floor(x1 * scale_x), 0, flow_width - 1))
-            top = int(np.clip(np.floor(y1 * scale_y), 0, flow_height - 1))
-            right = int(np.clip(np.ceil(x2 * scale_x), left + 1, flow_width))
-            bottom = int(np.clip(np.ceil(y2 * scale_y), top + 1, flow_height))
-            region_flow = flow[top:bottom, left:right].reshape(-1, 2)
-            region_magnitude = magnitude[top:bottom, left:right].ravel()
+        for index, box in enumerate(boxes):
+            top, bottom, left, right = box_pixel_bounds(box, frame_flow.shape)
+            region_flow = frame_flow.flow[top:bottom, left:right].reshape(-1, 2)
+            region_magnitude = frame_flow.magnitude[top:bottom, left:right].ravel()
+            region_bin = np.rint(frame_flow.angle[top:bottom, left:right].ravel() / bin_width).astype(np.int64)
             histogram = np.bincount(
-                orientation_bin[top:bottom, left:right].ravel(),
-                weights=region_magnitude,
-                minlength=self.n_orientation_bins,
-            ) / len(region_magnitude)
+                region_bin % self.n_orientation_bins, weights=region_magnitude, minlength=self.n_orientation_bins
+            )
             columns[index, :2] = region_flow.mean(axis=0)
             columns[index, 2] = region_magnitude.mean()
-            columns[index, 3:] = histogram
-        return columns / heights[:, None]
-
-    def _velocity_columns(self, centres: np.ndarray, heights: np.ndarray) -> np.ndarray:
-        """Velocity of each box from its Hungarian match in the previous frame, / box height."""
-        columns = np.zeros((len(centres), 3), np.float32)
-        previous = self._previous_centres
-        if len(centres) == 0 or len(previous) == 0:
-            return columns
-        displacement = centres[:, None, :] - previous[None, :, :]
-        cost = np.linalg.norm(displacement, axis=2) / heights[:, None]
-        rows, cols = linear_sum_assignment(cost)
-        accepted = cost[rows, cols] <= self.max_match_distance
-        rows, cols = rows[accepted], cols[accepted]
-        columns[rows, :2] = displacement[rows, cols] / heights[rows, None]
-        columns[rows, 2] = 1.0
+            columns[index, 3:] = histogram / len(region_magnitude)
         return columns
+
+    def columns(
+        self, frame_flow: FrameFlow | None, boxes: np.ndarray, frame_height: int, track: TrackStep
+    ) -> np.ndarray:
+        """The ``(n, width)`` columns of ``boxes`` from a frame's flow (``None``: no flow) and tracker step."""
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        heights = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
+        result = np.zeros((len(boxes), self.width), np.float32)
+        n_flow = 3 + self.n_orientation_bins
+        if frame_flow is not None and len(boxes):
+            pixels = self.flow_columns(frame_flow, boxes)
+            result[:, :n_flow] = pixels / heights[:, None]
+            result[:, n_flow + 3 : n_flow + 6] = pixels[:, :3] / frame_height
+        result[:, n_flow : n_flow + 2] = track.velocity / heights[:, None]
+        result[:, n_flow + 2] = track.matched
+        track_start = n_flow + 6
+        result[:, track_start : track_start + 2] = track.mean_velocity / frame_height
+        result[:, track_start + 2] = track.mean_speed / frame_height
+        result[:, track_start + 3] = track.steps
+        return result
 
     def features(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Motion features ``(n, width)`` float32 of the ``(n, 4)`` xyxy pixel ``boxes`` in ``frame``.
 
-        Call once per frame, in order: the frame and boxes are remembered for the next call.
+        Frame-at-a-time: call once per frame, in order; the first frame's flow columns are 0.
         """
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        grey = self._grey(frame)
-        heights = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
-        centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1)
-        result = np.zeros((len(boxes), self.width), np.float32)
-        previous_grey = self._previous_grey
-        if len(boxes) and previous_grey is not None and previous_grey.shape == grey.shape:
-            flow = cv2.calcOpticalFlowFarneback(previous_grey, grey, None, **FARNEBACK_PARAMETERS)
-            result[:, : 3 + self.n_orientation_bins] = self._flow_columns(
-                flow, boxes, heights, frame.shape[:2]
-            )
-            velocity_end = 3 + self.n_orientation_bins + 3
-            result[:, 3 + self.n_orientation_bins : velocity_end] = self._velocity_columns(centres, heights)
-            # The same flow means in frame-height units: speed without the perspective correction.
-            result[:, velocity_end:] = result[:, :3] * (heights / frame.shape[0])[:, None]
+        grey = self.optical_flow.grey(frame)
+        frame_flow = None
+        previous = self._previous_grey
+        if len(boxes) and previous is not None and previous.shape == grey.shape:
+            frame_flow = self.optical_flow.frame_flow(self.optical_flow.at_current(previous, grey, frame.shape[:2]))
         self._previous_grey = grey
-        self._previous_centres = centres.astype(np.float32)
-        return result
+        return self.columns(frame_flow, boxes, frame.shape[0], self.tracker.update(boxes))
 
     def describe(self) -> dict[str, Any]:
         """Settings, for shard metadata."""
         return {
             "columns": list(self.column_names),
             "groups": [list(group) for group in self.groups],
-            "flow": "opencv-farneback",
-            "flow_scale": self.flow_scale,
-            "farneback": dict(FARNEBACK_PARAMETERS),
-            "max_match_distance": self.max_match_distance,
-            "speed_unit": "pixels per frame / box height; frame_flow_*: / frame height",
+            "flow": self.optical_flow.describe(),
+            "max_match_distance": self.tracker.max_match_distance,
+            "track_window": self.tracker.window,
+            "speed_unit": "motion: pixels per frame / box height; frame_flow_*, track_*: / frame height",
         }
 
     def __repr__(self) -> str:
-        return f"MotionFeatures(flow_scale={self.flow_scale}, max_match_distance={self.max_match_distance})"
+        return f"MotionFeatures(optical_flow={self.optical_flow!r}, tracker={self.tracker!r})"

@@ -1,0 +1,189 @@
+"""Dense optical flow between consecutive frames, computed once per frame and shared.
+
+Every motion-based part of the node features (the ``motion`` columns, the ``flow_stats``
+columns and the motion-blob objects of :mod:`.motion_boxes`) reads the same
+:class:`FrameFlow`, so the flow costs one computation per frame however many parts use it.
+
+Two methods:
+
+* ``"dis"`` (default): OpenCV's Dense Inverse Search flow
+  (``cv2.DISOpticalFlow_create``) at one of its presets ``"ultrafast"``, ``"fast"`` or
+  ``"medium"`` (default), at full frame resolution;
+* ``"farneback"``: OpenCV's Farneback polynomial-expansion flow, by default at half the
+  frame size (its cost grows quickly with resolution), rescaled to full-frame pixels.
+
+Convention: the flow of frame ``t`` is given *at frame t's own pixels*, in full-frame pixels
+per frame, forward in time: ``flow[y, x]`` is how far the content now at ``(x, y)`` moved
+since the previous frame. It is computed as the negated backward flow ``-flow(t -> t-1)``,
+so a box of frame ``t`` reads the flow of what is inside it in frame ``t``. The first frame
+of a video has no previous frame; it takes the forward flow ``flow(0 -> 1)`` instead, which
+is at frame 0's pixels too (see :class:`anograph.extraction.features.extractor.NodeFeatureExtractor.push`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from anograph.errors import InputError
+
+FLOW_METHODS = ("dis", "farneback")
+DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+# Farneback settings at the flow resolution: 3-level pyramid, 9 px window, OpenCV's standard polynomial.
+FARNEBACK_PARAMETERS = {
+    "pyr_scale": 0.5,
+    "levels": 3,
+    "winsize": 9,
+    "iterations": 3,
+    "poly_n": 5,
+    "poly_sigma": 1.2,
+    "flags": 0,
+}
+DEFAULT_MIN_MOVING_MAGNITUDE = 0.5
+MOVING_MEDIAN_FACTOR = 2.0
+
+
+class OpticalFlow:
+    """Dense optical flow settings and computation (see the module docstring).
+
+    Parameters
+    ----------
+    method:
+        ``"dis"`` (default) or ``"farneback"``.
+    preset:
+        DIS preset: ``"ultrafast"``, ``"fast"`` or ``"medium"`` (default). Ignored by Farneback.
+    scale:
+        Frame size factor at which the flow is computed; ``None`` (default) means 1.0 for
+        DIS and 0.5 for Farneback. The result is always resized to the full frame.
+    min_moving_magnitude:
+        Smallest flow magnitude, in full-frame pixels per frame, of a moving pixel
+        (:attr:`FrameFlow.moving_threshold`). Default 0.5.
+    """
+
+    def __init__(
+        self,
+        method: str = "dis",
+        preset: str = "medium",
+        scale: float | None = None,
+        min_moving_magnitude: float = DEFAULT_MIN_MOVING_MAGNITUDE,
+    ) -> None:
+        if method not in FLOW_METHODS:
+            raise InputError(None, f"unknown flow method {method!r}; choose from {', '.join(FLOW_METHODS)}")
+        if preset not in DIS_PRESETS:
+            raise InputError(None, f"unknown DIS preset {preset!r}; choose from {', '.join(DIS_PRESETS)}")
+        if scale is None:
+            scale = 1.0 if method == "dis" else 0.5
+        if not 0.0 < scale <= 1.0:
+            raise InputError(None, f"flow scale must be in (0, 1], got {scale}")
+        self.method = method
+        self.preset = preset
+        if min_moving_magnitude < 0:
+            raise InputError(None, f"min_moving_magnitude must not be negative, got {min_moving_magnitude}")
+        self.scale = float(scale)
+        self.min_moving_magnitude = float(min_moving_magnitude)
+        self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset]) if method == "dis" else None
+
+    def grey(self, frame: np.ndarray) -> np.ndarray:
+        """The frame as the flow method reads it: grey, resized to ``scale``."""
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+        if self.scale == 1.0:
+            return np.ascontiguousarray(grey)
+        height, width = grey.shape
+        size = (max(8, round(width * self.scale)), max(8, round(height * self.scale)))
+        return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+    def forward(self, source: np.ndarray, target: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:
+        """Flow ``(H, W, 2)`` float32 from grey ``source`` to ``target``, at ``source``'s pixels.
+
+        ``frame_shape`` is the full frame's ``(H, W)``: the flow is resized to it and its
+        vectors expressed in full-frame pixels.
+        """
+        if self._dis is not None:
+            flow = self._dis.calc(source, target, None)
+        else:
+            flow = cv2.calcOpticalFlowFarneback(source, target, None, **FARNEBACK_PARAMETERS)
+        height, width = frame_shape
+        if flow.shape[:2] != (height, width):
+            factors = np.array([width / flow.shape[1], height / flow.shape[0]], np.float32)
+            flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) * factors
+        return np.ascontiguousarray(flow, dtype=np.float32)
+
+    def at_current(self, previous: np.ndarray, current: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:
+        """Forward-in-time flow at the ``current`` frame's pixels: ``-flow(current -> previous)``."""
+        return -self.forward(current, previous, frame_shape)
+
+    def frame_flow(self, flow: np.ndarray) -> FrameFlow:
+        """The :class:`FrameFlow` of a flow field, with this flow's moving threshold."""
+        return FrameFlow.of(flow, self.min_moving_magnitude)
+
+    def describe(self) -> dict[str, Any]:
+        """Settings, for shard metadata."""
+        settings: dict[str, Any] = {
+            "method": f"opencv-{self.method}",
+            "scale": self.scale,
+            "min_moving_magnitude": self.min_moving_magnitude,
+        }
+        if self.method == "dis":
+            settings["preset"] = self.preset
+        else:
+            settings["farneback"] = dict(FARNEBACK_PARAMETERS)
+        settings["convention"] = "at the frame's own pixels, -flow(t -> t-1); frame 0: flow(0 -> 1)"
+        return settings
+
+    def __repr__(self) -> str:
+        return f"OpticalFlow(method={self.method!r}, preset={self.preset!r}, scale={self.scale})"
+
+
+@dataclass
+class FrameFlow:
+    """One frame's flow field and what every consumer derives from it.
+
+    Attributes
+    ----------
+    flow:
+        ``(H, W, 2)`` float32, full-frame pixels per frame (x right, y down).
+    magnitude, angle:
+        ``(H, W)`` float32 flow length and direction in radians, ``[0, 2 pi)``, 0 = rightward,
+        pi / 2 = downward.
+    moving_threshold:
+        Magnitude above which a pixel counts as moving: ``max(min_moving_magnitude,
+        2 x the frame's median magnitude)``. Most of a fixed-camera frame is static
+        background, so the median is the background's flow noise level; the floor keeps
+        sub-pixel noise of a perfectly still frame from counting.
+    moving:
+        ``(H, W)`` bool, ``magnitude > moving_threshold``.
+    """
+
+    flow: np.ndarray
+    magnitude: np.ndarray
+    angle: np.ndarray
+    moving_threshold: float
+    moving: np.ndarray
+
+    @classmethod
+    def of(cls, flow: np.ndarray, min_moving_magnitude: float = DEFAULT_MIN_MOVING_MAGNITUDE) -> FrameFlow:
+        magnitude, angle = cv2.cartToPolar(flow[..., 0], flow[..., 1])
+        threshold = max(float(min_moving_magnitude), MOVING_MEDIAN_FACTOR * float(np.median(magnitude)))
+        return cls(flow, magnitude, angle, threshold, magnitude > threshold)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.magnitude.shape[:2]
+
+
+def box_pixel_bounds(box: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Integer ``(top, bottom, left, right)`` pixel range of an xyxy box, at least one pixel, inside ``shape``."""
+    height, width = shape
+    x1, y1, x2, y2 = (float(value) for value in box)
+    left = int(np.clip(np.floor(x1), 0, width - 1))
+    top = int(np.clip(np.floor(y1), 0, height - 1))
+    right = int(np.clip(np.ceil(x2), left + 1, width))
+    bottom = int(np.clip(np.ceil(y2), top + 1, height))
+    return top, bottom, left, right
