@@ -41,7 +41,7 @@ import torch
 
 from anograph.errors import InputError, VideoReadError
 from anograph.extraction.detectors.base import Detector
-from anograph.extraction.features.extractor import NodeFeatureExtractor
+from anograph.extraction.features.extractor import FrameObjects, NodeFeatureExtractor
 from anograph.graph.windows import CentreRows, SlidingWindowGraph
 from anograph.io.video import open_video
 from anograph.models.estimator import AnoGraph
@@ -378,16 +378,23 @@ def run_stream(frames: Iterator[np.ndarray], detector: Detector, extractor: Node
             if on_alert is not None:
                 on_alert(alert)
 
+    def score_ready(ready: list[FrameObjects]) -> None:
+        nonlocal max_held
+        for objects in ready:
+            tock, cpu_tock = time.perf_counter(), time.process_time()
+            result = scorer.push(objects.detections.boxes, objects.detections.class_ids, objects.features)
+            scoring.add(time.perf_counter() - tock, time.process_time() - cpu_tock)
+            max_held = max(max_held, scorer.frames_held)
+            deliver(*result)
+
+    # push() holds a video's first frame until the second arrives (its flow comes from the
+    # next frame), and adds motion-blob objects: live rows then equal offline extraction's.
     for frame in frames:
         tick, cpu_tick = time.perf_counter(), time.process_time()
-        detections = detector.detect(frame)
-        features = extractor.features(frame, detections)
-        tock, cpu_tock = time.perf_counter(), time.process_time()
-        result = scorer.push(detections.boxes, detections.class_ids, features)
-        detection.add(tock - tick, cpu_tock - cpu_tick)
-        scoring.add(time.perf_counter() - tock, time.process_time() - cpu_tock)
-        max_held = max(max_held, scorer.frames_held)
-        deliver(*result)
+        ready = extractor.push(frame, detector.detect(frame))
+        detection.add(time.perf_counter() - tick, time.process_time() - cpu_tick)
+        score_ready(ready)
+    score_ready(extractor.finish())
     deliver(*scorer.finish())
     return StreamReport(frames=detection.count, alerts=n_alerts, detection=detection.summary(),
                         scoring=scoring.summary(), latency_frames=scorer.latency_frames,

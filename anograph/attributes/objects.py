@@ -1,0 +1,114 @@
+"""The per-object attributes the densities read, cut from a shard's feature columns by name.
+
+A shard stores one feature vector per object in named groups (see
+:class:`anograph.extraction.features.layout.FeatureLayout`). The attribute densities need
+only a few of them, in physical units: the box flow statistics (``flow_stats``), the class
+scores (``class``), the appearance vector (``appearance``) and the box geometry. This module
+cuts those out once per video, so densities and pseudo-anomalies work on small named arrays
+and never on column offsets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from anograph.errors import InputError
+from anograph.io.shards import VideoFeatures
+
+#: Columns of the ``flow_stats`` group the densities use, by position in the group
+#: (:mod:`anograph.extraction.features.flow_stats`).
+FLOW_MEAN, FLOW_P50, FLOW_P90, MOVING_DX, MOVING_DY, MOVING_MAGNITUDE, MOVING_FRACTION = range(7)
+ORIENTATION_START = 7
+
+
+@dataclass(frozen=True)
+class ObjectAttributes:
+    """One video's objects as the attribute densities see them.
+
+    Attributes
+    ----------
+    video:
+        The video's name.
+    frames:
+        ``(n,)`` 0-based frame index of each object (non-decreasing).
+    n_frames:
+        Frames in the video, objects or not.
+    centres, sizes:
+        ``(n, 2)`` box centre ``(x, y)`` and ``(width, height)``, in frame heights, so that
+        distances and speeds share one unit whatever the frame's aspect ratio.
+    flow:
+        ``(n, k)`` the ``flow_stats`` group (speeds in frame heights per frame).
+    class_scores:
+        ``(n, c)`` the detector's per-class scores (all zero for motion-blob objects).
+    appearance:
+        ``(n, d)`` the appearance vector, or ``None`` where the shard has none.
+    """
+
+    video: str
+    frames: np.ndarray
+    n_frames: int
+    centres: np.ndarray
+    sizes: np.ndarray
+    flow: np.ndarray
+    class_scores: np.ndarray
+    appearance: np.ndarray | None
+
+    def __len__(self) -> int:
+        return int(len(self.frames))
+
+    @property
+    def velocity(self) -> np.ndarray:
+        """``(n, 2)`` mean flow of the object's moving pixels, frame heights per frame."""
+        return self.flow[:, [MOVING_DX, MOVING_DY]]
+
+    def with_changes(self, **changes: np.ndarray) -> ObjectAttributes:
+        """A copy with some arrays replaced (the pseudo-anomaly generators use this)."""
+        return replace(self, **changes)
+
+    def rows(self, keep: np.ndarray) -> ObjectAttributes:
+        """The objects selected by the boolean mask or index array ``keep``."""
+        return replace(
+            self, frames=self.frames[keep], centres=self.centres[keep], sizes=self.sizes[keep],
+            flow=self.flow[keep], class_scores=self.class_scores[keep],
+            appearance=None if self.appearance is None else self.appearance[keep],
+        )
+
+
+REQUIRED_GROUPS = ("flow_stats", "class")
+
+
+def object_attributes(video: VideoFeatures) -> ObjectAttributes:
+    """Cut a shard's objects into :class:`ObjectAttributes`.
+
+    Raises
+    ------
+    InputError
+        When the shard lacks the ``flow_stats`` or ``class`` group (extracted without
+        motion statistics: re-extract with the default feature groups).
+    """
+    layout = video.metadata.feature_layout
+    missing = [group for group in REQUIRED_GROUPS if group not in layout.names]
+    if missing:
+        raise InputError(
+            video.metadata.source or None,
+            f"video {video.metadata.video!r} has no feature group(s) {missing}, which the attribute "
+            "scorer needs; extract it again with the default feature groups",
+        )
+    features = video.features.astype(np.float32, copy=False)
+    height = float(video.metadata.height) or 1.0
+    boxes = video.boxes.astype(np.float32)
+    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1) / height
+    sizes = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=1) / height
+    appearance = features[:, layout.slice("appearance")] if "appearance" in layout.names else None
+    return ObjectAttributes(
+        video=video.metadata.video,
+        frames=video.frames.astype(np.int64),
+        n_frames=int(video.metadata.n_frames),
+        centres=centres,
+        sizes=sizes,
+        flow=features[:, layout.slice("flow_stats")],
+        class_scores=features[:, layout.slice("class")],
+        appearance=appearance,
+    )

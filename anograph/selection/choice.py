@@ -1,0 +1,141 @@
+"""Choose a dataset's attribute ensemble from its normal footage (the protocol the report shows).
+
+1. **Velocity variant.** Each variant of the velocity density (speed alone; with direction;
+   position-aware; both) is validated on the motion pseudo-anomalies (``speed``, ``reverse``),
+   and the one with the highest mean frame AUC is kept. Position-aware densities suit strong
+   perspective and fixed lanes, and cost accuracy where speed means the same everywhere;
+   the footage decides which holds.
+2. **Attributes.** Every non-empty combination of the available attributes (that velocity,
+   ``class`` where the detector has classes, ``appearance`` where the shards have it,
+   ``interaction``) is validated on every applicable pseudo-anomaly kind, and the combination
+   with the highest mean frame AUC over the kinds wins; ties go to fewer attributes. An
+   attribute no pseudo-anomaly speaks for is kept only if it does not cost the others.
+
+Every figure is a held-out frame AUC on the training videos (:mod:`.validation`); the test
+set is never read.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from anograph.attributes.densities import ClassRarity, make_density
+from anograph.attributes.ensemble import MAX_FOLDS, AttributeEnsemble, HeldOutFits, held_out_parts
+from anograph.attributes.objects import ObjectAttributes
+from anograph.selection.pseudo_anomalies import MOTION_KINDS, applicable_kinds
+from anograph.selection.validation import ValidationScores
+
+#: The velocity variants tried in step 1, simplest first (ties go to the earlier one).
+VELOCITY_VARIANTS = (
+    {"direction": False, "position_aware": False},
+    {"direction": True, "position_aware": False},
+    {"direction": False, "position_aware": True},
+    {"direction": True, "position_aware": True},
+)
+
+
+@dataclass
+class CandidateResult:
+    """One validated candidate: its attributes and its frame AUC per pseudo-anomaly kind."""
+
+    attributes: list[tuple[str, dict[str, Any]]]
+    labels: list[str]
+    aucs: dict[str, float]
+    step: str
+
+    @property
+    def mean_auc(self) -> float:
+        values = [value for value in self.aucs.values() if np.isfinite(value)]
+        return float(np.mean(values)) if values else float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "attributes": self.labels, "aucs": self.aucs, "mean_auc": self.mean_auc}
+
+
+@dataclass
+class Selection:
+    """The outcome of :func:`select_attributes`: the chosen ensemble (fitted) and every candidate."""
+
+    ensemble: AttributeEnsemble
+    chosen: CandidateResult
+    candidates: list[CandidateResult]
+    kinds: list[str]
+    n_folds: int
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "protocol": "held-out pseudo-anomaly frame AUC on the training videos (anograph.selection)",
+            "kinds": self.kinds,
+            "n_folds": self.n_folds,
+            "chosen": self.chosen.to_json(),
+            "candidates": [candidate.to_json() for candidate in self.candidates],
+            "notes": self.notes,
+        }
+
+
+def _best(results: Sequence[CandidateResult]) -> CandidateResult:
+    # Highest mean AUC; among equals (to 1e-4) the one listed first (the simpler).
+    best = results[0]
+    for result in results[1:]:
+        if result.mean_auc > best.mean_auc + 1e-4:
+            best = result
+    return best
+
+
+def select_attributes(videos: Sequence[ObjectAttributes], seed: int = 0, max_folds: int = MAX_FOLDS) -> Selection:
+    """Validate the candidates on pseudo-anomalies of ``videos`` and fit the winner on all of them."""
+    videos = [video for video in videos if len(video)]
+    folds = held_out_parts(videos, max_folds)
+    kinds = applicable_kinds(videos)
+    scores = ValidationScores(folds, kinds, seed=seed)
+    fits: list[HeldOutFits] = []
+    specs: list[tuple[str, dict[str, Any]]] = []
+    notes: list[str] = []
+
+    def add(name: str, config: dict[str, Any]) -> int:
+        fit = HeldOutFits(lambda: make_density(name, config), folds)
+        if not fit.held_out:
+            notes.append("one training part only: validation and calibration are in-sample")
+        fits.append(fit)
+        specs.append((name, config))
+        scores.add(len(fits) - 1, fit)
+        return len(fits) - 1
+
+    candidates: list[CandidateResult] = []
+    velocity_results = []
+    for variant in VELOCITY_VARIANTS:
+        key = add("velocity", dict(variant, seed=seed))
+        result = CandidateResult([specs[key]], [fits[key].models[0].label],
+                                 {kind: scores.auc([key], kind) for kind in MOTION_KINDS}, "velocity variant")
+        velocity_results.append((key, result))
+    candidates += [result for _, result in velocity_results]
+    velocity_key = next(key for key, result in velocity_results if result is _best([r for _, r in velocity_results]))
+
+    pool = [velocity_key]
+    class_fit = ClassRarity().fit(videos)
+    if class_fit.informative:
+        pool.append(add("class", {}))
+    else:
+        notes.append("class: the detector has one class column, so class rarity is left out")
+    if all(video.appearance is not None for video in videos):
+        pool.append(add("appearance", {"seed": seed}))
+    pool.append(add("interaction", {"seed": seed}))
+
+    combinations = []
+    for size in range(1, len(pool) + 1):
+        for keys in itertools.combinations(pool, size):
+            result = CandidateResult([specs[key] for key in keys], [fits[key].models[0].label for key in keys],
+                                     {kind: scores.auc(list(keys), kind) for kind in kinds}, "attributes")
+            combinations.append((keys, result))
+    candidates += [result for _, result in combinations]
+    chosen_keys, chosen = next((keys, result) for keys, result in combinations
+                               if result is _best([r for _, r in combinations]))
+    ensemble = AttributeEnsemble([specs[key] for key in chosen_keys], max_folds=max_folds)
+    ensemble.fit(videos, held_out={position: fits[key] for position, key in enumerate(chosen_keys)})
+    return Selection(ensemble, chosen, candidates, kinds, len(folds), sorted(set(notes)))
