@@ -33,7 +33,7 @@ import scipy.sparse as sparse
 import torch
 
 from anograph.errors import InputError
-from anograph.graph.build import GraphConfig, _row_softmax, build_video_graph, spatial_block, unit_rows
+from anograph.graph.build import GraphConfig, row_softmax, build_video_graph, spatial_block, unit_rows
 
 # Query rows per chunk in kNN: keeps the (chunk, bank) distance matrix around 100-200 MB.
 KNN_QUERY_CHUNK = 1024
@@ -121,7 +121,7 @@ class SlidingWindowGraph:
             # temporal_block(a, b) and temporal_block(b, a) from one product of unit rows.
             cosine = previous.features @ frame.features.T
             if cosine.size:
-                previous.forward, frame.backward = _row_softmax(cosine), _row_softmax(cosine.T)
+                previous.forward, frame.backward = row_softmax(cosine), row_softmax(cosine.T)
             else:
                 previous.forward, frame.backward = cosine, cosine.T
         self._frames.append(frame)
