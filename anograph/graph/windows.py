@@ -33,7 +33,7 @@ import scipy.sparse as sparse
 import torch
 
 from anograph.errors import InputError
-from anograph.graph.build import GraphConfig, row_softmax, build_video_graph, spatial_block, unit_rows
+from anograph.graph.build import GraphConfig, build_video_graph, row_softmax, spatial_block, unit_rows
 
 # Query rows per chunk in kNN: keeps the (chunk, bank) distance matrix around 100-200 MB.
 KNN_QUERY_CHUNK = 1024
