@@ -34,6 +34,7 @@ import torch
 
 from anograph.errors import InputError
 from anograph.graph.build import GraphConfig, build_video_graph, row_softmax, spatial_block, unit_rows
+from anograph.io.shards import VideoFeatures
 
 # Query rows per chunk in kNN: keeps the (chunk, bank) distance matrix around 100-200 MB.
 KNN_QUERY_CHUNK = 1024
@@ -276,6 +277,28 @@ def knn_mean_distance(
 def window_radius(window_seconds: float, fps: float) -> int:
     """Test-window half-width ``i`` in frames for ``window_seconds`` at ``fps`` (at least 1)."""
     return max(1, round(window_seconds * fps))
+
+
+def window_radius_for(
+    video_or_fps: VideoFeatures | float | None,
+    window_seconds: float,
+    default_fps: float | None = None,
+    source: object = None,
+) -> int:
+    """The test-window radius of one video: its own frame rate, else ``default_fps``.
+
+    ``video_or_fps`` is an extracted video (its ``metadata.fps``) or a frame rate (``None``
+    or 0 when unknown). Without any frame rate the window cannot be sized: an
+    :class:`InputError` naming the video's source (or ``source``) says to pass ``--fps``.
+    """
+    if isinstance(video_or_fps, VideoFeatures):
+        fps, source = video_or_fps.metadata.fps, video_or_fps.metadata.source
+    else:
+        fps = video_or_fps
+    fps = fps or default_fps
+    if not fps:
+        raise InputError(source, "frame rate unknown; pass --fps to size the test window")
+    return window_radius(window_seconds, fps)
 
 
 def frame_scores(object_scores: np.ndarray, frame_offsets: np.ndarray) -> np.ndarray:
