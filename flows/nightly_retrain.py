@@ -23,8 +23,9 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.futures import wait
 from prefect.runtime import flow_run
 
+from anograph.defaults import DEFAULT_WINDOW_SECONDS
 from anograph.errors import InputError
-from anograph.io.extraction_settings import ExtractionSettings
+from anograph.io.extraction_settings import extraction_settings
 from anograph.ops.nightly import (
     COMPARED_METRICS,
     TRAIN_SPLIT,
@@ -65,7 +66,7 @@ def nightly_retrain(
     model_options: dict[str, Any] | None = None,
     metric: str = "frame_auc_micro",
     margin: float = 0.01,
-    window_seconds: float = 1.0,
+    window_seconds: float = DEFAULT_WINDOW_SECONDS,
     default_scorer: str | None = None,
 ) -> dict[str, Any]:
     """Retrain on ``storage_root/videos/train/`` and promote if not worse on ``eval_dataset``.
@@ -79,8 +80,7 @@ def nightly_retrain(
     summary: dict[str, Any] = {"run": run, "started_at": _now(), "storage_root": storage_root,
                                "evaluation": {"dataset": eval_dataset, "root": eval_root},
                                "metric": metric, "margin": margin, "metrics_compared": list(COMPARED_METRICS)}
-    settings = ExtractionSettings(detector=detector, detector_options=detector_options or {},
-                                  appearance=appearance).to_dict()
+    settings = extraction_settings(detector, detector_options, appearance)
     fingerprint = plan_extraction(settings)
     plan = plan_night_task(storage_root, fingerprint)
 

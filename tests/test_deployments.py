@@ -22,7 +22,7 @@ from anograph.ops.registry import ModelRegistry
 
 pytestmark = pytest.mark.slow
 
-DEPLOYMENTS = {"pipeline/pipeline", "nightly-retrain/nightly-retrain", "evaluate-model/evaluate",
+DEPLOYMENTS = {"pipeline/pipeline", "nightly-retrain/nightly-retrain", "evaluate-model/evaluate-model",
                "extract-dataset/extract-dataset", "extract-features/extract-shards"}
 TINY_MODEL = {"max_epochs": 3, "hidden_channels": 8}
 MOTION = {"detector": "motion", "appearance": False}
@@ -120,8 +120,8 @@ def test_nightly_retrain_through_a_process_worker(server, data, tmp_path):
     artifact = server.artifact("nightly-retrain")
     assert artifact and "promoted" in artifact["data"] and "truncated" in artifact["data"]
 
-    # On-demand evaluation of the current version, through the `evaluate` deployment on the CPU pool.
-    evaluation = server.trigger("evaluate-model/evaluate", {
+    # On-demand evaluation of the current version, through the `evaluate-model` deployment on the CPU pool.
+    evaluation = server.trigger("evaluate-model/evaluate-model", {
         "dataset": "synthetic", "root": str(data), "storage_root": str(storage), "out": str(tmp_path / "evaluation"),
         "model_version": "current"})
     worker = server.cli("worker", "start", "--pool", "anograph-cpu", "--run-once", timeout=600)
