@@ -115,6 +115,8 @@ def test_nightly_retrain_through_a_process_worker(server, data, tmp_path):
     assert all(key.startswith(f"shards/{night['fingerprint']}/train/") for key in shards)
     assert [key.rsplit("/", 1)[1].split(".")[0] for key in shards] == ["train_000", "train_001"]
     assert 0.0 <= record.metrics["frame_auc_micro"] <= 1.0
+    # Trained as the pipeline trains: the promoted model carries its alert thresholds.
+    assert (storage / record.model_key / "frame_calibration.json").is_file()
     report = json.loads((storage / "reports" / "nightly" / night["run"] / "candidate" / "report.json").read_text())
     assert report["frame_auc_micro"] == record.metrics["frame_auc_micro"]
     artifact = server.artifact("nightly-retrain")
