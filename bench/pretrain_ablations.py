@@ -29,7 +29,7 @@ from anograph.evaluation.ablations import EDGE_VARIANTS, ablation_model_key, dis
 from anograph.io.shards import read_shard
 from anograph.io.storage import Storage
 from anograph.models.estimator import AnoGraph
-from tasks.train import new_model
+from anograph.ops.training_run import new_model
 
 
 def _options(storage: Storage, model_key: str, model_options: dict[str, Any]) -> dict[str, Any]:

@@ -15,9 +15,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from anograph.datasets.base import video_references
 from anograph.errors import AnographError, InputError
 from anograph.io.content_hash import video_content_hash
-from anograph.io.extraction_settings import ExtractionSettings, shard_key
+from anograph.io.extraction_settings import extraction_settings, shard_key
 from anograph.io.storage import Storage
 from tasks.evaluate import load_dataset_task
 from tasks.extract import plan_extraction
@@ -48,8 +49,7 @@ def extract_dataset(
     if videos_per_run < 1:
         raise ValueError(f"videos_per_run must be at least 1, got {videos_per_run}")
     data = load_dataset_task(dataset, root, fps)
-    settings = ExtractionSettings(detector=detector, detector_options=detector_options or {},
-                                  appearance=appearance).to_dict()
+    settings = extraction_settings(detector, detector_options, appearance)
     fingerprint = plan_extraction(settings)
     videos_by_split = {"train": data.train, "test": data.test}
     splits = splits or ["train", "test"]
@@ -57,7 +57,7 @@ def extract_dataset(
         raise InputError(None, f"unknown splits {sorted(unknown)}; choose from train, test")
     parameter_sets = []
     for split in splits:
-        videos = [{"name": video.name, "path": str(video.path)} for video in videos_by_split[split]]
+        videos = video_references(videos_by_split[split])
         for start in range(0, len(videos), videos_per_run):
             parameter_sets.append({"videos": videos[start:start + videos_per_run], "storage_root": storage_root,
                                    "settings": settings, "split": split, "fps": data.fps})

@@ -1,7 +1,8 @@
 """Flow: nightly retraining on the footage that arrived, promoting only a model that is not worse.
 
 One night: plan (new footage vs. the ledger and the shards) -> extract what lacks a shard
-(bad files are reported and skipped) -> retrain on every good training shard -> register the
+(bad files are reported and skipped) -> retrain on every good training shard and calibrate its
+alert thresholds (:func:`anograph.ops.training_run.train_model`, as ``flows/train.py``) -> register the
 candidate -> evaluate candidate and current model on the same fixed evaluation set ->
 promote if the candidate is not more than ``margin`` below -> ledger, summary, artifact.
 Nothing new since the current model was trained: no training at all.
@@ -22,9 +23,17 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.futures import wait
 from prefect.runtime import flow_run
 
+from anograph.defaults import DEFAULT_WINDOW_SECONDS
 from anograph.errors import InputError
-from anograph.io.extraction_settings import ExtractionSettings
-from anograph.ops.nightly import TRAIN_SPLIT, decide_promotion
+from anograph.io.extraction_settings import extraction_settings
+from anograph.ops.nightly import (
+    COMPARED_METRICS,
+    TRAIN_SPLIT,
+    compared_metrics,
+    decide_promotion,
+    reason_not_to_train,
+    training_manifest,
+)
 from flows.evaluate_model import evaluate_model
 from tasks.extract import extract_video_shard, plan_extraction
 from tasks.nightly import (
@@ -38,9 +47,7 @@ from tasks.nightly import (
     register_model,
     report_folder,
 )
-from tasks.train import build_training_graph, fit_model, load_shards, new_model
-
-COMPARED_METRICS = ("frame_auc_micro", "frame_auc_macro", "frame_auc_micro_smoothed", "frame_auc_macro_smoothed")
+from tasks.train import train_model_task
 
 
 def _now() -> str:
@@ -59,7 +66,7 @@ def nightly_retrain(
     model_options: dict[str, Any] | None = None,
     metric: str = "frame_auc_micro",
     margin: float = 0.01,
-    window_seconds: float = 1.0,
+    window_seconds: float = DEFAULT_WINDOW_SECONDS,
     default_scorer: str | None = None,
 ) -> dict[str, Any]:
     """Retrain on ``storage_root/videos/train/`` and promote if not worse on ``eval_dataset``.
@@ -73,8 +80,7 @@ def nightly_retrain(
     summary: dict[str, Any] = {"run": run, "started_at": _now(), "storage_root": storage_root,
                                "evaluation": {"dataset": eval_dataset, "root": eval_root},
                                "metric": metric, "margin": margin, "metrics_compared": list(COMPARED_METRICS)}
-    settings = ExtractionSettings(detector=detector, detector_options=detector_options or {},
-                                  appearance=appearance).to_dict()
+    settings = extraction_settings(detector, detector_options, appearance)
     fingerprint = plan_extraction(settings)
     plan = plan_night_task(storage_root, fingerprint)
 
@@ -110,25 +116,20 @@ def nightly_retrain(
         failed=failed, ignored=plan.ignored,
     )
     skipped = set(plan.still_rejected) | set(rejected) | set(failed)
-    manifest = {"fingerprint": fingerprint,
-                "shards": [plan.shards[video.name] for video in plan.footage
-                           if video.name not in skipped and video.name in plan.shards]}
+    manifest = training_manifest(plan, fingerprint, skipped)
     summary["n_training_shards"] = len(manifest["shards"])
 
     current = current_model_record(storage_root)
     summary["previous_version"] = current["version"] if current else None
     summary["promoted"] = False
-    if not manifest["shards"]:
-        summary["decision"] = "no usable training footage under videos/train/; nothing trained"
-    elif current is not None and current["training_manifest"] == manifest:
-        summary["decision"] = f"no new footage since the current model {current['version']}; nothing trained"
+    if reason := reason_not_to_train(manifest, current):
+        summary["decision"] = reason
     else:
-        # 3. Retrain on the full training set.
-        model = new_model(model_options or {})
-        graph = build_training_graph(model, load_shards(storage_root, manifest["shards"]))
-        model = fit_model(model, graph)
+        # 3. Retrain on the full training set, calibrating the alert thresholds as every served model needs.
+        trained = train_model_task(storage_root, manifest["shards"], model_options or {},
+                                   {"window_seconds": window_seconds, "default_fps": fps})
         config = {"extraction": settings, "model_options": model_options or {}, "night": run}
-        candidate = register_model(model, storage_root, manifest, config)
+        candidate = register_model(trained, storage_root, manifest, config)
         summary["candidate_version"] = candidate["version"]
 
         # 4. Evaluate candidate and current model on the same fixed evaluation set.
@@ -141,9 +142,7 @@ def nightly_retrain(
             state = evaluate_model(eval_dataset, eval_root, storage_root, folder, model_version=version, fps=fps,
                                    window_seconds=window_seconds, default_scorer=default_scorer, return_state=True)
             if state.is_completed():
-                report = state.result()
-                metrics[role] = {name: report.get(name) for name in COMPARED_METRICS}
-                metrics[role]["default_scorer"] = report.get("default_scorer")
+                metrics[role] = compared_metrics(state.result())
                 publish_report(storage_root, folder, prefix)
             elif role == "candidate":
                 raise RuntimeError(f"evaluating the candidate {version} failed: {state.message}")

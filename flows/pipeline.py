@@ -1,4 +1,4 @@
-"""Flow: the whole pipeline for one dataset: extract -> train -> evaluate."""
+"""Flow: the whole pipeline for one dataset: extract -> train -> score the test videos and report."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from typing import Any
 
 from prefect import flow
 
+from anograph.datasets.base import video_references
+from anograph.defaults import DEFAULT_SMOOTHING_SIGMA, DEFAULT_WINDOW_SECONDS
 from anograph.errors import InputError
-from anograph.io.extraction_settings import ExtractionSettings, fingerprint_of
-from flows.evaluate import evaluate
+from anograph.io.extraction_settings import extraction_settings, fingerprint_of
 from flows.extract_features import extract_features
+from flows.score_test_videos import score_test_videos
 from flows.train import train
 from tasks.evaluate import load_dataset_task
 
@@ -25,12 +27,12 @@ def pipeline(
     detector_options: dict[str, Any] | None = None,
     storage: str | None = None,
     fps: float | None = None,
-    window_seconds: float = 1.0,
+    window_seconds: float = DEFAULT_WINDOW_SECONDS,
     model_options: dict[str, Any] | None = None,
     appearance: bool = True,
     appearance_options: dict[str, Any] | None = None,
     default_scorer: str | None = None,
-    smoothing_sigma: float = 3.0,
+    smoothing_sigma: float = DEFAULT_SMOOTHING_SIGMA,
     skip_bad_videos: bool = False,
     ablations: dict[str, Any] | None = None,
     batch_nodes: int | None = None,
@@ -40,21 +42,20 @@ def pipeline(
     Shards, the model and a copy of the report go to ``storage`` (default ``out/store``, any
     root :class:`anograph.io.storage.Storage` accepts); the report and its plots to ``out``.
     With ``skip_bad_videos``, videos that cannot be read are left out and listed in the report.
-    ``ablations`` is passed to :func:`flows.evaluate.evaluate` (its retrained variants train
+    ``ablations`` is passed to :func:`flows.score_test_videos.score_test_videos` (its retrained variants train
     full batch). ``batch_nodes`` trains the model from the shards in bounded memory
     (:func:`flows.train.train`); default ``None``, full batch.
     """
     storage = storage or str(Path(out) / "store")
     data = load_dataset_task(dataset, root, fps)
-    settings = ExtractionSettings(detector=detector, detector_options=detector_options or {},
-                                  appearance=appearance, appearance_options=appearance_options or {}).to_dict()
+    settings = extraction_settings(detector, detector_options, appearance, appearance_options)
     stage_seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    train_extraction = extract_features([{"name": v.name, "path": str(v.path)} for v in data.train],
-                                        storage, settings, "train", data.fps, skip_bad_videos)
-    test_extraction = extract_features([{"name": v.name, "path": str(v.path)} for v in data.test],
-                                       storage, settings, "test", data.fps, skip_bad_videos)
+    train_extraction = extract_features(video_references(data.train), storage, settings, "train", data.fps,
+                                        skip_bad_videos)
+    test_extraction = extract_features(video_references(data.test), storage, settings, "test", data.fps,
+                                       skip_bad_videos)
     stage_seconds["extract"] = time.perf_counter() - started
     train_keys, test_keys = train_extraction["shards"], test_extraction["shards"]
     if not train_keys or not test_keys:
@@ -67,9 +68,9 @@ def pipeline(
 
     config = {"extraction": settings, "model_options": model_options or {}, "training": trained,
               "storage": storage, "root": root}
-    return evaluate(dataset, root, storage, trained["model_key"], test_keys, out, fps=data.fps,
-                    window_seconds=window_seconds, default_scorer=default_scorer,
-                    smoothing_sigma=smoothing_sigma, detector=detector, stage_seconds=stage_seconds,
-                    config=config, report_key=f"reports/{dataset}-{fingerprint}",
-                    skipped_videos=train_extraction["skipped"] + test_extraction["skipped"],
-                    train_shard_keys=train_keys, ablations=ablations)
+    return score_test_videos(dataset, root, storage, trained["model_key"], test_keys, out, fps=data.fps,
+                             window_seconds=window_seconds, default_scorer=default_scorer,
+                             smoothing_sigma=smoothing_sigma, detector=detector, stage_seconds=stage_seconds,
+                             config=config, report_key=f"reports/{dataset}-{fingerprint}",
+                             skipped_videos=train_extraction["skipped"] + test_extraction["skipped"],
+                             train_shard_keys=train_keys, ablations=ablations)

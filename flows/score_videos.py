@@ -9,8 +9,8 @@ from prefect import flow, unmapped
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from anograph.defaults import DEFAULT_SCORER, DEFAULT_WINDOW_SECONDS
 from anograph.errors import AnographError
-from flows.evaluate import DEFAULT_SCORER
 from tasks.score import load_scoring_model_task, publish_scoring_report, score_new_video
 
 
@@ -27,7 +27,7 @@ def score_videos(
     threshold_quantile: float | None = None,
     weights: str | None = None,
     fps: float | None = None,
-    window_seconds: float = 1.0,
+    window_seconds: float = DEFAULT_WINDOW_SECONDS,
     overlay: bool = True,
 ) -> dict[str, Any]:
     """Score each ``{"name", "path"}`` video into ``out/<name>/`` and publish the batch report.

@@ -1,4 +1,4 @@
-"""Tasks of the evaluation stage: load a model, score videos, ablations, write the report."""
+"""Tasks of the evaluation stage: load a model, score test videos, ablations, write the report."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from anograph.datasets.base import Dataset
 from anograph.errors import InputError, ModelArtifactError
 from anograph.evaluation.ablations import embedding_map
 from anograph.evaluation.report import build_report, object_regions, store_report, write_report
-from anograph.graph.windows import frame_scores, window_radius
-from anograph.io.shards import VideoFeatures, read_metadata, read_shard
+from anograph.graph.windows import frame_scores, window_radius_for
+from anograph.io.shards import read_metadata, read_shard
 from anograph.io.storage import Storage
-from anograph.models.estimator import SCORERS, AnoGraph
+from anograph.models.estimator import SCORERS, SIDECAR_FILE, AnoGraph
 from tasks.retry import retry_unless_bad_input
 
 
@@ -33,6 +33,12 @@ def load_dataset_task(name: str, root: str, fps: float | None = None) -> Dataset
       cache_policy=NO_CACHE)
 def load_model(storage_root: str, key: str) -> AnoGraph:
     return AnoGraph.load(Storage(storage_root), key)
+
+
+@task(name="model-exists", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def stored_model_exists(storage_root: str, key: str) -> bool:
+    """Whether a complete model artifact is stored under ``key`` (its ``model.json`` is written last)."""
+    return Storage(storage_root).exists(f"{key}/{SIDECAR_FILE}")
 
 
 @task(name="check-model-shards", cache_policy=NO_CACHE, retry_condition_fn=retry_unless_bad_input)
@@ -62,7 +68,7 @@ def score_video(model: AnoGraph, storage_root: str, shard_key: str, window_secon
     """
     video = read_shard(Storage(storage_root), shard_key)
     if radius is None:
-        radius = _window_radius(video, window_seconds, default_fps)
+        radius = window_radius_for(video, window_seconds, default_fps)
     object_scores = model.score_video(video, window_radius=radius, scorers=tuple(scorers or SCORERS))
     offsets = video.frame_offsets()
     return (
@@ -70,13 +76,6 @@ def score_video(model: AnoGraph, storage_root: str, shard_key: str, window_secon
         {name: frame_scores(scores, offsets) for name, scores in object_scores.items()},
         {name: object_regions(scores, video.frames, video.boxes) for name, scores in object_scores.items()},
     )
-
-
-def _window_radius(video: VideoFeatures, window_seconds: float, default_fps: float | None) -> int:
-    fps = video.metadata.fps or default_fps
-    if fps is None:
-        raise InputError(video.metadata.source, "frame rate unknown; pass --fps to size the test window")
-    return window_radius(window_seconds, fps)
 
 
 @task(name="embedding-map", cache_policy=NO_CACHE)
@@ -93,7 +92,7 @@ def embedding_map_task(model: AnoGraph, storage_root: str, shard_keys: list[str]
         video = read_shard(storage, key)
         if not video.n_objects:
             continue
-        radius = _window_radius(video, window_seconds, default_fps)
+        radius = window_radius_for(video, window_seconds, default_fps)
         embeddings.append(model.embed_video(video, window_radius=radius)[1])
         for name in scorers:
             scores[name].append(regions[video.metadata.video][name][:, 5])

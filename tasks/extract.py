@@ -8,12 +8,10 @@ from typing import Any
 import torch
 from prefect import get_run_logger, task
 
-from anograph.extraction.extract import extract_video
+from anograph.extraction.extract import extract_video_to_shard, find_reusable_shard
 from anograph.io.content_hash import video_content_hash
 from anograph.io.extraction_settings import ExtractionSettings, extraction_fingerprint, shard_key
-from anograph.io.shards import check_shard, read_metadata, write_shard
 from anograph.io.storage import Storage
-from anograph.io.video import open_video
 from tasks.retry import retry_unless_bad_input
 
 
@@ -48,17 +46,14 @@ def extract_video_shard(
     storage = Storage(storage_root)
     content_sha256 = video_content_hash(video_path)
     key = shard_key(fingerprint, split, video_name, content_sha256)
-    if storage.exists(key):
-        problem = check_shard(storage, key, content_sha256)
-        if problem is None:
-            metadata = read_metadata(storage, key)
-            logger.info("%s: reusing complete shard %s", video_name, key)
-            return {"video": video_name, "shard": key, "n_frames": metadata.n_frames, "reused": True}
+    metadata, problem = find_reusable_shard(storage, key, content_sha256)
+    if metadata is not None:
+        logger.info("%s: reusing complete shard %s", video_name, key)
+        return {"video": video_name, "shard": key, "n_frames": metadata.n_frames, "reused": True}
+    if problem is not None:
         logger.warning("%s: extracting again, the shard at %s is not complete: %s", video_name, key, problem)
 
     torch.set_num_threads(threads_per_task)
-    detector, extractor = ExtractionSettings.from_dict(settings).build()
-    reader = open_video(video_path, fps=fps)
     started = time.perf_counter()
     last_log = [started]
 
@@ -68,9 +63,7 @@ def extract_video_shard(
             last_log[0] = now
             logger.info("%s: %d/%d frames (%.1f frames/s)", video_name, done, total, done / max(now - started, 1e-9))
 
-    video = extract_video(reader, detector, extractor, progress=progress)
-    video.metadata.content_sha256 = content_sha256
-    write_shard(storage, key, video)
+    video = extract_video_to_shard(video_path, storage, key, content_sha256, settings, fps, progress)
     extraction = video.metadata.extraction
     logger.info(
         "%s: %d frames, %d objects, %.1f frames/s, %.1f objects/s -> %s",

@@ -12,7 +12,6 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from anograph.io.storage import Storage
-from anograph.models.estimator import AnoGraph
 from anograph.ops.nightly import (
     RUNS_PREFIX,
     NightPlan,
@@ -22,6 +21,7 @@ from anograph.ops.nightly import (
     update_ledger,
 )
 from anograph.ops.registry import ModelRegistry
+from anograph.ops.training_run import TrainedModel
 from tasks.retry import retry_unless_bad_input
 
 
@@ -65,10 +65,11 @@ def resolve_model(storage_root: str, version: str) -> dict[str, Any]:
 
 
 @task(name="register-model", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def register_model(model: AnoGraph, storage_root: str, training_manifest: dict[str, Any],
+def register_model(trained: TrainedModel, storage_root: str, training_manifest: dict[str, Any],
                    config: dict[str, Any]) -> dict[str, Any]:
-    """Store a trained model as a new registry version (not promoted)."""
-    record = ModelRegistry(Storage(storage_root)).register(model, training_manifest, config)
+    """Store a trained model and its frame calibration as a new registry version (not promoted)."""
+    record = ModelRegistry(Storage(storage_root)).register(trained.model, training_manifest, config,
+                                                           frame_calibration=trained.calibration)
     get_run_logger().info("registered model version %s (%d training shards)", record.version,
                           len(training_manifest["shards"]))
     return record.to_dict()

@@ -11,6 +11,10 @@ from anograph.evaluation.ablations import (
     discard_training_frames,
     edge_variant,
     embedding_map,
+    plan_edge_variants,
+    plan_training_fractions,
+    plan_window_sweep,
+    requested_ablations,
     with_propagation,
 )
 from anograph.graph.build import GraphConfig, build_video_graph
@@ -84,3 +88,35 @@ def test_ablation_model_key_depends_on_the_options() -> None:
     assert first == ablation_model_key("models/x", "edges-spatial", {"max_epochs": 10})
     assert first != ablation_model_key("models/x", "edges-spatial", {"max_epochs": 11})
     assert first.startswith("models/x-ablation-edges-spatial-")
+
+
+def test_window_sweep_scores_each_distinct_window_once() -> None:
+    config = GraphConfig()  # reach 1 unless the normalisation is symmetric
+    reach = 2 if config.normalization == "symmetric" else 1
+    scorings, rows = plan_window_sweep([1, 3, 5], config, propagation_steps=1)
+    assert list(rows) == ["i=1", "i=1, propagate 1", "i=3", "i=3, propagate 3", "i=5", "i=5, propagate 5"]
+    plain = {rows[f"i={radius}"] for radius in (1, 3, 5)}
+    # With one propagation step every radius at or above the reach scores the same.
+    assert len(plain) == (1 if reach == 1 else 2)
+    assert all(not scorings[index].propagate for index in plain)
+    propagated = [scorings[rows[f"i={radius}, propagate {radius}"]] for radius in (1, 3, 5)]
+    assert [(scoring.radius, scoring.propagate) for scoring in propagated] == [(1, True), (3, True), (5, True)]
+    assert plan_window_sweep([], config, 1) == ([], {})
+
+
+def test_edge_and_fraction_plans() -> None:
+    options = {"max_epochs": 3, "graph": GraphConfig(spatial=True, temporal=True).to_dict()}
+    plans = plan_edge_variants(options)
+    assert list(plans) == ["spatial", "temporal", "both"] and plans["both"] is None  # the main model
+    assert plans["spatial"]["graph"] == edge_variant(GraphConfig(), "spatial").to_dict()
+    assert plans["temporal"]["max_epochs"] == 3
+    assert plan_training_fractions([0.5, 1.0, 0.1]) == {"10%": 0.1, "50%": 0.5}
+
+
+def test_retraining_ablations_need_training_shards() -> None:
+    assert requested_ablations(None, have_training_shards=False)["edges"] is False
+    assert requested_ablations({"window_radii": [1]}, have_training_shards=False)["window_radii"] == [1]
+    for wanted in ({"edges": True}, {"training_fractions": [0.5]}):
+        with pytest.raises(InputError, match="training shards"):
+            requested_ablations(wanted, have_training_shards=False)
+        assert requested_ablations(wanted, have_training_shards=True)

@@ -22,7 +22,7 @@ from anograph.ops.registry import ModelRegistry
 
 pytestmark = pytest.mark.slow
 
-DEPLOYMENTS = {"pipeline/pipeline", "nightly-retrain/nightly-retrain", "evaluate-model/evaluate",
+DEPLOYMENTS = {"pipeline/pipeline", "nightly-retrain/nightly-retrain", "evaluate-model/evaluate-model",
                "extract-dataset/extract-dataset", "extract-features/extract-shards"}
 TINY_MODEL = {"max_epochs": 3, "hidden_channels": 8}
 MOTION = {"detector": "motion", "appearance": False}
@@ -115,13 +115,15 @@ def test_nightly_retrain_through_a_process_worker(server, data, tmp_path):
     assert all(key.startswith(f"shards/{night['fingerprint']}/train/") for key in shards)
     assert [key.rsplit("/", 1)[1].split(".")[0] for key in shards] == ["train_000", "train_001"]
     assert 0.0 <= record.metrics["frame_auc_micro"] <= 1.0
+    # Trained as the pipeline trains: the promoted model carries its alert thresholds.
+    assert (storage / record.model_key / "frame_calibration.json").is_file()
     report = json.loads((storage / "reports" / "nightly" / night["run"] / "candidate" / "report.json").read_text())
     assert report["frame_auc_micro"] == record.metrics["frame_auc_micro"]
     artifact = server.artifact("nightly-retrain")
     assert artifact and "promoted" in artifact["data"] and "truncated" in artifact["data"]
 
-    # On-demand evaluation of the current version, through the `evaluate` deployment on the CPU pool.
-    evaluation = server.trigger("evaluate-model/evaluate", {
+    # On-demand evaluation of the current version, through the `evaluate-model` deployment on the CPU pool.
+    evaluation = server.trigger("evaluate-model/evaluate-model", {
         "dataset": "synthetic", "root": str(data), "storage_root": str(storage), "out": str(tmp_path / "evaluation"),
         "model_version": "current"})
     worker = server.cli("worker", "start", "--pool", "anograph-cpu", "--run-once", timeout=600)

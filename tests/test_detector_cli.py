@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anograph.cli import _detector_options, _model_options, build_parser, main
+from anograph.cli import build_parser, main
+from anograph.cli.options import detector_options_from, model_options_from
 from anograph.datasets.synthetic import generate_synthetic_dataset
 from anograph.errors import InputError
 from anograph.extraction.detectors import DETECTOR_CLASSES, accepts_option, create_detector, detector_class
@@ -26,21 +27,21 @@ def test_every_registered_detector_is_importable_without_its_optional_packages()
 
 
 def test_flags_become_the_chosen_detectors_options(tmp_path: Path) -> None:
-    options = _detector_options(parse("--detector", "torchvision", "--weights", "w.pth", "--device", "auto",
+    options = detector_options_from(parse("--detector", "torchvision", "--weights", "w.pth", "--device", "auto",
                                       "--batch-size", "4", "--confidence", "0.5"))
     assert options == {"weights": str(Path("w.pth").resolve()), "device": "auto", "batch_size": 4,
                        "confidence_threshold": 0.5}
-    options = _detector_options(parse("--detector", "precomputed", "--detections", str(tmp_path)))
+    options = detector_options_from(parse("--detector", "precomputed", "--detections", str(tmp_path)))
     assert options == {"root": str(tmp_path.resolve())}, "precomputed runs nothing, so it takes no device"
-    options = _detector_options(parse("--detector", "detectron2", "--detector-config", "c.yaml", "--weights", "w.pth"))
+    options = detector_options_from(parse("--detector", "detectron2", "--detector-config", "c.yaml", "--weights", "w.pth"))
     assert options["config"] == str(Path("c.yaml").resolve()) and options["device"] == "cpu"
 
 
 def test_device_and_precision_reach_the_model() -> None:
     """``--device`` moves training and scoring too; the CPU default leaves the model's own default."""
-    assert _model_options(parse("--device", "auto", "--precision", "bfloat16")) == {
+    assert model_options_from(parse("--device", "auto", "--precision", "bfloat16")) == {
         "device": "auto", "precision": "bfloat16"}
-    assert _model_options(parse("--hidden", "64")) == {"hidden_channels": 64}
+    assert model_options_from(parse("--hidden", "64")) == {"hidden_channels": 64}
 
 
 @pytest.mark.parametrize(
@@ -55,7 +56,7 @@ def test_device_and_precision_reach_the_model() -> None:
 )
 def test_flags_that_cannot_work_are_clear_errors(flags: tuple[str, ...], message: str) -> None:
     with pytest.raises(InputError, match=message):
-        _detector_options(parse(*flags))
+        detector_options_from(parse(*flags))
 
 
 def test_a_missing_required_option_is_an_input_error() -> None:

@@ -23,8 +23,9 @@ from anograph.extraction.detectors.faster_rcnn import (
     TorchvisionDetector,
     default_weights_path,
 )
-from anograph.extraction.detectors.yolox import COCO_CLASS_NAMES, file_sha256
+from anograph.extraction.detectors.yolox import COCO_CLASS_NAMES
 from anograph.extraction.extract import extract_video
+from anograph.io.content_hash import file_sha256
 from anograph.io.extraction_settings import ExtractionSettings, extraction_fingerprint
 from anograph.io.shards import read_shard, write_shard
 from anograph.io.storage import Storage

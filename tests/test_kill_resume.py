@@ -24,11 +24,11 @@ from flows.extract_features import extract_features
 N_VIDEOS = 6
 
 
-def _complete(storage: Storage) -> list[str]:
+def complete_shard_keys(storage: Storage) -> list[str]:
     return [key for key in storage.list("shards") if check_shard(storage, key) is None]
 
 
-def _stamps(storage: Storage, keys: list[str], server) -> dict[str, tuple]:
+def shard_stamps(storage: Storage, keys: list[str], server) -> dict[str, tuple]:
     """What changes when an object is written again: inode and mtime locally, ETag and date on S3."""
     if server is None:
         return {key: (os.stat(storage.local_path(key)).st_ino, os.stat(storage.local_path(key)).st_mtime_ns)
@@ -53,13 +53,13 @@ def test_killed_extraction_resumes_without_redoing_or_losing_work(backend, tmp_p
     # The flow in its own process (own Prefect home), killed with SIGKILL once a first shard is complete.
     log = (tmp_path / "worker.log").open("wb")
     videos, settings, worker = start_extraction(tmp_path, root, N_VIDEOS, seed=11, log=log)
-    wait_for_first_shard(lambda: _complete(storage), worker, tmp_path / "worker.log")
+    wait_for_first_shard(lambda: complete_shard_keys(storage), worker, tmp_path / "worker.log")
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     log.close()
-    finished = _complete(storage)
+    finished = complete_shard_keys(storage)
     assert 1 <= len(finished) < N_VIDEOS, f"the kill came too late to test resuming: {finished}"
-    before = _stamps(storage, finished, server)
+    before = shard_stamps(storage, finished, server)
     if server is not None:  # the run's own logs (INFO) name the S3 root but never hold the secret
         worker_log = (tmp_path / "worker.log").read_text()
         assert "extraction fingerprint" in worker_log and server.secret_key not in worker_log
@@ -74,7 +74,7 @@ def test_killed_extraction_resumes_without_redoing_or_losing_work(backend, tmp_p
     keys = extract_features(videos, root, settings)["shards"]
 
     # Finished videos were not extracted again: the very same objects are still there.
-    assert _stamps(storage, finished, server) == before
+    assert shard_stamps(storage, finished, server) == before
     assert set(finished) <= set(keys)
     # Exactly one complete shard per video, and listing never yields a temporary left by the kill.
     listed = storage.list("shards")

@@ -15,6 +15,8 @@ from anograph.ops.nightly import (
     local_video,
     night_summary_markdown,
     plan_night,
+    reason_not_to_train,
+    training_manifest,
     update_ledger,
 )
 
@@ -124,3 +126,50 @@ def test_night_summary_markdown_says_what_was_decided_and_skipped():
     markdown = night_summary_markdown(summary)
     assert "kept v1: worse" in markdown and "c.mp4: truncated" in markdown
     assert "| candidate | 0.5000 |" in markdown and "| current | 0.7500 |" in markdown
+
+
+def test_training_manifest_and_when_nothing_is_trained(tmp_path):
+    storage = _storage(tmp_path)
+    plan = plan_night(storage, FINGERPRINT)
+    plan.shards.update({video.name: f"shards/{FINGERPRINT}/train/{video.name}.x.parquet" for video in plan.footage})
+    manifest = training_manifest(plan, FINGERPRINT, skipped={"b"})
+    assert manifest["fingerprint"] == FINGERPRINT
+    assert [key.rsplit("/", 1)[1].split(".")[0] for key in manifest["shards"]] == [
+        video.name for video in plan.footage if video.name != "b"]
+    assert "no usable" in reason_not_to_train({"fingerprint": FINGERPRINT, "shards": []}, None)
+    assert reason_not_to_train(manifest, None) is None
+    current = {"version": "v1", "training_manifest": manifest}
+    assert "v1" in reason_not_to_train(manifest, current)
+    assert reason_not_to_train(training_manifest(plan, FINGERPRINT, skipped=()), current) is None
+
+
+@pytest.mark.slow
+def test_a_model_promoted_by_the_nightly_flow_carries_its_frame_calibration(tmp_path, monkeypatch):
+    """Nightly retraining trains as the pipeline does: the served model has its alert thresholds."""
+    import shutil
+
+    from anograph.datasets.synthetic import generate_synthetic_dataset
+    from anograph.ops.registry import ModelRegistry
+    from anograph.serving.calibration import alert_threshold, load_frame_calibration
+    from anograph.serving.inference import load_scoring_model
+
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.nightly_retrain import nightly_retrain
+
+    data = tmp_path / "data"
+    generate_synthetic_dataset(data, n_train_videos=2, n_test_videos=2, n_frames=30, width=160, height=120, seed=0)
+    root = tmp_path / "store"
+    (root / "videos" / "train").mkdir(parents=True)
+    for name in ("train_000", "train_001"):
+        shutil.copy(data / "train" / f"{name}.mp4", root / "videos" / "train")
+
+    summary = nightly_retrain(str(root), "synthetic", str(data), detector="motion", appearance=False,
+                              model_options={"max_epochs": 3, "hidden_channels": 8})
+    assert summary["promoted"], summary["decision"]
+    record, _ = ModelRegistry(Storage(root)).load("current")
+    assert record.version == summary["candidate_version"]
+    calibration = load_frame_calibration(Storage(root), record.model_key)
+    assert calibration is not None, "the promoted model has no frame_calibration.json"
+    assert calibration.n_videos == 2 and calibration.window_seconds == 1.0
+    scoring = load_scoring_model(root / record.model_key)
+    assert alert_threshold(scoring.model, scoring.calibration, "group_knn").source == "frame_calibration"

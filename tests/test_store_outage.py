@@ -15,7 +15,7 @@ import time
 
 import pytest
 from extraction_worker import start_extraction, wait_for_first_shard
-from test_kill_resume import _complete, _stamps
+from test_kill_resume import complete_shard_keys, shard_stamps
 
 from anograph.errors import InputError, StorageUnavailableError
 from anograph.io.shards import check_shard, read_shard
@@ -44,9 +44,9 @@ def test_store_outage_mid_run_is_retried_and_the_rerun_resumes(tmp_path, monkeyp
         log_path = tmp_path / "worker.log"
         with log_path.open("wb") as log:
             videos, settings, worker = start_extraction(tmp_path, root, N_VIDEOS, seed=12, log=log)
-            wait_for_first_shard(lambda: _complete(storage), worker, log_path)
-            finished = _complete(storage)
-            before = _stamps(storage, finished, server)
+            wait_for_first_shard(lambda: complete_shard_keys(storage), worker, log_path)
+            finished = complete_shard_keys(storage)
+            before = shard_stamps(storage, finished, server)
             server.kill()  # mid-run: the worker is still extracting the other videos
             down_at = time.monotonic()
             time.sleep(OUTAGE_SECONDS)
@@ -71,7 +71,7 @@ def test_store_outage_mid_run_is_retried_and_the_rerun_resumes(tmp_path, monkeyp
 
         # The rerun completes, reuses the shards finished before the outage, one shard per video.
         keys = extract_features(videos, root, settings)["shards"]
-        assert _stamps(storage, finished, server) == before
+        assert shard_stamps(storage, finished, server) == before
         assert set(finished) <= set(keys)
         assert sorted(storage.list("shards")) == sorted(keys) and len(keys) == N_VIDEOS
         assert [read_shard(storage, key).metadata.video for key in keys] == [video["name"] for video in videos]

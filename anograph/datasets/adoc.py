@@ -43,7 +43,7 @@ from anograph.datasets.base import (
     regions_array,
     require_folder,
 )
-from anograph.datasets.folder import _check_unique_names, _list_videos
+from anograph.datasets.folder import check_unique_names, list_videos
 from anograph.errors import InputError
 from anograph.io.video import count_frames
 
@@ -118,7 +118,7 @@ def _period_videos(root: Path, split_name: str, periods: tuple[str, ...]) -> dic
             require_folder(folder, f"the ADOC layout: {split_name}/{period}/")
         # Unused periods are still read when present: their names and events must be valid too.
         read = period in periods or (folder.is_dir() and any(folder.iterdir()))
-        videos[period] = _list_videos(folder) if read else []
+        videos[period] = list_videos(folder) if read else []
     return videos
 
 
@@ -147,7 +147,7 @@ def load_adoc(root: str | Path, split: str = "all", fps: float | None = None) ->
     periods = ADOC_PERIODS if split == "all" else (split,)
     train_by_period = _period_videos(root, "train", periods)
     test_by_period = _period_videos(root, "test", periods)
-    _check_unique_names([video for videos in (*train_by_period.values(), *test_by_period.values()) for video in videos])
+    check_unique_names([video for videos in (*train_by_period.values(), *test_by_period.values()) for video in videos])
     events_path = root / EVENTS_FILE
     if not events_path.is_file():
         raise InputError(events_path, f"event annotations not found (header {','.join(EVENTS_HEADER)})")

@@ -6,6 +6,7 @@ each test video its anomalous regions, for region- and track-based metrics (RBDC
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,3 +133,8 @@ def check_region_frames(video: Path, n_frames: int, regions: np.ndarray, label_s
             video,
             f"video has {n_frames} frames but its ground truth {label_source} annotates frame {last}",
         )
+
+
+def video_references(videos: Sequence[VideoRef]) -> list[dict[str, str]]:
+    """``{"name", "path"}`` of each video: how flows hand videos to extraction (JSON-friendly parameters)."""
+    return [{"name": video.name, "path": str(video.path)} for video in videos]

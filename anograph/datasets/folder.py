@@ -41,7 +41,7 @@ LABELS_HEADER = ("video", "start_frame", "end_frame")
 _FPS_TOLERANCE = 0.05
 
 
-def _list_videos(split_dir: Path) -> list[VideoRef]:
+def list_videos(split_dir: Path) -> list[VideoRef]:
     """Videos of one split folder, sorted by name."""
     if not split_dir.is_dir():
         raise InputError(split_dir, "folder not found (expected ROOT/train/ and ROOT/test/)")
@@ -62,7 +62,8 @@ def _list_videos(split_dir: Path) -> list[VideoRef]:
     return videos
 
 
-def _check_unique_names(videos: list[VideoRef]) -> None:
+def check_unique_names(videos: list[VideoRef]) -> None:
+    """Video names key the shards and the labels, so two videos of one dataset may not share one."""
     seen: dict[str, Path] = {}
     for video in videos:
         if video.name in seen:
@@ -142,7 +143,7 @@ def read_labels_csv(path: str | Path, frame_counts: dict[str, int]) -> dict[str,
     return labels
 
 
-def _dataset_fps(videos: list[VideoRef], fallback: float | None) -> float | None:
+def dataset_fps(videos: list[VideoRef], fallback: float | None) -> float | None:
     """Frame rate shared by the video files; ``fallback`` when none reports one."""
     rates: list[tuple[float, Path]] = []
     for video in videos:
@@ -188,11 +189,11 @@ def load_folder_dataset(root: str | Path, fps: float | None = None, name: str = 
     root = Path(root)
     if not root.is_dir():
         raise InputError(root, "no such folder")
-    train = _list_videos(root / "train")
-    test = _list_videos(root / "test")
-    _check_unique_names(train + test)
+    train = list_videos(root / "train")
+    test = list_videos(root / "test")
+    check_unique_names(train + test)
     labels_path = root / LABELS_FILE
     labels: dict[str, np.ndarray] = {}
     if labels_path.is_file():
         labels = read_labels_csv(labels_path, {video.name: count_frames(video.path) for video in test})
-    return Dataset(name=name, fps=_dataset_fps(train + test, fps), train=train, test=test, labels=labels)
+    return Dataset(name=name, fps=dataset_fps(train + test, fps), train=train, test=test, labels=labels)

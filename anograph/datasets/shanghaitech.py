@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from anograph.datasets.base import Dataset, VideoRef, check_label_count, require_folder
-from anograph.datasets.folder import _dataset_fps
+from anograph.datasets.folder import dataset_fps
 from anograph.errors import InputError
 from anograph.io.video import count_frames
 
@@ -140,7 +140,7 @@ def load_shanghaitech(root: str | Path, scene: str | None = None, fps: float | N
     test = [VideoRef(folder.name, folder) for folder in test_folders]
     return Dataset(
         name="shanghaitech" if scene is None else f"shanghaitech-{scene}",
-        fps=float(fps) if fps is not None else _dataset_fps(train, None),
+        fps=float(fps) if fps is not None else dataset_fps(train, None),
         train=train,
         test=test,
         labels=labels,

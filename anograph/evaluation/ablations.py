@@ -16,6 +16,10 @@ The Ano-Graph paper reports (Section 5):
 * **embedding map** (Fig. 3): t-SNE of test-node embeddings, coloured by anomaly score
   (:func:`embedding_map`, scikit-learn's :class:`~sklearn.manifold.TSNE` with its defaults,
   as the paper says it used).
+
+The planning functions (:func:`requested_ablations`, :func:`plan_window_sweep`,
+:func:`plan_edge_variants`, :func:`plan_training_fractions`) decide which models to train
+and which scorings to run for a request; the evaluation flow only carries them out.
 """
 
 from __future__ import annotations
@@ -23,16 +27,18 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 
+from anograph.defaults import ABLATION_DEFAULTS, DEFAULT_WINDOW_RADII  # noqa: F401 - DEFAULT_WINDOW_RADII re-exported
 from anograph.errors import InputError
 from anograph.graph.build import GraphConfig
+from anograph.graph.windows import SlidingWindowGraph
 from anograph.io.shards import VideoFeatures
 from anograph.models.estimator import AnoGraph
 
@@ -42,8 +48,6 @@ EDGE_VARIANTS: dict[str, dict[str, bool]] = {
     "temporal": {"spatial": False, "temporal": True},
     "both": {"spatial": True, "temporal": True},
 }
-#: Test windows of the paper's Table 5.
-DEFAULT_WINDOW_RADII = (1, 3, 5, 10, 15)
 #: Points drawn in the embedding map (t-SNE is quadratic-ish in memory and slow beyond this).
 EMBEDDING_MAP_POINTS = 2000
 
@@ -53,6 +57,101 @@ def edge_variant(base: GraphConfig, variant: str) -> GraphConfig:
     if variant not in EDGE_VARIANTS:
         raise InputError(None, f"edge variant must be one of {sorted(EDGE_VARIANTS)}, not {variant!r}")
     return replace(base, **EDGE_VARIANTS[variant])
+
+
+WINDOW_NOTE = (
+    "One trained model, no retraining. For this one-layer encoder an object's embedding depends only on "
+    "frames t-1..t+1 (t-2..t+2 with symmetric normalisation), so any i at or above that reach gives the "
+    "same embeddings and raw scores (anograph.graph.windows); i matters here through score propagation, capped at "
+    "i steps. Rows 'i=N' use the model's own propagation setting ({steps} steps); rows 'i=N, propagate i' "
+    "spread scores i steps over the window graph, so the score of frame t sees frames t-i..t+i."
+)
+EDGES_NOTE = (
+    "One model per row, retrained with only those edges (all else equal). Scorers that do not use the "
+    "graph (feature_knn, group_knn without propagation) cannot change between rows; knn and discriminator "
+    "use the GCN embeddings and can."
+)
+FRACTION_NOTE = (
+    "One model per row, retrained on a seeded random share of the training frames (seed {seed}); the other "
+    "frames are emptied, so no temporal edge spans a discarded frame. 100% is the main model."
+)
+#: The report label of the main model among the training fractions.
+FULL_TRAINING_LABEL = "100%"
+
+
+def requested_ablations(ablations: Mapping[str, Any] | None, have_training_shards: bool) -> dict[str, Any]:
+    """The ablations asked for, over :data:`anograph.defaults.ABLATION_DEFAULTS`.
+
+    The edge and training-fraction ablations retrain, so without training shards asking
+    for them is an :class:`InputError`.
+    """
+    wanted = {**ABLATION_DEFAULTS, **(ablations or {})}
+    if needs_retraining(wanted) and not have_training_shards:
+        raise InputError(None, "the edge and training-fraction ablations retrain, so they need training shards")
+    return wanted
+
+
+def needs_retraining(ablations: Mapping[str, Any]) -> bool:
+    """Whether the ablations retrain models (edges, training fractions), and so need the training shards."""
+    return bool(ablations.get("edges") or ablations.get("training_fractions"))
+
+
+@dataclass(frozen=True)
+class WindowScoring:
+    """One scoring of the window ablation: test-window ``radius``, and whether to propagate ``radius`` steps."""
+
+    radius: int
+    propagate: bool
+
+
+def plan_window_sweep(radii: Sequence[int], config: GraphConfig,
+                      propagation_steps: int) -> tuple[list[WindowScoring], dict[str, int]]:
+    """The scorings the window sweep needs, and for each report row (in order) the scoring that fills it.
+
+    Row ``i=N`` scores with the model's own ``propagation_steps``, row ``i=N, propagate N`` with
+    :func:`with_propagation` ``(model, N)``. Scores depend on the radius only through
+    ``min(radius, reach)`` (the window the encoder sees,
+    :attr:`anograph.graph.windows.SlidingWindowGraph.effective_radius`) and
+    ``min(propagation_steps, radius)``, so ``i=N`` rows equal in both share one scoring.
+    """
+    if not radii:
+        return [], {}
+    reach = SlidingWindowGraph(max(radii), config).effective_radius
+    scorings: list[WindowScoring] = []
+    rows: dict[str, int] = {}
+    shared: dict[tuple[int, int], int] = {}
+    for radius in radii:
+        effective = (min(radius, reach), min(propagation_steps, radius))
+        if effective not in shared:
+            shared[effective] = len(scorings)
+            scorings.append(WindowScoring(int(radius), propagate=False))
+        rows[f"i={radius}"] = shared[effective]
+        rows[f"i={radius}, propagate {radius}"] = len(scorings)
+        scorings.append(WindowScoring(int(radius), propagate=True))
+    return scorings, rows
+
+
+def plan_edge_variants(options: Mapping[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """Per edge variant, the model options to retrain with, or ``None`` where the main model is that variant.
+
+    ``options`` are the main model's JSON-friendly options (``graph`` as a dict).
+    """
+    base = GraphConfig.from_dict(options["graph"])
+    plans: dict[str, dict[str, Any] | None] = {}
+    for variant in EDGE_VARIANTS:
+        config = edge_variant(base, variant)
+        plans[variant] = None if config == base else {**options, "graph": config.to_dict()}
+    return plans
+
+
+def plan_training_fractions(fractions: Sequence[float]) -> dict[str, float]:
+    """Report label (``"10%"``) -> share of training frames to retrain on, ascending; shares >= 1 are the main model."""
+    return {f"{fraction:.0%}": fraction for fraction in sorted(float(value) for value in fractions) if fraction < 1.0}
+
+
+def embedding_map_scorers(default_scorer: str) -> list[str]:
+    """Scorers whose scores colour the embedding map: the default one and the paper's discriminator."""
+    return list(dict.fromkeys([default_scorer, "discriminator"]))
 
 
 def with_propagation(model: AnoGraph, steps: int) -> AnoGraph:

@@ -4,6 +4,8 @@ This is the per-video unit of work of the pipeline (one Prefect task per video):
 reads frames in order, runs the detector, computes each object's feature vector, and
 returns a :class:`VideoFeatures` with the metadata that identifies how it was made
 (detector settings and weights hash, feature layout) and how fast it ran.
+:func:`extract_video_to_shard` writes it to its shard; :func:`find_reusable_shard` says
+whether a finished shard can be reused instead (the rule of resumable extraction).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import numpy as np
 
 from anograph.extraction.detectors.base import Detector, batch_size, detect_frames, feature_width
 from anograph.extraction.features.extractor import FrameObjects, NodeFeatureExtractor
-from anograph.io.shards import ShardMetadata, VideoFeatures
-from anograph.io.video import VideoReader
+from anograph.io.extraction_settings import ExtractionSettings
+from anograph.io.shards import ShardMetadata, VideoFeatures, check_shard, read_metadata, write_shard
+from anograph.io.storage import Storage
+from anograph.io.video import VideoReader, open_video
 
 
 def frame_batches(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
@@ -125,3 +129,39 @@ def video_features(metadata: ShardMetadata, objects: list[FrameObjects]) -> Vide
         sources=joined([f.sources for f in objects], np.int8, (n,)),
         track_ids=joined([f.track_ids for f in objects], np.int32, (n,)),
     )
+
+
+def find_reusable_shard(storage: Storage, key: str, content_sha256: str) -> tuple[ShardMetadata | None, str | None]:
+    """The metadata of a complete shard of this video content at ``key`` to reuse, else ``None`` and why not.
+
+    The reason is ``None`` when nothing is at the key yet; otherwise it is what
+    :func:`anograph.io.shards.check_shard` found incomplete, and the video is extracted again.
+    """
+    if not storage.exists(key):
+        return None, None
+    problem = check_shard(storage, key, content_sha256)
+    if problem is not None:
+        return None, problem
+    return read_metadata(storage, key), None
+
+
+def extract_video_to_shard(
+    video_path: str,
+    storage: Storage,
+    key: str,
+    content_sha256: str,
+    settings: dict[str, object],
+    fps: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> VideoFeatures:
+    """Extract the video at ``video_path`` with ``settings`` (:class:`ExtractionSettings` as a dict) into ``key``.
+
+    ``content_sha256`` (:func:`anograph.io.content_hash.video_content_hash`) is recorded in the
+    shard, so a later run can tell it belongs to this content. ``fps`` is used when the video
+    does not say.
+    """
+    detector, extractor = ExtractionSettings.from_dict(settings).build()
+    video = extract_video(open_video(video_path, fps=fps), detector, extractor, progress=progress)
+    video.metadata.content_sha256 = content_sha256
+    write_shard(storage, key, video)
+    return video

@@ -141,7 +141,8 @@ def unit_rows(features: np.ndarray) -> np.ndarray:
     return np.divide(features, norms, out=np.zeros_like(features), where=norms > NORM_FLOOR)
 
 
-def _row_softmax(values: np.ndarray) -> np.ndarray:
+def row_softmax(values: np.ndarray) -> np.ndarray:
+    """Softmax along each row: the edge weights of a block from its IoU or cosine similarities."""
     # IoU and cosine lie in [-1, 1], so exp cannot overflow and no max-shift is needed.
     weights = np.exp(values)
     return weights / weights.sum(axis=1, keepdims=True)
@@ -152,7 +153,7 @@ def spatial_block(boxes: np.ndarray) -> np.ndarray:
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     iou = paired_iou(boxes[:, None, :], boxes[None, :, :])
     np.fill_diagonal(iou, 1.0)  # also for degenerate (zero-area) boxes
-    return _row_softmax(iou) if len(boxes) else iou
+    return row_softmax(iou) if len(boxes) else iou
 
 
 def temporal_block(features_t: np.ndarray, features_next: np.ndarray) -> np.ndarray:
@@ -162,7 +163,7 @@ def temporal_block(features_t: np.ndarray, features_next: np.ndarray) -> np.ndar
     ``temporal_block(features_next, features_t)``.
     """
     cosine = unit_rows(features_t) @ unit_rows(features_next).T
-    return _row_softmax(cosine) if cosine.size else cosine
+    return row_softmax(cosine) if cosine.size else cosine
 
 
 def _frame_pairs(frame_offsets: np.ndarray, frame_shift: int) -> tuple[np.ndarray, np.ndarray]:

@@ -32,7 +32,8 @@ import numpy as np
 import scipy.sparse as sparse
 
 from anograph.errors import InputError
-from anograph.graph.build import GraphConfig, _row_softmax, build_video_graph, spatial_block, unit_rows
+from anograph.graph.build import GraphConfig, build_video_graph, row_softmax, spatial_block, unit_rows
+from anograph.io.shards import VideoFeatures
 
 
 @dataclass
@@ -117,7 +118,7 @@ class SlidingWindowGraph:
             # temporal_block(a, b) and temporal_block(b, a) from one product of unit rows.
             cosine = previous.features @ frame.features.T
             if cosine.size:
-                previous.forward, frame.backward = _row_softmax(cosine), _row_softmax(cosine.T)
+                previous.forward, frame.backward = row_softmax(cosine), row_softmax(cosine.T)
             else:
                 previous.forward, frame.backward = cosine, cosine.T
         self._frames.append(frame)
@@ -231,6 +232,28 @@ def _normalized_rows(dense: np.ndarray, normalization: str, offset: int, count: 
 def window_radius(window_seconds: float, fps: float) -> int:
     """Test-window half-width ``i`` in frames for ``window_seconds`` at ``fps`` (at least 1)."""
     return max(1, round(window_seconds * fps))
+
+
+def window_radius_for(
+    video_or_fps: VideoFeatures | float | None,
+    window_seconds: float,
+    default_fps: float | None = None,
+    source: object = None,
+) -> int:
+    """The test-window radius of one video: its own frame rate, else ``default_fps``.
+
+    ``video_or_fps`` is an extracted video (its ``metadata.fps``) or a frame rate (``None``
+    or 0 when unknown). Without any frame rate the window cannot be sized: an
+    :class:`InputError` naming the video's source (or ``source``) says to pass ``--fps``.
+    """
+    if isinstance(video_or_fps, VideoFeatures):
+        fps, source = video_or_fps.metadata.fps, video_or_fps.metadata.source
+    else:
+        fps = video_or_fps
+    fps = fps or default_fps
+    if not fps:
+        raise InputError(source, "frame rate unknown; pass --fps to size the test window")
+    return window_radius(window_seconds, fps)
 
 
 def frame_scores(object_scores: np.ndarray, frame_offsets: np.ndarray) -> np.ndarray:

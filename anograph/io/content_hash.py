@@ -28,6 +28,13 @@ def _stream_into(digest, path: Path) -> None:
             digest.update(block)
 
 
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of one file's bytes, streamed in 1 MiB blocks (weights, configs, detection files)."""
+    digest = hashlib.sha256()
+    _stream_into(digest, Path(path))
+    return digest.hexdigest()
+
+
 def video_content_hash(path: str | Path) -> str:
     """Hex SHA-256 of a video file's bytes, or of a frame folder's frame images.
 

@@ -82,6 +82,13 @@ class ExtractionSettings:
         return detector, extractor
 
 
+def extraction_settings(detector: str, detector_options: dict[str, Any] | None = None, appearance: bool = True,
+                        appearance_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON-friendly :class:`ExtractionSettings` that flows pass on (options default to none)."""
+    return ExtractionSettings(detector=detector, detector_options=detector_options or {}, appearance=appearance,
+                              appearance_options=appearance_options or {}).to_dict()
+
+
 def extraction_fingerprint(detector: Detector, extractor: NodeFeatureExtractor) -> str:
     """Short stable hash of everything that determines a shard's content.
 

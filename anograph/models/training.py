@@ -41,21 +41,11 @@ import scipy.sparse as sparse
 import torch
 from torch import nn
 
+from anograph.devices import DEVICES_HELP, resolve_device  # noqa: F401 - re-exported for the estimator
 from anograph.errors import InputError
 from anograph.models.fused_epoch import DGIWorkspace, dgi_epoch
 
 PRECISIONS = ("float32", "bfloat16")
-DEVICES_HELP = '"cpu", "cuda", "cuda:N" or "auto" (CUDA when present, else the CPU)'
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` means CUDA when a GPU is present, else the CPU; anything else is passed to torch."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise InputError(None, f"device must be {DEVICES_HELP}, not {device!r}") from error
 
 
 def resolve_precision(precision: str) -> torch.dtype:

@@ -31,6 +31,7 @@ import json
 import os
 import posixpath
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ FOOTAGE_PREFIX = "videos/train"
 LEDGER_KEY = "nightly/ledger.json"
 RUNS_PREFIX = "nightly/runs"
 TRAIN_SPLIT = "train"
+#: Report metrics compared between the candidate and the current model, and kept in the summary.
+COMPARED_METRICS = ("frame_auc_micro", "frame_auc_macro", "frame_auc_micro_smoothed", "frame_auc_macro_smoothed")
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,28 @@ def local_video(storage: Storage, key: str, cache_dir: str | Path) -> Path:
     finally:
         partial.unlink(missing_ok=True)
     return target
+
+
+def training_manifest(plan: NightPlan, fingerprint: str, skipped: Iterable[str]) -> dict[str, Any]:
+    """What tonight trains on: the shard of every footage video that has one, in footage order, minus ``skipped``."""
+    skipped = set(skipped)
+    return {"fingerprint": fingerprint,
+            "shards": [plan.shards[video.name] for video in plan.footage
+                       if video.name not in skipped and video.name in plan.shards]}
+
+
+def reason_not_to_train(manifest: dict[str, Any], current: dict[str, Any] | None) -> str | None:
+    """Why tonight trains nothing (no usable footage, or exactly the current model's shards), else ``None``."""
+    if not manifest["shards"]:
+        return "no usable training footage under videos/train/; nothing trained"
+    if current is not None and current["training_manifest"] == manifest:
+        return f"no new footage since the current model {current['version']}; nothing trained"
+    return None
+
+
+def compared_metrics(report: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`COMPARED_METRICS` of an evaluation report, with the scorer they were measured with."""
+    return {**{name: report.get(name) for name in COMPARED_METRICS}, "default_scorer": report.get("default_scorer")}
 
 
 def decide_promotion(

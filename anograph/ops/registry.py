@@ -9,6 +9,7 @@ Layout (keys under the storage root)::
 
     registry/versions/<version>/model/model.json            the AnoGraph artifact (anograph.models.estimator)
     registry/versions/<version>/model/tensors.safetensors
+    registry/versions/<version>/model/frame_calibration.json  the alert thresholds (anograph.serving.calibration)
     registry/versions/<version>/record.json                 written last: the version is complete
     registry/current.json                                   the pointer and the promotion history
 
@@ -43,6 +44,7 @@ from typing import Any
 from anograph.errors import AnographError, InputError, ModelArtifactError
 from anograph.io.storage import Storage
 from anograph.models.estimator import SIDECAR_FILE, AnoGraph
+from anograph.serving.calibration import FrameCalibration, save_frame_calibration
 
 REGISTRY_PREFIX = "registry"
 POINTER_KEY = f"{REGISTRY_PREFIX}/current.json"
@@ -124,11 +126,14 @@ class ModelRegistry:
         training_manifest: dict[str, Any],
         config: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
+        frame_calibration: FrameCalibration | None = None,
     ) -> ModelRecord:
-        """Store a fitted model as a new version: artifact first, record last, then verify."""
+        """Store a fitted model as a new version: artifact (and its frame calibration) first, record last, verify."""
         version = new_version_id()
         model_key = self.model_key(version)
         model.save(self.storage, model_key)
+        if frame_calibration is not None:
+            save_frame_calibration(frame_calibration, self.storage, model_key)
         sidecar = self.storage.read_bytes(f"{model_key}/{SIDECAR_FILE}")
         record = ModelRecord(
             version=version,

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from anograph.errors import InputError, ModelArtifactError
-from anograph.graph.windows import frame_scores, window_radius
+from anograph.graph.windows import frame_scores, window_radius_for
 from anograph.io.shards import VideoFeatures
 from anograph.io.storage import Storage
 from anograph.models.estimator import SCORERS, AnoGraph
@@ -114,10 +114,7 @@ def calibrate_frame_scores(
     node_start = 0
     for video_index in range(len(videos)):
         video = videos[video_index]
-        fps = video.metadata.fps or default_fps
-        if fps is None:
-            raise InputError(video.metadata.source, "frame rate unknown; give default_fps to size the test window")
-        radius = window_radius(window_seconds, fps)
+        radius = window_radius_for(video, window_seconds, default_fps)
         in_video = (model.bank_nodes_ >= node_start) & (model.bank_nodes_ < node_start + video.n_objects)
         bank_frame = np.full(len(model.bank_nodes_), -1)
         bank_frame[in_video] = video.frames[model.bank_nodes_[in_video] - node_start]

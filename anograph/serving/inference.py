@@ -33,7 +33,7 @@ from anograph.errors import InputError, ModelArtifactError
 from anograph.extraction.detectors.base import Detector
 from anograph.extraction.extract import extract_video
 from anograph.extraction.features.extractor import NodeFeatureExtractor
-from anograph.graph.windows import frame_scores, window_radius
+from anograph.graph.windows import frame_scores, window_radius_for
 from anograph.io.extraction_settings import ExtractionSettings
 from anograph.io.shards import VideoFeatures
 from anograph.io.storage import Storage
@@ -152,9 +152,7 @@ def score_video_features(
     """Object and frame scores, alerts and explanations of one extracted video."""
     started = time.perf_counter()
     fps = video.metadata.fps
-    if not fps:
-        raise InputError(video.metadata.source, "frame rate unknown; pass --fps to size the test window")
-    radius = window_radius(window_seconds, fps)
+    radius = window_radius_for(video, window_seconds)
     object_scores = model.score_video(video, window_radius=radius, scorers=[scorer])[scorer]
     per_frame = frame_scores(object_scores, video.frame_offsets())
     intervals = alert_intervals(per_frame, threshold.value, min_frames, max_gap)

@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from anograph.errors import InputError
 from anograph.extraction.features.appearance import torch_threads
-from anograph.graph.windows import window_radius
+from anograph.graph.windows import window_radius_for
 from anograph.io.video import open_video
 from anograph.serving.calibration import alert_threshold
 from anograph.serving.inference import ScoringModel, build_extraction
@@ -71,9 +70,7 @@ def run_live(scoring: ScoringModel, source: str, out: str | Path, scorer: str,
     threshold = alert_threshold(scoring.model, scoring.calibration, scorer, threshold_quantile)
     detector, extractor = build_extraction(scoring.model, weights)
     rate = _source_fps(str(source), fps)
-    if not rate:
-        raise InputError(source, "frame rate unknown; pass --fps to size the test window")
-    radius = window_radius(window_seconds, rate)
+    radius = window_radius_for(rate, window_seconds, source=source)
     scorer_state = StreamScorer(scoring.model, scorer, radius, threshold.value, causal=causal,
                                 min_frames=min_frames, max_gap=max_gap)
     memory: list[dict[str, float]] = []

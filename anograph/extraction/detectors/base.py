@@ -15,6 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from anograph.errors import InputError
+
 
 @dataclass
 class Detections:
@@ -120,3 +122,15 @@ def detect_frames(detector: Detector, frames: Sequence[np.ndarray]) -> list[Dete
     if detect_batch is not None:
         return list(detect_batch(frames))
     return [detector.detect(frame) for frame in frames]
+
+
+def check_confidence_threshold(confidence_threshold: float) -> None:
+    """Every detector's ``confidence_threshold`` is a score in ``[0, 1]``; anything else is bad input."""
+    if not 0.0 <= confidence_threshold <= 1.0:
+        raise InputError(None, f"confidence_threshold must be in [0, 1], got {confidence_threshold}")
+
+
+def check_nms_threshold(nms_threshold: float) -> None:
+    """A non-maximum-suppression IoU threshold lies in ``(0, 1]``; anything else is bad input."""
+    if not 0.0 < nms_threshold <= 1.0:
+        raise InputError(None, f"nms_threshold must be in (0, 1], got {nms_threshold}")

@@ -46,16 +46,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from anograph.devices import resolve_device
 from anograph.errors import InputError, ModelArtifactError
-from anograph.extraction.detectors.base import Detections
+from anograph.extraction.detectors.base import Detections, check_confidence_threshold
 from anograph.extraction.detectors.rcnn import (
     describe_rcnn,
     inference_context,
     scale_to_resized,
     to_frame_detections,
 )
-from anograph.extraction.detectors.yolox import COCO_CLASS_NAMES, file_sha256
-from anograph.extraction.features.appearance import _resolve_device
+from anograph.extraction.detectors.yolox import COCO_CLASS_NAMES
+from anograph.io.content_hash import file_sha256
 
 PAPER_CONFIDENCE_THRESHOLD = 0.65
 PKL_CONVERSION_HINT = (
@@ -191,8 +192,7 @@ class Detectron2Detector:
         num_threads: int | None = 1,
     ) -> None:
         detectron2_config = import_detectron2()
-        if not 0.0 <= confidence_threshold <= 1.0:
-            raise InputError(None, f"confidence_threshold must be in [0, 1], got {confidence_threshold}")
+        check_confidence_threshold(confidence_threshold)
         if batch_size < 1:
             raise InputError(None, f"batch_size must be at least 1, got {batch_size}")
         self.config_path = Path(config).expanduser()
@@ -200,7 +200,7 @@ class Detectron2Detector:
         for path, what in ((self.config_path, "config file"), (self.weights_path, "weights file")):
             if not path.is_file():
                 raise ModelArtifactError(path, f"detectron2 {what} not found")
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.half_precision = bool(half_precision) and self.device.type == "cuda"
         self.batch_size = int(batch_size)
         self.num_threads = num_threads

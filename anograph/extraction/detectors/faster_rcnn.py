@@ -45,16 +45,17 @@ import torch
 from torchvision.models.detection import faster_rcnn
 from torchvision.ops import boxes as box_ops
 
+from anograph.devices import resolve_device
 from anograph.errors import InputError, ModelArtifactError
-from anograph.extraction.detectors.base import Detections
+from anograph.extraction.detectors.base import Detections, check_confidence_threshold, check_nms_threshold
 from anograph.extraction.detectors.rcnn import (
     describe_rcnn,
     inference_context,
     scale_to_resized,
     to_frame_detections,
 )
-from anograph.extraction.detectors.yolox import COCO_CLASS_NAMES, file_sha256
-from anograph.extraction.features.appearance import _resolve_device
+from anograph.extraction.detectors.yolox import COCO_CLASS_NAMES
+from anograph.io.content_hash import file_sha256
 
 COCO_WEIGHTS = faster_rcnn.FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1
 TORCHVISION_COCO_CATEGORIES: tuple[str, ...] = tuple(COCO_WEIGHTS.meta["categories"])
@@ -134,10 +135,8 @@ class TorchvisionDetector:
         half_precision: bool = True,
         num_threads: int | None = 1,
     ) -> None:
-        if not 0.0 <= confidence_threshold <= 1.0:
-            raise InputError(None, f"confidence_threshold must be in [0, 1], got {confidence_threshold}")
-        if not 0.0 < nms_threshold <= 1.0:
-            raise InputError(None, f"nms_threshold must be in (0, 1], got {nms_threshold}")
+        check_confidence_threshold(confidence_threshold)
+        check_nms_threshold(nms_threshold)
         if min(max_detections, max_proposals, batch_size) < 1:
             raise InputError(
                 None,
@@ -161,7 +160,7 @@ class TorchvisionDetector:
         self.min_size = int(min_size)
         self.max_size = int(max_size)
         self.batch_size = int(batch_size)
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.half_precision = bool(half_precision) and self.device.type == "cuda"
         self.num_threads = num_threads
         self.weights_sha256 = file_sha256(self.weights_path)

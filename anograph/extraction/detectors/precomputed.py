@@ -53,7 +53,8 @@ import pyarrow.parquet as pq
 
 from anograph.errors import InputError
 from anograph.extraction.detectors.base import Detections
-from anograph.extraction.detectors.yolox import COCO_CLASS_NAMES, file_sha256
+from anograph.extraction.detectors.yolox import COCO_CLASS_NAMES
+from anograph.io.content_hash import file_sha256
 
 FORMATS = (".parquet", ".csv", ".npz")
 BOX_COLUMNS = ("x1", "y1", "x2", "y2")

@@ -45,8 +45,9 @@ import torch
 import torchvision
 
 from anograph.errors import InputError, ModelArtifactError
-from anograph.extraction.detectors.base import Detections
+from anograph.extraction.detectors.base import Detections, check_confidence_threshold, check_nms_threshold
 from anograph.extraction.detectors.tiling import cut_by_border, merge_views, tile_windows
+from anograph.io.content_hash import file_sha256
 
 DEFAULT_YOLOX_NANO_URL = (
     "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/yolox_nano.onnx"
@@ -72,15 +73,6 @@ COCO_CLASS_NAMES: tuple[str, ...] = (
 def default_cache_dir() -> Path:
     """``$ANOGRAPH_CACHE`` if set, else ``~/.cache/anograph``."""
     return Path(os.environ.get("ANOGRAPH_CACHE") or Path.home() / ".cache" / "anograph").expanduser()
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def cached_weights_path(url: str, cache_dir: Path) -> Path:
@@ -244,10 +236,8 @@ class YoloxDetector:
     ) -> None:
         import onnxruntime
 
-        if not 0.0 <= confidence_threshold <= 1.0:
-            raise InputError(None, f"confidence_threshold must be in [0, 1], got {confidence_threshold}")
-        if not 0.0 < nms_threshold <= 1.0:
-            raise InputError(None, f"nms_threshold must be in (0, 1], got {nms_threshold}")
+        check_confidence_threshold(confidence_threshold)
+        check_nms_threshold(nms_threshold)
         if input_size <= 0 or input_size % max(YOLOX_STRIDES):
             raise InputError(
                 None, f"input_size must be a positive multiple of {max(YOLOX_STRIDES)}, got {input_size}"

@@ -40,6 +40,7 @@ import torchvision
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from anograph.devices import resolve_device
 from anograph.errors import InputError, ModelArtifactError
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
@@ -74,18 +75,6 @@ def _fold_batch_norms(module: nn.Module) -> nn.Module:
                 module[index] = fuse_conv_bn_eval(layers[index], layers[index + 1])
                 module[index + 1] = nn.Identity()
     return module
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "cpu":
-        return torch.device("cpu")
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(None, "device 'cuda' asked for, but torch sees no CUDA device")
-        return torch.device("cuda")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    raise InputError(None, f"unknown device {device!r}; choose from 'cpu', 'cuda', 'auto'")
 
 
 @contextlib.contextmanager
@@ -148,7 +137,7 @@ class AppearanceEmbedder:
         self.input_scale = float(input_scale)
         self.roi_output_size = int(roi_output_size)
         self.num_threads = num_threads
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.weights_path = Path(weights).expanduser() if weights is not None else packaged_weights_path()
         self.backbone, self.weights_sha256 = self._load_backbone()
         n_blocks, self._width, self._stride = LAYERS[layer]
