@@ -32,8 +32,9 @@ class VideoRef:
         ``(n_regions, 6)`` with the columns :data:`REGION_COLUMNS`: ``frame`` (0-based
         frame index), ``track_id`` (an integer per anomalous event / track, unique within
         the video), and the box corners ``x1, y1, x2, y2`` in pixels. Zero rows when the
-        video holds no anomaly. ``None`` for training videos and for datasets without
-        boxes (UCSD, Avenue, ShanghaiTech give pixel masks, not boxes or tracks).
+        video holds no anomaly. UCSD's are derived from its pixel masks
+        (:mod:`anograph.datasets.pixel_masks`). ``None`` for training videos and for
+        datasets without boxes (Avenue and ShanghaiTech masks are not read as regions).
     """
 
     name: str

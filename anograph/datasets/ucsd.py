@@ -5,7 +5,7 @@ Layout (Mahadevan et al., "Anomaly Detection in Crowded Scenes", CVPR 2010)::
     UCSDped2/
         Train/Train001/001.tif ...      normal videos, one folder of frames each
         Test/Test001/001.tif ...        test videos
-        Test/Test001_gt/ ...            pixel masks (optional, ignored here)
+        Test/Test001_gt/001.bmp ...     pixel masks (optional; some videos only, in Ped1)
         Test/UCSDped2.m                 frame-level ground truth
 
 ``UCSDped2.m`` is a MATLAB script with one entry per test video, in order::
@@ -17,6 +17,14 @@ Frames are 1-based and inclusive. The parser also accepts explicit indices
 (``TestVideoFile{3}``), comma- or space-separated lists, single frames, ``a:step:b``
 and ``%`` comments, and checks every frame against the number of frames in the
 video's folder.
+
+Pixel masks: where a test video has a ``<video>_gt/`` folder beside it, holding one mask
+image per frame (the official release names them ``001.bmp`` onwards, but ``frame001.bmp``
+onwards in Ped2's ``Test006_gt``, ``Test009_gt`` and ``Test012_gt``; they sort the same), its
+``ground_truth_regions`` are the masks' connected components, linked into tracks by overlap
+(:mod:`anograph.datasets.pixel_masks`), so RBDC / TBDC can be measured. Videos without such a
+folder keep ``ground_truth_regions = None``. Frame labels always come from the ``.m`` file,
+the official frame-level ground truth.
 
 Frame rate: the UCSD pedestrian footage was downsampled to 10 fps (Chan, Liang and
 Vasconcelos, "Privacy preserving crowd monitoring", CVPR 2008, which introduced the
@@ -31,9 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from anograph.datasets.base import Dataset, VideoRef, frame_folders
+from anograph.datasets.base import Dataset, VideoRef, check_region_frames, frame_folders
+from anograph.datasets.pixel_masks import read_mask_regions
 from anograph.errors import InputError
-from anograph.io.video import count_frames
+from anograph.io.video import count_frames, open_video
 
 UCSD_FPS = 10.0
 
@@ -150,6 +159,24 @@ def _subset_dir(root: Path, subset: str) -> Path:
     )
 
 
+def mask_regions(video: VideoRef, n_frames: int) -> np.ndarray | None:
+    """Regions and tracks from a test video's ``<video>_gt/`` mask folder; ``None`` when it has none.
+
+    Raises
+    ------
+    InputError
+        Naming the mask folder when its mask count or size differs from the video's, or a
+        mask file that cannot be read.
+    """
+    folder = video.path.parent / f"{video.name}_gt"
+    if not folder.is_dir():
+        return None
+    reader = open_video(video.path)
+    regions = read_mask_regions(folder, n_frames=n_frames, frame_size=(reader.width, reader.height))
+    check_region_frames(video.path, n_frames, regions, folder)
+    return regions
+
+
 def load_ucsd(root: str | Path, subset: str = "UCSDped2", fps: float | None = None) -> Dataset:
     """Load UCSD Ped1 or Ped2 from its official layout.
 
@@ -167,13 +194,15 @@ def load_ucsd(root: str | Path, subset: str = "UCSDped2", fps: float | None = No
     -------
     Dataset
         Named ``ucsd-ped1`` or ``ucsd-ped2``; labels have one entry per frame of each
-        test folder.
+        test folder; test videos with a ``<video>_gt/`` mask folder carry
+        ``ground_truth_regions`` (see the module docstring).
 
     Raises
     ------
     InputError
         Missing folders or ground truth, a ground-truth entry count that differs from
-        the number of test videos, or an anomalous frame past a video's end.
+        the number of test videos, an anomalous frame past a video's end, or a mask folder
+        whose mask count or size differs from its video's.
     """
     if subset not in UCSD_SUBSETS.values():
         raise InputError(
@@ -196,8 +225,10 @@ def load_ucsd(root: str | Path, subset: str = "UCSDped2", fps: float | None = No
         )
 
     labels: dict[str, np.ndarray] = {}
+    with_regions: list[VideoRef] = []
     for video, frames in zip(test, ground_truth, strict=True):
         n_frames = count_frames(video.path)
+        with_regions.append(VideoRef(video.name, video.path, ground_truth_regions=mask_regions(video, n_frames)))
         if frames.size and frames[-1] > n_frames:
             raise InputError(
                 m_file,
@@ -209,5 +240,5 @@ def load_ucsd(root: str | Path, subset: str = "UCSDped2", fps: float | None = No
 
     name = next(key for key, value in UCSD_SUBSETS.items() if value == subset)
     return Dataset(
-        name=name, fps=UCSD_FPS if fps is None else float(fps), train=train, test=test, labels=labels
+        name=name, fps=UCSD_FPS if fps is None else float(fps), train=train, test=with_regions, labels=labels
     )
