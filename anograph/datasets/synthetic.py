@@ -3,14 +3,16 @@
 Why: the pipeline must be demonstrable and testable end to end on any machine, without
 downloading a dataset. The scene imitates UCSD Ped2 closely enough for the real
 pipeline (a background-subtraction or learned detector, motion / geometry / appearance
-features, the graph model) to have something to find:
+features, the graph model) to have something to find (drawn by
+:mod:`anograph.datasets.synthetic_scene`):
 
 * a fixed camera over a textured walkway (paving, grass verge, kerb, static benches), with
   slight sensor noise and slow illumination drift;
 * "pedestrians": textured upright figures of about 14x30 px with size and colour jitter and
   a two-phase gait, walking mostly horizontally at 1.6-2.4 px/frame, entering and
   leaving at the sides;
-* in test videos only, one anomaly each (kinds cycle with the video index):
+* in test videos ``test_000``, ``test_001``, ... one anomaly each (kinds cycle with the
+  video index):
 
   - ``wrong_direction``: a pedestrian enters at the top or bottom edge and walks
     vertically across the walkway before turning into the normal flow;
@@ -18,9 +20,27 @@ features, the graph model) to have something to find:
   - ``unusual_object``: a wide, brightly coloured vehicle-like object with windows and
     wheels (about 56x26 px) crossing the walkway.
 
-A test frame is labelled anomalous while an anomalous object (in its anomalous phase)
-has at least a quarter of its area inside the frame. Normal pedestrians walk through
-test videos too.
+  A test frame is labelled anomalous while an anomalous object (in its anomalous phase)
+  has at least a quarter of its area inside the frame. Normal pedestrians walk through
+  test videos too.
+
+With ``interactions=True`` the scene also has anomalies that no single object reveals
+(:mod:`anograph.datasets.synthetic_interactions`):
+
+* all normal footage (training and test videos) obeys a distance rule: two pedestrians in
+  view at the same time stay at least 24 px apart (box to box), so people pass in
+  separate lanes and never tail one another. Pedestrians are planned with the same random
+  draws as without the rule, and one that would break it is redrawn from a separate
+  stream, so each ``test_NNN`` keeps its anomaly and its labels; only some of its
+  background walkers change;
+* two more test videos of ``n_interaction_frames`` frames each, with normal traffic and one
+  pair of ordinary pedestrians (normal look, speed, direction, lane) who interact:
+
+  - ``test_converge``: two walk towards each other and brush past 10 px apart;
+  - ``test_follow``: one tails the other 10 px behind at the same speed.
+
+  A frame is anomalous while both walkers of the pair are at least a quarter inside the
+  frame and their boxes are less than 16 px apart.
 
 Videos are MPEG-4 Part 2 (``mp4v``) in ``.mp4``, which OpenCV's bundled FFmpeg both writes
 and reads; the written layout is the ``folder`` layout (``train/``, ``test/``,
@@ -33,315 +53,43 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from anograph.datasets.base import Dataset
 from anograph.datasets.folder import LABELS_FILE, LABELS_HEADER, load_folder_dataset
+from anograph.datasets.synthetic_interactions import (
+    INTERACTION_KINDS,
+    MIN_INTERACTION_FRAMES,
+    MIN_INTERACTION_HEIGHT,
+    interacting_pair,
+    keep_personal_space,
+)
+from anograph.datasets.synthetic_scene import (
+    ANOMALY_KINDS,
+    VIDEO_CODEC,
+    SceneObject,
+    make_background,
+    normal_pedestrian,
+    plan_objects,
+    render_video,
+)
 from anograph.errors import AnographError, InputError
 
+__all__ = [
+    "ANOMALY_KINDS",
+    "INTERACTION_KINDS",
+    "SYNTHETIC_MANIFEST",
+    "VIDEO_CODEC",
+    "VIDEO_SUFFIX",
+    "generate_synthetic_dataset",
+    "plan_video_objects",
+]
+
 SYNTHETIC_MANIFEST = "synthetic.json"
-ANOMALY_KINDS = ("wrong_direction", "too_fast", "unusual_object")
-VIDEO_CODEC = "mp4v"
 VIDEO_SUFFIX = ".mp4"
-
-NORMAL_SPEED_RANGE = (1.6, 2.4)  # px per frame
-FAST_SPEED_FACTOR = 4.0
-VEHICLE_SPEED = 2.8
-PEDESTRIANS_IN_VIEW = 4.0  # mean number of pedestrians visible in a 320x240 frame
-MIN_VISIBLE_FRACTION = 0.25  # of an object's area, for its frame to count as showing it
-
-_NOISE_FRAMES = 8
-_NOISE_SIGMA = 2.5
-
-
-@dataclass
-class _Actor:
-    """One moving object: its look, its path, and when it is anomalous."""
-
-    images: list[np.ndarray]  # BGR sprite per gait phase
-    masks: list[np.ndarray]  # bool silhouette per gait phase
-    start_frame: int
-    positions: np.ndarray  # (n, 2) float top-left x, y for frames start_frame ...
-    anomalous: np.ndarray  # (n,) bool
-    kind: str | None = None
-
-    @property
-    def height(self) -> int:
-        return self.images[0].shape[0]
-
-    @property
-    def width(self) -> int:
-        return self.images[0].shape[1]
-
-
-def _textured(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    return rng.normal(0.0, sigma, size=(*shape, 1))
-
-
-def _make_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """A static walkway scene: grass verge on top, paved walkway, kerb, a few benches."""
-    # Low-frequency shading: random coarse grid, smoothly upsampled.
-    coarse = rng.normal(0.0, 10.0, size=(max(height // 40, 2), max(width // 40, 2))).astype(np.float32)
-    shading = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)[..., None]
-    vertical = np.linspace(-12.0, 12.0, height, dtype=np.float32)[:, None, None]
-    image = np.empty((height, width, 3), dtype=np.float32)
-    image[:] = (128.0, 136.0, 140.0)  # grey-beige paving (BGR)
-    grass_end = int(0.12 * height)
-    kerb_start = int(0.93 * height)
-    image[:grass_end] = (60.0, 120.0, 80.0)
-    image[kerb_start:] = (105.0, 105.0, 110.0)
-    image += shading + vertical + _textured(rng, (height, width), 6.0)
-    # Paving joints every 24 px on the walkway.
-    for y in range(grass_end + 12, kerb_start, 24):
-        image[y, :, :] -= 18.0
-    for x in range(int(rng.integers(0, 24)), width, 24):
-        image[grass_end:kerb_start, x, :] -= 14.0
-    image[grass_end - 2 : grass_end + 1] -= 35.0
-    image[kerb_start : kerb_start + 2] += 30.0
-    # Static benches / bins along the verge: things a detector must learn to ignore.
-    for _ in range(max(1, width // 120)):
-        x0 = int(rng.integers(0, max(width - 40, 1)))
-        bench_w = int(rng.integers(24, 40))
-        y0 = max(grass_end - 10, 0)
-        image[y0 : y0 + 8, x0 : x0 + bench_w] = (50.0, 70.0, 95.0)
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def _pedestrian_sprite(rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """A textured upright figure, with two gait phases (legs together / apart)."""
-    height = int(rng.integers(27, 34))
-    width = int(rng.integers(12, 17))
-    shirt = np.array(
-        rng.choice([(90, 60, 40), (50, 50, 140), (40, 90, 60), (150, 150, 150), (60, 60, 60)]), float
-    )
-    shirt = np.clip(shirt + rng.normal(0.0, 15.0, 3), 0, 255)
-    trousers = np.clip(np.array((45.0, 40.0, 35.0)) + rng.normal(0.0, 10.0, 3), 0, 255)
-    skin = np.clip(np.array((110.0, 140.0, 185.0)) + rng.normal(0.0, 15.0, 3), 0, 255)
-    head_radius = max(width // 4, 2)
-    torso_top = 2 * head_radius
-    legs_top = int(0.58 * height)
-    texture = _textured(rng, (height, width), 12.0)
-
-    images: list[np.ndarray] = []
-    masks: list[np.ndarray] = []
-    for legs_apart in (False, True):
-        mask = np.zeros((height, width), dtype=np.uint8)
-        cv2.circle(mask, (width // 2, head_radius), head_radius, 1, -1)
-        cv2.ellipse(
-            mask,
-            (width // 2, (torso_top + legs_top) // 2 + 1),
-            (width // 2 - 1, (legs_top - torso_top) // 2 + 2),
-            0,
-            0,
-            360,
-            1,
-            -1,
-        )
-        spread = width // 2 - 2 if legs_apart else 1
-        for side in (-1, 1):
-            cv2.line(
-                mask,
-                (width // 2 + side * 2, legs_top),
-                (width // 2 + side * spread, height - 1),
-                1,
-                max(width // 5, 2),
-            )
-        image = np.empty((height, width, 3), dtype=np.float32)
-        image[:] = trousers
-        image[: legs_top - 1] = shirt
-        image[:torso_top] = skin
-        image += texture
-        images.append(np.clip(image, 0, 255).astype(np.uint8))
-        masks.append(mask.astype(bool))
-    return images, masks
-
-
-def _vehicle_sprite(rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """A wide, saturated cart / car with windows and wheels: unlike any pedestrian."""
-    height = int(rng.integers(24, 29))
-    width = int(rng.integers(52, 61))
-    body = np.array(rng.choice([(0, 200, 240), (30, 30, 210), (200, 120, 20)]), float)  # yellow / red / blue
-    mask = np.zeros((height, width), dtype=np.uint8)
-    cv2.rectangle(mask, (0, height // 3), (width - 1, height - 5), 1, -1)
-    cv2.rectangle(mask, (width // 5, 0), (4 * width // 5, height // 3), 1, -1)
-    wheel_radius = 4
-    for wheel_x in (wheel_radius + 3, width - wheel_radius - 4):
-        cv2.circle(mask, (wheel_x, height - wheel_radius - 1), wheel_radius, 1, -1)
-    image = np.empty((height, width, 3), dtype=np.float32)
-    image[:] = body
-    image[2 : height // 3, width // 5 + 3 : 4 * width // 5 - 3] = (110.0, 70.0, 40.0)  # windows
-    image[height // 2 : height // 2 + 2, :] = body * 0.6  # trim line
-    image[height - 2 * wheel_radius - 1 :, :][mask[height - 2 * wheel_radius - 1 :].astype(bool)] = (
-        20.0,
-        20.0,
-        20.0,
-    )
-    image += _textured(rng, (height, width), 8.0)
-    sprite = np.clip(image, 0, 255).astype(np.uint8)
-    return [sprite], [mask.astype(bool)]
-
-
-def _walkway_y(rng: np.random.Generator, frame_height: int, object_height: int) -> float:
-    low = 0.14 * frame_height
-    high = max(0.9 * frame_height - object_height, low + 1.0)
-    return float(rng.uniform(low, high))
-
-
-def _horizontal_path(
-    rng: np.random.Generator,
-    width: int,
-    height: int,
-    sprite_w: int,
-    sprite_h: int,
-    speed: float,
-    x_start: float | None = None,
-) -> tuple[np.ndarray, float]:
-    """Positions of a walker crossing the frame horizontally from ``x_start`` (or an edge)."""
-    direction = 1.0 if rng.random() < 0.5 else -1.0
-    if x_start is None:
-        x_start = -float(sprite_w) if direction > 0 else float(width)
-    x_end = float(width) if direction > 0 else -float(sprite_w)
-    n_steps = max(int(np.ceil(abs(x_end - x_start) / speed)) + 1, 1)
-    steps = np.arange(n_steps, dtype=np.float64)
-    y0 = _walkway_y(rng, height, sprite_h)
-    drift = rng.uniform(-0.12, 0.12)
-    sway = 0.6 * np.sin(2 * np.pi * steps / rng.uniform(12, 20) + rng.uniform(0, 2 * np.pi))
-    xs = x_start + direction * speed * steps
-    ys = np.clip(y0 + drift * steps + sway, 0.1 * height, 0.93 * height - sprite_h)
-    return np.stack([xs, ys], axis=1), direction
-
-
-def _normal_pedestrian(rng: np.random.Generator, width: int, height: int, start: int, inside: bool) -> _Actor:
-    images, masks = _pedestrian_sprite(rng)
-    sprite_h, sprite_w = images[0].shape[:2]
-    speed = float(rng.uniform(*NORMAL_SPEED_RANGE))
-    x_start = float(rng.uniform(0, width - sprite_w)) if inside else None
-    positions, _ = _horizontal_path(rng, width, height, sprite_w, sprite_h, speed, x_start)
-    return _Actor(images, masks, start, positions, np.zeros(len(positions), dtype=bool))
-
-
-def _anomalous_actor(rng: np.random.Generator, kind: str, width: int, height: int, start: int) -> _Actor:
-    if kind == "too_fast":
-        images, masks = _pedestrian_sprite(rng)
-        speed = FAST_SPEED_FACTOR * float(np.mean(NORMAL_SPEED_RANGE))
-        positions, _ = _horizontal_path(rng, width, height, images[0].shape[1], images[0].shape[0], speed)
-        return _Actor(images, masks, start, positions, np.ones(len(positions), dtype=bool), kind)
-    if kind == "unusual_object":
-        images, masks = _vehicle_sprite(rng)
-        positions, _ = _horizontal_path(
-            rng, width, height, images[0].shape[1], images[0].shape[0], VEHICLE_SPEED
-        )
-        return _Actor(images, masks, start, positions, np.ones(len(positions), dtype=bool), kind)
-    if kind == "wrong_direction":
-        images, masks = _pedestrian_sprite(rng)
-        sprite_h, sprite_w = images[0].shape[:2]
-        speed = float(np.mean(NORMAL_SPEED_RANGE))
-        x0 = float(rng.uniform(0.2 * width, 0.8 * width - sprite_w))
-        from_bottom = rng.random() < 0.5
-        # Walk in from the top or bottom edge across about half the frame, then join the normal flow.
-        distance = sprite_h + 0.45 * height
-        n_vertical = int(np.ceil(distance / speed))
-        steps = np.arange(n_vertical, dtype=np.float64)
-        y_start = float(height) if from_bottom else -float(sprite_h)
-        ys = y_start + (-1.0 if from_bottom else 1.0) * speed * steps
-        xs = x0 + 0.8 * np.sin(2 * np.pi * steps / 15.0)
-        vertical = np.stack([xs, ys], axis=1)
-        turn, _ = _horizontal_path(rng, width, height, sprite_w, sprite_h, speed, x_start=float(xs[-1]))
-        turn[:, 1] = ys[-1]
-        positions = np.concatenate([vertical, turn[1:]])
-        anomalous = np.zeros(len(positions), dtype=bool)
-        anomalous[:n_vertical] = True
-        return _Actor(images, masks, start, positions, anomalous, kind)
-    raise ValueError(f"unknown anomaly kind {kind!r}")
-
-
-def _plan_actors(
-    rng: np.random.Generator, n_frames: int, width: int, height: int, anomaly: str | None
-) -> list[_Actor]:
-    """Normal pedestrians (Poisson arrivals at a steady density), plus the anomaly if any."""
-    density = PEDESTRIANS_IN_VIEW * width / 320.0
-    crossing_frames = (width + 14) / float(np.mean(NORMAL_SPEED_RANGE))
-    arrival_rate = density / crossing_frames  # Little's law: density = rate x time in view
-    actors = [
-        _normal_pedestrian(rng, width, height, 0, inside=True) for _ in range(int(rng.poisson(density)))
-    ]
-    for frame in range(n_frames):
-        for _ in range(int(rng.poisson(arrival_rate))):
-            actors.append(_normal_pedestrian(rng, width, height, frame, inside=False))
-    if anomaly is not None:
-        start = int(0.2 * n_frames + rng.integers(0, max(int(0.1 * n_frames), 1)))
-        actors.append(_anomalous_actor(rng, anomaly, width, height, start))
-    return actors
-
-
-def _visible_fraction(x: int, y: int, sprite_w: int, sprite_h: int, width: int, height: int) -> float:
-    visible_w = max(0, min(x + sprite_w, width) - max(x, 0))
-    visible_h = max(0, min(y + sprite_h, height) - max(y, 0))
-    return visible_w * visible_h / float(sprite_w * sprite_h)
-
-
-def _paste(frame: np.ndarray, image: np.ndarray, mask: np.ndarray, x: int, y: int) -> None:
-    """Draw a sprite with its silhouette mask, clipped to the frame."""
-    height, width = frame.shape[:2]
-    x0, y0 = max(x, 0), max(y, 0)
-    x1, y1 = min(x + image.shape[1], width), min(y + image.shape[0], height)
-    if x1 <= x0 or y1 <= y0:
-        return
-    sprite_region = (slice(y0 - y, y1 - y), slice(x0 - x, x1 - x))
-    region = frame[y0:y1, x0:x1]
-    np.copyto(region, image[sprite_region], where=mask[sprite_region][..., None])
-
-
-def _render_video(
-    path: Path,
-    background: np.ndarray,
-    actors: list[_Actor],
-    n_frames: int,
-    fps: float,
-    rng: np.random.Generator,
-    anomaly_boxes: list[list[float]] | None = None,
-) -> np.ndarray:
-    """Write the frames to ``path``; return per-frame anomaly labels.
-
-    ``anomaly_boxes``, when given, receives ``[frame, x1, y1, x2, y2]`` (clipped to the
-    frame) for every frame in which an anomalous object counts as shown.
-    """
-    height, width = background.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_CODEC), fps, (width, height))
-    if not writer.isOpened():
-        raise AnographError(f"{path}: OpenCV cannot write {VIDEO_CODEC} video here")
-    noise = rng.normal(0.0, _NOISE_SIGMA, size=(_NOISE_FRAMES, height, width, 3)).astype(np.int16)
-    illumination_phase = rng.uniform(0, 2 * np.pi)
-    labels = np.zeros(n_frames, dtype=bool)
-    try:
-        for frame_index in range(n_frames):
-            frame = background.copy()
-            for actor in actors:
-                step = frame_index - actor.start_frame
-                if step < 0 or step >= len(actor.positions):
-                    continue
-                x, y = (int(round(value)) for value in actor.positions[step])
-                phase = (step // 3) % len(actor.images)
-                _paste(frame, actor.images[phase], actor.masks[phase], x, y)
-                if (
-                    actor.anomalous[step]
-                    and _visible_fraction(x, y, actor.width, actor.height, width, height)
-                    >= MIN_VISIBLE_FRACTION
-                ):
-                    labels[frame_index] = True
-                    if anomaly_boxes is not None:
-                        anomaly_boxes.append([frame_index, max(x, 0), max(y, 0), min(x + actor.width, width),
-                                              min(y + actor.height, height)])
-            brightness = int(round(3.0 * np.sin(2 * np.pi * frame_index / 90.0 + illumination_phase)))
-            shaded = frame.astype(np.int16) + noise[int(rng.integers(_NOISE_FRAMES))] + brightness
-            writer.write(np.clip(shaded, 0, 255).astype(np.uint8))
-    finally:
-        writer.release()
-    return labels
+INTERACTION_VIDEO_PREFIX = "test_"
 
 
 def _label_rows(name: str, labels: np.ndarray) -> list[tuple[str, int, int]]:
@@ -369,6 +117,63 @@ def _prepare_root(root: Path) -> None:
     (root / "test").mkdir(parents=True, exist_ok=True)
 
 
+def _parse_video_name(name: str, interactions: bool) -> tuple[list[int], str | None]:
+    """``(random stream key, anomaly or interaction kind)`` of a generated video's name."""
+    split, _, suffix = name.partition("_")
+    if split == "train" and suffix.isdigit():
+        return [1, int(suffix)], None
+    if split == "test" and suffix.isdigit():
+        return [2, int(suffix)], ANOMALY_KINDS[int(suffix) % len(ANOMALY_KINDS)]
+    if split == "test" and interactions and suffix in INTERACTION_KINDS:
+        return [3, INTERACTION_KINDS.index(suffix)], suffix
+    raise InputError(None, f"{name!r} is not a video of this synthetic dataset")
+
+
+def _plan_video(
+    name: str, seed: int, n_frames: int, width: int, height: int, interactions: bool
+) -> tuple[list[SceneObject], np.random.Generator]:
+    """The objects of one video, and the generator (mid-stream) that renders it."""
+    key, kind = _parse_video_name(name, interactions)
+    rng = np.random.default_rng([seed, *key])
+    if kind in INTERACTION_KINDS:
+        fixed = interacting_pair(rng, kind, n_frames, width, height)
+        planned = plan_objects(rng, n_frames, width, height, None)
+    else:
+        planned = plan_objects(rng, n_frames, width, height, kind)
+        if not interactions:
+            return planned, rng
+        fixed = planned[-1:] if kind is not None else []
+        planned = planned[: len(planned) - len(fixed)]
+    # Redraws come from their own stream, so the main stream (the anomaly, the noise) is unchanged.
+    redraw_rng = np.random.default_rng([seed, *key, 1])
+
+    def redraw(pedestrian: SceneObject) -> SceneObject:
+        inside = 0.0 <= pedestrian.positions[0, 0] <= width - pedestrian.width
+        return normal_pedestrian(redraw_rng, width, height, pedestrian.start_frame, inside=bool(inside))
+
+    return keep_personal_space(planned, fixed, redraw, n_frames, width, height), rng
+
+
+def plan_video_objects(
+    name: str,
+    *,
+    seed: int = 0,
+    n_frames: int = 150,
+    width: int = 320,
+    height: int = 240,
+    interactions: bool = False,
+    n_interaction_frames: int = 100,
+) -> list[SceneObject]:
+    """The objects of one generated video with their ground-truth paths (no frames drawn).
+
+    The keyword arguments are those given to :func:`generate_synthetic_dataset` (they
+    are recorded under ``parameters`` in ``synthetic.json``). Each object's
+    ``positions[i]`` is its top-left corner in frame ``start_frame + i``.
+    """
+    frames = n_interaction_frames if _parse_video_name(name, interactions)[1] in INTERACTION_KINDS else n_frames
+    return _plan_video(name, seed, frames, width, height, interactions)[0]
+
+
 def generate_synthetic_dataset(
     root: str | Path,
     *,
@@ -379,6 +184,8 @@ def generate_synthetic_dataset(
     height: int = 240,
     fps: float = 10.0,
     seed: int = 0,
+    interactions: bool = False,
+    n_interaction_frames: int = 100,
 ) -> Dataset:
     """Write a synthetic dataset in the ``folder`` layout and load it.
 
@@ -400,6 +207,12 @@ def generate_synthetic_dataset(
         Frame rate stored in the containers (default 10, like UCSD).
     seed:
         Seed for everything random (default 0).
+    interactions:
+        Add the interaction test videos ``test_converge`` and ``test_follow`` and make all
+        normal footage keep its distance (see the module docstring). Default ``False``:
+        the scene without interactions, frame for frame as before they existed.
+    n_interaction_frames:
+        Frames per interaction video (default 100; at least 40). Needs ``height`` >= 120.
 
     Returns
     -------
@@ -414,32 +227,36 @@ def generate_synthetic_dataset(
         raise InputError(None, f"frame size must be even and at least 96x96, got {width}x{height}")
     if fps <= 0:
         raise InputError(None, f"fps must be positive, got {fps}")
+    if interactions and n_interaction_frames < MIN_INTERACTION_FRAMES:
+        raise InputError(
+            None, f"n_interaction_frames must be at least {MIN_INTERACTION_FRAMES}, got {n_interaction_frames}"
+        )
+    if interactions and height < MIN_INTERACTION_HEIGHT:
+        raise InputError(None, f"interaction videos need a height of at least {MIN_INTERACTION_HEIGHT}, got {height}")
     root = Path(root)
     _prepare_root(root)
 
-    background = _make_background(np.random.default_rng([seed, 0]), width, height)
+    videos = [("train", f"train_{index:03d}", n_frames) for index in range(n_train_videos)]
+    videos += [("test", f"test_{index:03d}", n_frames) for index in range(n_test_videos)]
+    if interactions:
+        videos += [("test", f"{INTERACTION_VIDEO_PREFIX}{kind}", n_interaction_frames) for kind in INTERACTION_KINDS]
+    background = make_background(np.random.default_rng([seed, 0]), width, height)
     label_rows: list[tuple[str, int, int]] = []
     anomalies: list[dict[str, object]] = []
     anomaly_boxes: dict[str, list[list[float]]] = {}
-    for split, count, split_id in (("train", n_train_videos, 1), ("test", n_test_videos, 2)):
-        for index in range(count):
-            rng = np.random.default_rng([seed, split_id, index])
-            name = f"{split}_{index:03d}"
-            kind = ANOMALY_KINDS[index % len(ANOMALY_KINDS)] if split == "test" else None
-            actors = _plan_actors(rng, n_frames, width, height, kind)
-            boxes: list[list[float]] = []
-            labels = _render_video(
-                root / split / f"{name}{VIDEO_SUFFIX}", background, actors, n_frames, fps, rng, boxes
+    for split, name, video_frames in videos:
+        objects, rng = _plan_video(name, seed, video_frames, width, height, interactions)
+        boxes: list[list[float]] = []
+        labels = render_video(root / split / f"{name}{VIDEO_SUFFIX}", background, objects, video_frames, fps, rng, boxes)
+        if boxes:
+            anomaly_boxes[name] = boxes
+        if split == "test":
+            kind = _parse_video_name(name, interactions)[1]
+            rows = _label_rows(name, labels)
+            label_rows.extend(rows)
+            anomalies.extend(
+                {"video": name, "kind": kind, "start_frame": start, "end_frame": end} for _, start, end in rows
             )
-            if boxes:
-                anomaly_boxes[name] = boxes
-            if split == "test":
-                rows = _label_rows(name, labels)
-                label_rows.extend(rows)
-                anomalies.extend(
-                    {"video": name, "kind": kind, "start_frame": start, "end_frame": end}
-                    for _, start, end in rows
-                )
 
     with (root / LABELS_FILE).open("w", encoding="utf-8") as handle:
         handle.write(",".join(LABELS_HEADER) + "\n")
@@ -454,19 +271,24 @@ def generate_synthetic_dataset(
             "height": height,
             "fps": fps,
             "seed": seed,
+            "interactions": interactions,
+            "n_interaction_frames": n_interaction_frames,
         },
         "codec": VIDEO_CODEC,
+        "frame_counts": {name: video_frames for _, name, video_frames in videos},
         "anomalies": anomalies,
-        # Per test video: [frame (0-based), x1, y1, x2, y2] of the anomalous object while it counts as shown.
+        # Per test video: [frame (0-based), x1, y1, x2, y2] of each anomalous object while it counts as shown.
         "anomaly_boxes": anomaly_boxes,
     }
     (root / SYNTHETIC_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
     dataset = load_folder_dataset(root, name="synthetic")
     # Read-back check: the codec must have kept every frame, or the labels would not fit.
+    expected_frames = {name: video_frames for _, name, video_frames in videos}
     for video in dataset.test:
-        if dataset.labels[video.name].size != n_frames:
+        if dataset.labels[video.name].size != expected_frames[video.name]:
             raise AnographError(
-                f"{video.path}: wrote {n_frames} frames but {dataset.labels[video.name].size} decode back"
+                f"{video.path}: wrote {expected_frames[video.name]} frames but "
+                f"{dataset.labels[video.name].size} decode back"
             )
     return dataset
