@@ -112,4 +112,4 @@ def test_every_deployment_parameter_is_an_argument_of_its_flow():
         arguments = set(inspect.signature(flow.fn).parameters)
         assert set(deployment.get("parameters", {})) <= arguments, deployment["name"]
         names.add(deployment["name"])
-    assert {"pipeline", "nightly-retrain", "evaluate", "extract-dataset", "extract-shards"} <= names
+    assert {"pipeline", "nightly-retrain", "evaluate-model", "extract-dataset", "extract-shards"} <= names

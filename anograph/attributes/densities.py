@@ -12,6 +12,8 @@ name                   what is rare
 ``velocity``           the box's flow speed (mean and 90th percentile magnitude), optionally its
                        direction and its place in the frame: Gaussian mixture, negative log
                        likelihood (AI-VAD's velocity density, on box flow statistics)
+``shape``              the box's build at its place (log width and height, vertical position):
+                       Gaussian mixture, negative log likelihood
 ``class``              the detector's class: each class weighted by minus the log of its share
                        of the training objects' class scores
 ``appearance``         the appearance vector: mean distance to the k nearest training vectors
@@ -89,7 +91,44 @@ def _concatenate(videos: Sequence[ObjectAttributes], values) -> np.ndarray:
     return np.concatenate(rows)
 
 
-class VelocityDensity(AttributeDensity):
+class MixtureDensity(AttributeDensity):
+    """Gaussian mixture (full covariance) over :meth:`values`; the score is the negative log likelihood."""
+
+    n_components: int
+    seed: int
+
+    @abstractmethod
+    def values(self, objects: ObjectAttributes) -> np.ndarray:
+        """The rows the mixture models, one per object."""
+
+    def fit(self, videos: Sequence[ObjectAttributes]) -> MixtureDensity:
+        values = _concatenate(videos, self.values)
+        components = max(1, min(self.n_components, len(values)))
+        self.mixture_ = GaussianMixture(components, covariance_type="full", reg_covar=1e-6,
+                                        random_state=self.seed).fit(values)
+        return self
+
+    def score(self, objects: ObjectAttributes) -> np.ndarray:
+        if not len(objects):
+            return np.zeros(0)
+        return -self.mixture_.score_samples(self.values(objects))
+
+    def state(self) -> dict[str, np.ndarray]:
+        mixture = self.mixture_
+        return {"weights": mixture.weights_, "means": mixture.means_, "covariances": mixture.covariances_,
+                "precisions_cholesky": mixture.precisions_cholesky_}
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> MixtureDensity:
+        mixture = GaussianMixture(len(state["weights"]), covariance_type="full")
+        mixture.weights_ = np.asarray(state["weights"], np.float64)
+        mixture.means_ = np.asarray(state["means"], np.float64)
+        mixture.covariances_ = np.asarray(state["covariances"], np.float64)
+        mixture.precisions_cholesky_ = np.asarray(state["precisions_cholesky"], np.float64)
+        self.mixture_ = mixture
+        return self
+
+
+class VelocityDensity(MixtureDensity):
     """Gaussian mixture over the box's flow speed (and optionally direction and position).
 
     Parameters
@@ -128,35 +167,39 @@ class VelocityDensity(AttributeDensity):
             values = np.concatenate([values, objects.centres, objects.sizes[:, 1:]], axis=1)
         return values
 
-    def fit(self, videos: Sequence[ObjectAttributes]) -> VelocityDensity:
-        values = _concatenate(videos, self.values)
-        components = max(1, min(self.n_components, len(values)))
-        self.mixture_ = GaussianMixture(components, covariance_type="full", reg_covar=1e-6,
-                                        random_state=self.seed).fit(values)
-        return self
-
-    def score(self, objects: ObjectAttributes) -> np.ndarray:
-        if not len(objects):
-            return np.zeros(0)
-        return -self.mixture_.score_samples(self.values(objects))
-
     def config(self) -> dict[str, Any]:
         return {"direction": self.direction, "position_aware": self.position_aware,
                 "n_components": self.n_components, "seed": self.seed}
 
-    def state(self) -> dict[str, np.ndarray]:
-        mixture = self.mixture_
-        return {"weights": mixture.weights_, "means": mixture.means_, "covariances": mixture.covariances_,
-                "precisions_cholesky": mixture.precisions_cholesky_}
 
-    def load_state(self, state: Mapping[str, np.ndarray]) -> VelocityDensity:
-        mixture = GaussianMixture(len(state["weights"]), covariance_type="full")
-        mixture.weights_ = np.asarray(state["weights"], np.float64)
-        mixture.means_ = np.asarray(state["means"], np.float64)
-        mixture.covariances_ = np.asarray(state["covariances"], np.float64)
-        mixture.precisions_cholesky_ = np.asarray(state["precisions_cholesky"], np.float64)
-        self.mixture_ = mixture
-        return self
+class ShapeDensity(MixtureDensity):
+    """Gaussian mixture over the box's log width, log height and vertical position.
+
+    The build of an object at its place: a wide vehicle among upright walkers, or an object
+    far bigger than what usually appears at that distance from the camera.
+
+    Parameters
+    ----------
+    n_components:
+        Mixture components. Default 2.
+    seed:
+        Seeds the mixture's initialisation. Default 0.
+    """
+
+    name = "shape"
+    reads = ("centres", "sizes")
+
+    def __init__(self, n_components: int = 2, seed: int = 0) -> None:
+        self.n_components = int(n_components)
+        self.seed = int(seed)
+
+    def values(self, objects: ObjectAttributes) -> np.ndarray:
+        sizes = np.log(np.maximum(objects.sizes.astype(np.float64), 1e-4))
+        return np.concatenate([sizes, objects.centres[:, 1:].astype(np.float64)], axis=1)
+
+    def config(self) -> dict[str, Any]:
+        return {"n_components": self.n_components, "seed": self.seed}
+
 
 
 class ClassRarity(AttributeDensity):
@@ -305,7 +348,7 @@ class InteractionDensity(KnnDensity):
 
 
 DENSITY_CLASSES: dict[str, type[AttributeDensity]] = {
-    cls.name: cls for cls in (VelocityDensity, ClassRarity, AppearanceKnn, InteractionDensity)
+    cls.name: cls for cls in (VelocityDensity, ShapeDensity, ClassRarity, AppearanceKnn, InteractionDensity)
 }
 
 

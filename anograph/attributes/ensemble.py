@@ -129,10 +129,13 @@ class AttributeEnsemble:
         """
         folds = held_out_parts(videos, self.max_folds)
         self.parts_ = []
+        # In memory only: the alert calibration scores each training video with its fold's fits.
+        self.held_out_fits_: list[HeldOutFits] = []
         for index, (name, config) in enumerate(self.attributes):
             fits = (held_out or {}).get(index) or HeldOutFits(lambda name=name, config=config: make_density(name, config), folds)
             low, high = fits.calibration(self.calibration_quantile)
             self.parts_.append(CalibratedDensity(make_density(name, config).fit(videos), low, high))
+            self.held_out_fits_.append(fits)
         return self
 
     @property

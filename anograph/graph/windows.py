@@ -280,3 +280,17 @@ def frame_scores(object_scores: np.ndarray, frame_offsets: np.ndarray) -> np.nda
     if len(non_empty):
         scores[non_empty] = np.maximum.reduceat(object_scores, frame_offsets[non_empty])
     return scores
+
+
+@dataclass(frozen=True)
+class WindowGraph:
+    """A test video as the model sees it: its sliding-window graph and its objects' model rows.
+
+    ``features``: standardised input features ``(n, d)``; ``embeddings``: GCN embeddings
+    ``(n, hidden_channels)`` (both float32); ``adjacency``: every object's adjacency row in
+    its own test window ``(n, n)``, stitched into one CSR matrix.
+    """
+
+    features: np.ndarray
+    embeddings: np.ndarray
+    adjacency: sparse.csr_matrix

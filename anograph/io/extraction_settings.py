@@ -42,7 +42,10 @@ class ExtractionSettings:
     flow_stats:
         Include the ``flow_stats`` group (box flow percentiles and moving-pixel statistics).
     motion_boxes:
-        Add objects for moving regions the detector missed (off by default).
+        Add objects for moving regions the detector missed. On by default: detectors trained on
+        everyday classes miss exactly the unusual objects anomaly detection is after, so moving
+        regions no detection explains become objects of their own (as AI-VAD adds boxes from
+        frame differences).
     motion_boxes_options:
         Keyword options for :class:`anograph.extraction.features.motion_boxes.MotionBoxes`.
 
@@ -56,7 +59,7 @@ class ExtractionSettings:
     motion: bool = True
     motion_options: dict[str, Any] = field(default_factory=dict)
     flow_stats: bool = True
-    motion_boxes: bool = False
+    motion_boxes: bool = True
     motion_boxes_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from anograph.errors import ModelArtifactError
 from anograph.extraction.features.layout import FeatureLayout
 from anograph.graph.build import GraphConfig
 from anograph.io.storage import Storage
+from anograph.models.attribute_scoring import AttributeScoring
 from anograph.models.dgi import DeepGraphInfomax
 from anograph.models.scaling import FeatureSelection
 from anograph.models.scorers import SCORER_CLASSES, SCORERS, make_scorers
@@ -59,6 +60,9 @@ def model_tensors(model: AnoGraph) -> dict[str, torch.Tensor]:
     }
     for scorer in model.scorers_.values():
         tensors.update({name: _cpu(value) for name, value in scorer.state().items()})
+    if getattr(model, "attribute_scoring_", None) is not None:
+        _, arrays = model.attribute_scoring_.state()
+        tensors.update({name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in arrays.items()})
     return tensors
 
 
@@ -92,6 +96,7 @@ def save_model(model: AnoGraph, storage: Storage, key: str) -> None:
             "n_nodes": int(len(model.calibration_scores_["discriminator"])),
             "quantiles": model.training_score_quantiles_,
         },
+        "attributes": None if getattr(model, "attribute_scoring_", None) is None else model.attribute_scoring_.state()[0],
         "tensors_file": TENSORS_FILE,
         "tensors_sha256": hashlib.sha256(blob).hexdigest(),
     }
@@ -192,4 +197,6 @@ def _restore(
     model.scorers_ = {
         name: scorer.load_state(arrays) for name, scorer in make_scorers(names, model.scorer_context).items()
     }
+    attributes = sidecar.get("attributes")
+    model.attribute_scoring_ = None if attributes is None else AttributeScoring.from_state(attributes, arrays)
     return model

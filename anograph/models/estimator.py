@@ -10,7 +10,8 @@
 * :mod:`anograph.models.fitting` / :mod:`anograph.models.streamed_fit`: full-batch
   training in memory, or bounded-memory training from shards (Adam, early stopping on the
   training loss, the parameters of the best epoch kept; :mod:`anograph.models.training`);
-* :mod:`anograph.models.scorers`: the object scorers and their label-free calibration;
+* :mod:`anograph.models.scorers`: the graph-node scorers and their label-free calibration;
+* :mod:`anograph.models.attribute_scoring`: the attribute ensemble chosen on pseudo-anomalies;
 * :mod:`anograph.models.artifact`: safetensors + JSON artifacts.
 
 Test graphs are sliding windows (:func:`anograph.graph.windows.window_adjacency`); for this
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sparse
@@ -33,39 +33,30 @@ from sklearn.exceptions import NotFittedError
 from anograph.errors import InputError, ModelArtifactError
 from anograph.graph.batches import ShardVideos
 from anograph.graph.build import GraphConfig, VideoNodes, build_graph, normalize_adjacency
-from anograph.graph.windows import window_adjacency
+from anograph.graph.windows import WindowGraph, window_adjacency
 from anograph.io.shards import ShardMetadata, VideoFeatures, read_metadata
 from anograph.io.storage import Storage
 from anograph.models.artifact import SIDECAR_FILE, load_model, save_model
+from anograph.models.attribute_scoring import ATTRIBUTE_SCORER, AttributeScoring, supports_attributes
 from anograph.models.dgi import SEPARATION_DRAWS, RowShuffleCorruption, propagate
 from anograph.models.fitting import Progress, TrainedParts, TrainingGraph, TrainingSettings, fit_full_batch
 from anograph.models.scaling import FeatureSelection, GroupStandardizer, shared_layout
-from anograph.models.scorers import SCORER_CLASSES, SCORERS, NodeRows, Scorer, ScorerContext, make_scorers
+from anograph.models.scorers import SCORER_CLASSES, NodeRows, Scorer, ScorerContext, make_scorers
+from anograph.models.scorers import SCORERS as NODE_SCORERS
 from anograph.models.streamed_fit import fit_streamed
 from anograph.models.training import embed, resolve_device, resolve_precision
 
 # Re-exported for the callers that import them from here.
 __all__ = ["SCORERS", "SIDECAR_FILE", "AnoGraph", "TrainingGraph", "WindowGraph"]
 
+#: Every scorer a fitted model offers: the attribute ensemble, then the graph-node scorers.
+SCORERS = (ATTRIBUTE_SCORER, *NODE_SCORERS)
+
 CALIBRATION_QUANTILES = (0.5, 0.9, 0.95, 0.99, 0.999)
 
 
 def _video_path(video: VideoFeatures) -> str:
     return video.metadata.source or video.metadata.video
-
-
-@dataclass(frozen=True)
-class WindowGraph:
-    """A test video as the model sees it: its sliding-window graph and its objects' model rows.
-
-    ``features``: standardised input features ``(n, d)``; ``embeddings``: GCN embeddings
-    ``(n, hidden_channels)`` (both float32); ``adjacency``: every object's adjacency row in
-    its own test window ``(n, n)``, stitched into one CSR matrix.
-    """
-
-    features: np.ndarray
-    embeddings: np.ndarray
-    adjacency: sparse.csr_matrix
 
 
 class AnoGraph(BaseEstimator):
@@ -221,16 +212,9 @@ class AnoGraph(BaseEstimator):
         progress:
             ``progress(epoch, loss)`` after every epoch.
 
-        Returns
-        -------
-        AnoGraph
-            ``self``, fitted.
-
-        Raises
-        ------
-        InputError
-            No videos or objects, layouts that differ (naming the video), unknown feature
-            groups, non-finite features, or ``batch_nodes`` with videos not read from shards.
+        Returns ``self``, fitted. Raises :class:`InputError` for no videos or objects, layouts
+        that differ (naming the video), unknown feature groups, non-finite features, or
+        ``batch_nodes`` with videos not read from shards.
         """
         if batch_nodes is None:
             return self.fit_graph(self.prepare_training_graph(videos), progress)
@@ -245,11 +229,8 @@ class AnoGraph(BaseEstimator):
     ) -> AnoGraph:
         """:meth:`fit` on the shards at ``keys`` (in training order) with about ``batch_nodes`` nodes in memory.
 
-        ``batch_nodes`` defaults to 100000 (about 0.8 GB of float32 features at 2048-d). The
-        layouts are checked from each shard's footer before any rows are read; errors
-        (no keys, an unreadable shard, layouts that differ, unknown feature groups,
-        non-finite features, fewer than 2 objects) name the shard where there is one. The
-        result is used, saved, loaded and scored exactly like a model from :meth:`fit` on the
+        ``batch_nodes`` defaults to 100000. Layouts are checked from each shard's footer before
+        any rows are read, and errors name the shard. The result equals :meth:`fit`'s on the
         same videos in memory (:mod:`anograph.models.streamed_fit`).
         """
         return self.fit(ShardVideos(storage, keys), batch_nodes=batch_nodes, progress=progress)
@@ -269,6 +250,7 @@ class AnoGraph(BaseEstimator):
         for video, path in zip(videos, paths, strict=True):
             self.selection_.check_finite(video, path)
         self.standardizer_ = self.new_standardizer().fit_videos(videos, self.selection_.columns)
+        self._fit_attributes(videos)
         standardized = [self.standardizer_.transform(self.selection_.select(video.features)) for video in videos]
         return TrainingGraph(
             adjacency=self._graph(videos, standardized),
@@ -324,9 +306,15 @@ class AnoGraph(BaseEstimator):
             batch_nodes, progress,
         )
         self.standardizer_ = standardizer
+        self._fit_attributes(ShardVideos(storage, keys))
         self._adopt(parts)
         self.fit_seconds_ = time.perf_counter() - started
         return self
+
+    def _fit_attributes(self, videos: Sequence[VideoFeatures]) -> None:
+        """Select and fit the attribute ensemble where the shards carry its feature groups."""
+        supported = supports_attributes(self.selection_.layout.names)
+        self.attribute_scoring_ = AttributeScoring.fit(videos, seed=int(self.seed)) if supported else None
 
     def _adopt_layout(self, metadata: list[ShardMetadata], paths: list[str | None]) -> None:
         """Check that all training videos share one layout; set the selection, class names and detector."""
@@ -410,10 +398,7 @@ class AnoGraph(BaseEstimator):
         return WindowGraph(features, embeddings, adjacency)
 
     def embed_video(self, video: VideoFeatures, window_radius: int) -> tuple[np.ndarray, np.ndarray]:
-        """Standardised features and GCN embeddings of a video's objects, using sliding windows.
-
-        Returns ``(features (n, d), embeddings (n, hidden_channels))``, float32.
-        """
+        """``(standardised features (n, d), GCN embeddings (n, hidden_channels))``, float32, from sliding windows."""
         window = self.window_graph(video, window_radius)
         return window.features, window.embeddings
 
@@ -437,11 +422,17 @@ class AnoGraph(BaseEstimator):
         dict[str, numpy.ndarray]
             ``(n_objects,)`` float64 per scorer, aligned with the video's rows.
         """
-        self._scorers(scorers)
-        window = self.window_graph(video, window_radius)
-        if len(window.features) == 0:
+        node_scorers = [name for name in scorers if name != ATTRIBUTE_SCORER]
+        self._scorers(node_scorers)
+        if video.n_objects == 0:
             return {name: np.zeros(0) for name in scorers}
-        scores = self.score_embedded(window.features, window.embeddings, scorers)
+        scores: dict[str, np.ndarray] = {}
+        if ATTRIBUTE_SCORER in scorers:
+            scores[ATTRIBUTE_SCORER] = self.attribute_scoring().score(video)
+        window = self.window_graph(video, window_radius) if node_scorers or self.score_propagation_steps else None
+        if node_scorers:
+            scores.update(self.score_embedded(window.features, window.embeddings, node_scorers))
+        scores = {name: scores[name] for name in scorers}
         steps = self.propagation_steps(window_radius)
         if steps:
             diffusion = normalize_adjacency(abs(window.adjacency), "row")
@@ -462,6 +453,14 @@ class AnoGraph(BaseEstimator):
         rows = NodeRows(features, embeddings)
         bank = NodeRows(self.feature_bank_, self.embedding_bank_)
         return {name: scorer.score(rows, bank) for name, scorer in self._scorers(scorers).items()}
+
+    def attribute_scoring(self) -> AttributeScoring:
+        """The fitted attribute ensemble; an error naming the missing feature groups where there is none."""
+        self._check_fitted()
+        if getattr(self, "attribute_scoring_", None) is None:
+            raise InputError(None, "this model has no attribute scorer: its shards lack the flow_stats or class "
+                             "feature group (extract again with the default features, or pick another --scorer)")
+        return self.attribute_scoring_
 
     def _scorers(self, names: Sequence[str]) -> dict[str, Scorer]:
         self._check_fitted()

@@ -6,7 +6,7 @@
    perspective and fixed lanes, and cost accuracy where speed means the same everywhere;
    the footage decides which holds.
 2. **Attributes.** Every non-empty combination of the available attributes (that velocity,
-   ``class`` where the detector has classes, ``appearance`` where the shards have it,
+   ``shape``, ``class`` where the detector has classes, ``appearance`` where the shards have it,
    ``interaction``) is validated on every applicable pseudo-anomaly kind, and the combination
    with the highest mean frame AUC over the kinds wins; ties go to fewer attributes. An
    attribute no pseudo-anomaly speaks for is kept only if it does not cost the others.
@@ -117,7 +117,7 @@ def select_attributes(videos: Sequence[ObjectAttributes], seed: int = 0, max_fol
     candidates += [result for _, result in velocity_results]
     velocity_key = next(key for key, result in velocity_results if result is _best([r for _, r in velocity_results]))
 
-    pool = [velocity_key]
+    pool = [velocity_key, add("shape", {"seed": seed})]
     class_fit = ClassRarity().fit(videos)
     if class_fit.informative:
         pool.append(add("class", {}))

@@ -11,6 +11,10 @@ kind              what it stands for and how it is made
                   and flow vector doubled
 ``reverse``       the same track played backwards, against the usual direction: flow vectors
                   negated, direction histogram turned by half a turn
+``cross``         motion across the usual direction: flow vectors turned by a quarter turn,
+                  direction histogram likewise
+``shape``         an object of another build in a normal one's place (a vehicle among walkers):
+                  the box's width and height swapped about its centre
 ``class``         an object of a class normal footage rarely shows, as confidently detected:
                   its class scores moved to a class from the rarer half of the training
                   class mass (needs a detector with at least two classes)
@@ -67,6 +71,18 @@ def reverse(objects: ObjectAttributes, rng: np.random.Generator, context: Pseudo
     return objects.with_changes(flow=flow)
 
 
+def cross(objects: ObjectAttributes, rng: np.random.Generator, context: PseudoAnomalyContext) -> ObjectAttributes:
+    flow = objects.flow.copy()
+    flow[:, MOVING_DX], flow[:, MOVING_DY] = -objects.flow[:, MOVING_DY], objects.flow[:, MOVING_DX]
+    bins = flow[:, ORIENTATION_START:]
+    flow[:, ORIENTATION_START:] = np.roll(bins, bins.shape[1] // 4, axis=1)
+    return objects.with_changes(flow=flow)
+
+
+def swap_shape(objects: ObjectAttributes, rng: np.random.Generator, context: PseudoAnomalyContext) -> ObjectAttributes:
+    return objects.with_changes(sizes=objects.sizes[:, ::-1].copy())
+
+
 def swap_class(objects: ObjectAttributes, rng: np.random.Generator, context: PseudoAnomalyContext) -> ObjectAttributes:
     scores = np.zeros_like(objects.class_scores)
     confidence = objects.class_scores.max(axis=1) if scores.shape[1] else np.zeros(len(objects))
@@ -95,17 +111,19 @@ def follow(objects: ObjectAttributes, rng: np.random.Generator, context: PseudoA
 GENERATORS: dict[str, tuple[Callable[..., ObjectAttributes], tuple[str, ...]]] = {
     "speed": (speed_up, ("flow",)),
     "reverse": (reverse, ("flow",)),
+    "cross": (cross, ("flow",)),
+    "shape": (swap_shape, ("sizes",)),
     "class": (swap_class, ("class_scores",)),
     "follow": (follow, ("centres", "flow")),
 }
 
 #: The kinds each attribute family is meant to catch (used to pick a family's variant).
-MOTION_KINDS = ("speed", "reverse")
+MOTION_KINDS = ("speed", "reverse", "cross")
 
 
 def applicable_kinds(videos: list[ObjectAttributes]) -> list[str]:
     """The kinds these training videos can make: ``class`` needs two classes, ``follow`` shared frames."""
-    kinds = list(MOTION_KINDS)
+    kinds = [*MOTION_KINDS, "shape"]
     if min((video.class_scores.shape[1] for video in videos), default=0) >= 2:
         kinds.append("class")
     shared = sum(int((np.bincount(video.frames, minlength=1) >= 2).sum()) for video in videos if len(video))

@@ -124,6 +124,8 @@ def calibrate_frame_scores(
             left_out = copy.copy(model)
             left_out.feature_bank_ = model.feature_bank_[~held_out]
             left_out.embedding_bank_ = model.embedding_bank_[~held_out]
+            if getattr(model, "attribute_scoring_", None) is not None:
+                left_out.attribute_scoring_ = model.attribute_scoring_.held_out_for(video.metadata.video)
             object_scores = left_out.score_video(video, window_radius=radius, scorers=scorers)
             for name, values in object_scores.items():
                 scores = frame_scores(values, video.frame_offsets())[first:stop]

@@ -1,0 +1,96 @@
+"""The ``attributes`` scorer: the label-free attribute ensemble, as one part of a fitted model.
+
+:class:`AttributeScoring` wraps what :func:`anograph.selection.choice.select_attributes`
+chose for the training videos: the fitted :class:`~anograph.attributes.ensemble.AttributeEnsemble`
+and the selection report (every candidate and its validation figures). It scores a video's
+objects from their raw shard features, with no graph and no GCN, and saves to plain arrays and
+JSON for the model artifact.
+
+Right after fitting it also keeps, in memory only, one ensemble per held-out fold, so that the
+alert calibration (:mod:`anograph.serving.calibration`) can score each training video with a
+fit that never saw it, as it does for the kNN scorers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from anograph.attributes.ensemble import AttributeEnsemble, CalibratedDensity
+from anograph.attributes.objects import REQUIRED_GROUPS, object_attributes
+from anograph.io.shards import VideoFeatures
+from anograph.selection.choice import select_attributes
+
+#: The scorer's name in reports, calibration and ``--scorer``.
+ATTRIBUTE_SCORER = "attributes"
+#: Prefix of the scorer's arrays in the model's tensor file.
+TENSOR_PREFIX = "attributes."
+
+
+def supports_attributes(group_names: Iterable[str]) -> bool:
+    """Whether shards with these feature groups carry what the attribute densities read."""
+    return set(REQUIRED_GROUPS) <= set(group_names)
+
+
+class AttributeScoring:
+    """A fitted attribute ensemble and the selection that chose it."""
+
+    def __init__(self, ensemble: AttributeEnsemble, selection: Mapping[str, Any]) -> None:
+        self.ensemble = ensemble
+        self.selection = dict(selection)
+        self.held_out: dict[str, AttributeEnsemble] = {}
+
+    @classmethod
+    def fit(cls, videos: Iterable[VideoFeatures], seed: int = 0) -> AttributeScoring:
+        """Select and fit the ensemble on normal ``videos`` (read once each, in order)."""
+        objects = [object_attributes(video) for video in videos]
+        selection = select_attributes(objects, seed=seed)
+        scoring = cls(selection.ensemble, selection.to_json())
+        scoring.held_out = _fold_ensembles(selection.ensemble)
+        return scoring
+
+    @property
+    def labels(self) -> list[str]:
+        return self.ensemble.labels
+
+    def score(self, video: VideoFeatures) -> np.ndarray:
+        """``(n,)`` float64 summed calibrated attribute scores of the video's objects."""
+        return self.ensemble.score(object_attributes(video))
+
+    def part_scores(self, video: VideoFeatures) -> dict[str, np.ndarray]:
+        """Each chosen attribute's calibrated score, by label (for per-attribute ablations)."""
+        return self.ensemble.score_parts(object_attributes(video))
+
+    def held_out_for(self, video_name: str) -> AttributeScoring:
+        """The scoring a fold fitted without ``video_name`` gives, or this one where there is none."""
+        ensemble = self.held_out.get(video_name)
+        return self if ensemble is None else AttributeScoring(ensemble, self.selection)
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        description, arrays = self.ensemble.state()
+        return ({"ensemble": description, "selection": self.selection},
+                {TENSOR_PREFIX + key: value for key, value in arrays.items()})
+
+    @classmethod
+    def from_state(cls, description: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> AttributeScoring:
+        own = {key[len(TENSOR_PREFIX):]: value for key, value in arrays.items() if key.startswith(TENSOR_PREFIX)}
+        return cls(AttributeEnsemble.from_state(description["ensemble"], own), description["selection"])
+
+
+def _fold_ensembles(ensemble: AttributeEnsemble) -> dict[str, AttributeEnsemble]:
+    """Video name -> the ensemble of the fold that held it out (only for multi-video folds)."""
+    fits = getattr(ensemble, "held_out_fits_", None)
+    if not fits or not all(fit.held_out for fit in fits):
+        return {}
+    by_video: dict[str, AttributeEnsemble] = {}
+    for fold_index, fold in enumerate(fits[0].folds):
+        names = {video.video for video in fold}
+        fold_ensemble = AttributeEnsemble(ensemble.attributes, ensemble.calibration_quantile, ensemble.max_folds)
+        fold_ensemble.parts_ = [
+            CalibratedDensity(fit.models[fold_index], part.low, part.high)
+            for fit, part in zip(fits, ensemble.parts_, strict=True)
+        ]
+        by_video.update(dict.fromkeys(names, fold_ensemble))
+    return by_video
