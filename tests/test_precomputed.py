@@ -77,7 +77,7 @@ def test_all_three_formats_round_trip_into_shards(tmp_path: Path) -> None:
         write_detections(folder / f"{video.name}{suffix}", written[video.name], list_feature=seed == 0)
     settings = ExtractionSettings.from_dict(
         ExtractionSettings(detector="precomputed", detector_options={"root": str(folder)},
-                           appearance=False, motion=True).to_dict()
+                           appearance=False, motion=True, motion_boxes=False).to_dict()
     )
     storage = Storage(tmp_path / "store")
 
@@ -93,7 +93,8 @@ def test_all_three_formats_round_trip_into_shards(tmp_path: Path) -> None:
         expected = written[video.name]
         order = np.argsort(expected["frame"], kind="stable")
         layout = shard.metadata.feature_layout
-        assert layout.names == ("detector_features", "class", "confidence", "geometry", "motion", "frame_flow")
+        assert layout.names == ("detector_features", "class", "confidence", "geometry", "motion", "frame_flow", "track",
+                                "flow_stats")
         assert shard.metadata.n_frames == N_FRAMES and shard.metadata.detector["feature_width"] == FEATURE_WIDTH
         np.testing.assert_array_equal(shard.frames, expected["frame"][order])
         np.testing.assert_array_equal(shard.boxes, expected["box"][order])
@@ -130,7 +131,7 @@ def test_boxes_only_and_own_class_names(tmp_path: Path) -> None:
     detections = [detector.detect(np.zeros((HEIGHT, WIDTH, 3), np.uint8)) for _ in range(N_FRAMES)]
     assert all(found.features is None and found.class_scores.shape[1] == 2 for found in detections)
     assert sum(len(found) for found in detections) == len(arrays["frame"])
-    layout = NodeFeatureExtractor(appearance=None, motion=False).layout(detector.class_names, detector.feature_width)
+    layout = NodeFeatureExtractor(appearance=None, motion=False, flow_stats=False).layout(detector.class_names, detector.feature_width)
     assert layout.names == ("class", "confidence", "geometry")
 
 
