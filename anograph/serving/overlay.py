@@ -191,7 +191,8 @@ def write_timeline(
     path = Path(path)
     frame_scores = np.asarray(frame_scores, np.float64)
     scale = 1.0 / fps if fps else 1.0
-    times = np.arange(len(frame_scores)) * scale
+    origin = 0 if fps else 1  # without a frame rate the axis shows 1-based frame numbers
+    times = (np.arange(len(frame_scores)) + origin) * scale
     figure, axis = plt.subplots(figsize=(10, 3.2))
     try:
         if labels is not None:
@@ -199,11 +200,11 @@ def write_timeline(
             axis.fill_between(times, 0, 1, where=anomalous, transform=axis.get_xaxis_transform(), step="mid",
                               color="tab:orange", alpha=0.25, label="ground truth (display only)")
         for number, alert in enumerate(alerts):
-            axis.axvspan(alert.start_frame * scale, (alert.end_frame + 1) * scale, color="tab:red", alpha=0.2,
+            axis.axvspan((alert.start_frame + origin) * scale, (alert.end_frame + 1 + origin) * scale, color="tab:red", alpha=0.2,
                          label="alert" if number == 0 else None)
         axis.plot(times, frame_scores, color="black", linewidth=1, label="frame score")
         axis.axhline(threshold, color="tab:red", linestyle="--", linewidth=1, label=f"threshold {threshold:.3g}")
-        axis.set_xlabel("seconds" if fps else "frame")
+        axis.set_xlabel("seconds" if fps else "frame number")
         axis.set_ylabel("anomaly score")
         axis.set_xlim(times[0] if len(times) else 0, times[-1] if len(times) else 1)
         axis.set_title(title)
