@@ -135,8 +135,7 @@ LAYOUTS: dict[str, Callable[[Dataset, Path], None]] = {
 }
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("dataset", list(LAYOUTS))
+@pytest.mark.parametrize("dataset", list(LAYOUTS))  # each run takes under 20 s: not marked slow
 def test_every_loader_runs_the_whole_pipeline_with_one_video_name_everywhere(scene, tmp_path, dataset, capsys):
     root = tmp_path / "data"
     root.mkdir()

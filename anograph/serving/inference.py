@@ -91,7 +91,7 @@ def load_scoring_model(uri: str | Path, device: str | None = "cpu") -> ScoringMo
     root = f"{scheme}://{parent}" if separator else (parent or ".")
     if not separator and not Path(text).is_dir():
         raise ModelArtifactError(text, "no such model folder")
-    storage = Storage(root)
+    storage = Storage.open_existing(root)  # reading only: never create a mistyped root
     return ScoringModel(AnoGraph.load(storage, key, device=device), text, load_frame_calibration(storage, key))
 
 
