@@ -7,10 +7,18 @@ import pytest
 import scipy.sparse as sparse
 from synthetic_features import make_video, make_videos
 
+from anograph.errors import ModelArtifactError
 from anograph.graph.windows import frame_scores
 from anograph.io.storage import Storage
 from anograph.models.estimator import AnoGraph
-from anograph.serving.alerts import IntervalTracker, alert_intervals, top_objects
+from anograph.serving.alerts import (
+    AlertObject,
+    IntervalTracker,
+    Neighbour,
+    alert_intervals,
+    describe_interval,
+    top_objects,
+)
 from anograph.serving.calibration import (
     FrameCalibration,
     alert_threshold,
@@ -72,6 +80,22 @@ def test_top_objects_are_the_highest_scores_inside_the_interval() -> None:
     assert list(top_objects(frames, scores, interval, count=2)) == [4, 2]  # frames 1-3 only
 
 
+def test_alert_records_count_frames_from_one_and_say_so() -> None:
+    scores = np.array([0.0, 0.0, 5.0, 5.0, 5.0, 0.0])
+    interval = alert_intervals(scores, 1.0, min_frames=1, max_gap=0)[0]
+    objects = [AlertObject(frame=3, object_index=0, box=[0, 0, 1, 1], class_name="person", score=5.0,
+                           neighbours=[Neighbour(frame=2, object_index=1, box=[0, 0, 1, 1], class_name="person",
+                                                 score=1.0, edge_weight=0.5, contribution=1.0, share=1.0)])]
+    alert = describe_interval("clip", interval, scores, 1.0, 10.0, objects)
+    assert (alert.start_frame, alert.end_frame) == (2, 4)  # internal: 0-based
+    record = alert.to_record()
+    assert (record["start_frame_number"], record["end_frame_number"], record["peak_frame_number"]) == (3, 5, 3)
+    assert record["top_objects"][0]["frame_number"] == 4
+    assert record["top_objects"][0]["neighbours"][0]["frame_number"] == 3
+    assert not {"start_frame", "end_frame", "peak_frame", "frame"} & (set(record) | set(record["top_objects"][0]))
+    assert record["start_seconds"] == 0.2  # seconds stay measured from the first frame's start
+
+
 def test_neighbour_contributions_are_weight_times_message_norm() -> None:
     rng = np.random.default_rng(0)
     features = rng.normal(0, 1, (5, 4))
@@ -116,9 +140,13 @@ def test_frame_calibration_leaves_each_video_out(fitted: AnoGraph, training_vide
     assert calibration.threshold("knn", 0.99) > calibration.threshold("knn", 0.9)
 
     storage = Storage(tmp_path)
+    with pytest.raises(ModelArtifactError, match="no model here"):  # a calibration is bound to a saved model
+        save_frame_calibration(calibration, storage, "models/m")
+    fitted.save(storage, "models/m")
     save_frame_calibration(calibration, storage, "models/m")
     loaded = load_frame_calibration(storage, "models/m")
     assert isinstance(loaded, FrameCalibration) and loaded.frame_scores == calibration.frame_scores
+    fitted.save(storage, "models/none")
     assert load_frame_calibration(storage, "models/none") is None
     from_frames = alert_threshold(fitted, loaded, "knn", 0.95)
     assert from_frames.source == "frame_calibration" and from_frames.value == calibration.threshold("knn", 0.95)

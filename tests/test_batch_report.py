@@ -39,7 +39,9 @@ def test_video_summary_names_the_video_its_alerts_and_absolute_outputs(tmp_path,
     assert summary["video"] == "clip" and summary["source"] == "videos/clip.mp4"
     assert summary["n_frames"] == N_FRAMES
     assert (summary["threshold"], summary["threshold_source"]) == (THRESHOLD, "frame_calibration")
-    assert summary["alerts"] == [{"start_frame": 10, "end_frame": 19, "peak_score": 0.9, "top_object": "bicycle"}]
+    # 0-based frames 10..19 are over: reported as 1-based frame numbers 11..20.
+    assert summary["alerts"] == [{"start_frame_number": 11, "end_frame_number": 20, "peak_score": 0.9,
+                                  "top_object": "bicycle"}]
     assert summary["outputs"] == {"timeline": str(tmp_path / "out" / "timeline.png")}
     assert summary["seconds"] == {"score": 1.25}
 
@@ -54,7 +56,7 @@ def test_scoring_markdown_has_one_row_per_video_and_lists_failures(tmp_path) -> 
     assert markdown.startswith("# anograph scoring of 3 videos\n")
     assert "Model: `models/m`" in markdown
     rows = [line for line in markdown.splitlines() if line.startswith("| clip |") or line.startswith("| quiet |")]
-    assert rows[0].startswith(f"| clip | {N_FRAMES} | 1 | 10-19 | 0.5 (frame_calibration) |")
+    assert rows[0].startswith(f"| clip | {N_FRAMES} | 1 | 11-20 | 0.5 (frame_calibration) |")
     assert f"[timeline](file://{tmp_path / 'clip.png'})" in rows[0]
     assert rows[1].startswith(f"| quiet | {N_FRAMES} | 0 |  | 0.5 (frame_calibration) |")
     failed = markdown.split("## Failed videos")[1]

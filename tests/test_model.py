@@ -19,6 +19,7 @@ from anograph.graph.build import GraphConfig, VideoNodes, build_graph, build_vid
 from anograph.io.storage import Storage
 from anograph.models.dgi import OneLayerGCN, RowShuffleCorruption, propagate
 from anograph.models.estimator import SCORERS, AnoGraph
+from anograph.models.manifest import write_manifest
 
 # Propagation off: these tests check the raw per-object scores; propagation has its own test.
 SMALL = {"hidden_channels": 32, "max_epochs": 150, "patience": 20, "seed": 0, "score_propagation_steps": 0}
@@ -120,7 +121,10 @@ def test_a_model_saved_for_cuda_loads_where_it_can_run(fitted: AnoGraph, tmp_pat
     fitted.save(storage, "models/gpu")
     sidecar = json.loads(storage.read_bytes("models/gpu/model.json"))
     sidecar["params"]["device"] = "cuda"  # as `anograph run --device cuda` saves it
-    storage.write_bytes("models/gpu/model.json", json.dumps(sidecar).encode())
+    edited = json.dumps(sidecar).encode()
+    storage.write_bytes("models/gpu/model.json", edited)
+    write_manifest(storage, "models/gpu", {"model.json": edited,
+                                           "tensors.safetensors": storage.read_bytes("models/gpu/tensors.safetensors")})
     loaded = AnoGraph.load(storage, "models/gpu")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert next(loaded.encoder_.parameters()).device.type == expected
@@ -130,7 +134,8 @@ def test_a_model_saved_for_cuda_loads_where_it_can_run(fitted: AnoGraph, tmp_pat
 def test_save_load_roundtrip_gives_identical_scores(fitted: AnoGraph, tmp_path) -> None:
     storage = Storage(tmp_path)
     fitted.save(storage, "models/run1")
-    assert storage.list("models/run1") == ["models/run1/model.json", "models/run1/tensors.safetensors"]
+    assert storage.list("models/run1") == ["models/run1/manifest.json", "models/run1/model.json",
+                                           "models/run1/tensors.safetensors"]
     loaded = AnoGraph.load(storage, "models/run1")
     test_video = make_video("test", np.random.default_rng(5), n_frames=30, empty_frames=[3, 4])
     before = fitted.score_video(test_video, window_radius=10)
@@ -149,7 +154,7 @@ def test_save_load_roundtrip_gives_identical_scores(fitted: AnoGraph, tmp_path) 
 
 def test_broken_artifacts_raise_model_artifact_error(fitted: AnoGraph, tmp_path) -> None:
     storage = Storage(tmp_path)
-    with pytest.raises(ModelArtifactError, match="nowhere/model.json"):
+    with pytest.raises(ModelArtifactError, match="nowhere: no model here"):
         AnoGraph.load(storage, "nowhere")
     fitted.save(storage, "m")
     tensors = storage.read_bytes("m/tensors.safetensors")
@@ -158,6 +163,9 @@ def test_broken_artifacts_raise_model_artifact_error(fitted: AnoGraph, tmp_path)
         AnoGraph.load(storage, "m")
     storage.write_bytes("m/tensors.safetensors", tensors)
     storage.write_bytes("m/model.json", b"{not json")
+    with pytest.raises(ModelArtifactError, match="m/model.json: file does not match the model's manifest"):
+        AnoGraph.load(storage, "m")
+    write_manifest(storage, "m", {"model.json": b"{not json", "tensors.safetensors": tensors})
     with pytest.raises(ModelArtifactError, match="m/model.json.*JSON"):
         AnoGraph.load(storage, "m")
 

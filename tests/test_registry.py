@@ -81,13 +81,13 @@ def test_tampered_or_swapped_artifacts_are_refused(tmp_path, fitted_models):
     blob = bytearray(tensors.read_bytes())
     blob[-10] ^= 0xFF
     tensors.write_bytes(bytes(blob))
-    with pytest.raises(ModelArtifactError, match="tensors do not match"):
+    with pytest.raises(ModelArtifactError, match="tensors.safetensors: file does not match the model's manifest"):
         registry.load("current")
     with pytest.raises(ModelArtifactError):
         registry.promote(first.version)
 
-    # Another version's (self-consistent) artifact copied in: caught by the record's sidecar hash.
-    for name in ("model.json", "tensors.safetensors"):
+    # Another version's (self-consistent) artifact copied in: caught by the record's manifest hash.
+    for name in ("manifest.json", "model.json", "tensors.safetensors"):
         (tmp_path / first.model_key / name).write_bytes((tmp_path / second.model_key / name).read_bytes())
     with pytest.raises(ModelArtifactError, match="does not match the registry record"):
         registry.verify(first.version)
@@ -138,7 +138,7 @@ def test_a_crash_at_any_write_leaves_current_on_a_complete_model(tmp_path, fitte
         for version in registry.versions():  # only complete versions are listed, and each verifies
             registry.verify(version)
         crashed_at += 1
-    assert writes_of_a_promotion == 4  # tensors, model.json, record.json, current.json
+    assert writes_of_a_promotion == 5  # tensors, model.json, manifest.json, record.json, current.json
 
 
 _CHURN = """

@@ -31,7 +31,7 @@ def test_model_roundtrips_through_s3(s3_root):
     storage = Storage(s3_root)
     model = AnoGraph(hidden_channels=16, max_epochs=5, seed=0).fit(make_videos(2, seed=1, n_frames=15))
     model.save(storage, "models/m")
-    assert storage.list("models") == ["models/m/model.json", "models/m/tensors.safetensors"]
+    assert storage.list("models") == ["models/m/manifest.json", "models/m/model.json", "models/m/tensors.safetensors"]
     loaded = AnoGraph.load(storage, "models/m")
     test_video = make_video("test", np.random.default_rng(5), n_frames=15)
     before, after = model.score_video(test_video, window_radius=3), loaded.score_video(test_video, window_radius=3)

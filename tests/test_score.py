@@ -61,31 +61,37 @@ def test_score_cli_alerts_on_the_injected_anomaly_and_names_its_object(scene, tm
     assert document["threshold"]["source"] == "frame_calibration" and document["threshold"]["quantile"] == 0.99
     labels = scene["labels"]
     truth = set(np.flatnonzero(labels))
-    alerts = [a for a in document["alerts"] if truth & set(range(a["start_frame"], a["end_frame"] + 1))]
+    assert document["frame_numbering"].startswith("1-based")
+    # alerts.json counts frames from 1, the labels array from 0.
+    alerts = [a for a in document["alerts"]
+              if truth & set(range(a["start_frame_number"] - 1, a["end_frame_number"]))]
     assert len(alerts) == 1, document["alerts"]
     alert = alerts[0]
-    covered = truth & set(range(alert["start_frame"], alert["end_frame"] + 1))
+    covered = truth & set(range(alert["start_frame_number"] - 1, alert["end_frame_number"]))
     # MOG2 needs the object to be well inside the frame: most, not all, anomalous frames are covered.
-    assert len(covered) >= 0.75 * len(truth), (alert["start_frame"], alert["end_frame"], sorted(truth))
-    assert alert["peak_frame"] in truth
+    assert len(covered) >= 0.75 * len(truth), (alert["start_frame_number"], alert["end_frame_number"], sorted(truth))
+    assert alert["peak_frame_number"] - 1 in truth
     # The alert's top object is the injected pedestrian: its box overlaps the generator's box.
     top = alert["top_objects"][0]
-    assert top["frame"] in scene["boxes"]
-    assert paired_iou(np.array(top["box"]), np.array(scene["boxes"][top["frame"]], float)) > 0.5
+    top_index = top["frame_number"] - 1
+    assert top_index in scene["boxes"]
+    assert paired_iou(np.array(top["box"]), np.array(scene["boxes"][top_index], float)) > 0.5
     assert top["score"] == max(o["score"] for o in alert["top_objects"]) == alert["peak_score"]
     neighbours = top["neighbours"]
-    assert neighbours and all(abs(n["frame"] - top["frame"]) <= 1 for n in neighbours)
+    assert neighbours and all(abs(n["frame_number"] - top["frame_number"]) <= 1 for n in neighbours)
     assert all(0 < n["share"] <= 1 for n in neighbours) and sum(n["share"] for n in neighbours) <= 1 + 1e-9
 
     frames = pq.read_table(out / "frame_scores.parquet")
     assert frames.num_rows == N_FRAMES
+    assert frames.column("frame_number").to_pylist() == list(range(1, N_FRAMES + 1))
+    assert pacsv.read_csv(out / "frame_scores.csv").column("frame_number").to_pylist()[0] == 1
     assert pacsv.read_csv(out / "frame_scores.csv").column("score").to_pylist() == pytest.approx(
         frames.column("score").to_pylist(), nan_ok=True)
     objects = pq.read_table(out / "objects.parquet").to_pydict()
     frame_score = np.array(frames.column("score").to_pylist(), dtype=float)
     by_frame: dict[int, float] = {}
-    for frame, score in zip(objects["frame"], objects["score"], strict=True):
-        by_frame[frame] = max(by_frame.get(frame, -np.inf), score)
+    for number, score in zip(objects["frame_number"], objects["score"], strict=True):
+        by_frame[number - 1] = max(by_frame.get(number - 1, -np.inf), score)
     assert all(frame_score[f] == pytest.approx(s) for f, s in by_frame.items())
     assert objects["class_name"][0] == "object" and len(objects["x1"]) == sum(frames.column("n_objects").to_pylist())
 
@@ -120,7 +126,9 @@ def test_score_stream_cli_scores_on_one_torch_thread_and_writes_its_report(scene
     report = json.loads((out / "stream_report.json").read_text())
     assert report["frames"] == 30 and report["torch_threads"] == 1
     assert torch.get_num_threads() == before  # restored after the stream
-    assert len((out / "stream_frames.csv").read_text().splitlines()) == 1 + 30  # header + one row per frame
+    rows = (out / "stream_frames.csv").read_text().splitlines()
+    assert len(rows) == 1 + 30  # header + one row per frame
+    assert rows[0].startswith("frame_number,") and rows[1].startswith("1,") and rows[-1].startswith("30,")
     threads = 2 if before != 2 else 3
     assert main(["score", str(scene["video"]), "--model", scene["model"], "--out", str(tmp_path / "two"),
                  "--stream", "--max-frames", "10", "--threads", str(threads)]) == 0

@@ -122,3 +122,64 @@ def test_with_endpoint_puts_the_endpoint_in_the_root():
     assert with_endpoint("s3://b/p", None) == "s3://b/p"
     with pytest.raises(InputError):
         with_endpoint("/local/path", "http://127.0.0.1:9000")
+
+
+def test_a_reading_root_that_does_not_exist_is_refused_and_not_created(tmp_path):
+    typo = tmp_path / "typo-store"
+    with pytest.raises(InputError, match="storage root does not exist") as caught:
+        Storage(typo, create=False)
+    assert str(typo) in str(caught.value)
+    assert not typo.exists()
+    with pytest.raises(InputError, match="does not exist"):
+        Storage.open_existing(f"file://{typo}")
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(InputError, match="not a folder"):
+        Storage.open_existing(tmp_path / "a-file")
+    Storage(tmp_path / "real").write_bytes("k.bin", b"1")
+    assert Storage.open_existing(tmp_path / "real").read_bytes("k.bin") == b"1"
+
+
+def test_symbolic_links_out_of_the_root_are_refused(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "hostname").write_text("secret host")
+    storage = Storage(root)
+    (root / "file-link").symlink_to(outside / "hostname")
+    (root / "folder-link").symlink_to(outside, target_is_directory=True)
+    for key in ("file-link", "folder-link/hostname"):
+        with pytest.raises(InputError, match="symbolic link") as caught:
+            storage.read_bytes(key)
+        assert "secret host" not in str(caught.value)
+    with pytest.raises(InputError, match="symbolic link"):
+        storage.write_bytes("folder-link/planted.bin", b"x")
+    assert not (outside / "planted.bin").exists()
+    assert storage.list() == []
+    # A link that stays inside the root is an ordinary key.
+    storage.write_bytes("data/a.bin", b"inside")
+    (root / "alias").symlink_to(root / "data", target_is_directory=True)
+    assert storage.read_bytes("alias/a.bin") == b"inside"
+
+
+@pytest.mark.parametrize("endpoint", ["http://AKIAKEY:supersecret@127.0.0.1:8333", "AKIAKEY:supersecret@127.0.0.1"])
+def test_an_endpoint_with_credentials_is_refused_without_echoing_them(endpoint, monkeypatch):
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(InputError, match="must not carry credentials") as caught:
+        with_endpoint("s3://bucket/p", endpoint)
+    assert "supersecret" not in str(caught.value) and "AKIAKEY" not in str(caught.value)
+    with pytest.raises(InputError, match="must not carry credentials") as caught:
+        Storage(f"s3://bucket/p?endpoint_override={endpoint}")
+    assert "supersecret" not in str(caught.value) and "AKIAKEY" not in str(caught.value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    with pytest.raises(InputError, match="must not carry credentials") as caught:
+        Storage("s3://bucket/p")
+    assert "supersecret" not in str(caught.value)
+
+
+def test_s3_endpoint_with_credentials_is_refused_before_connecting(s3_server, s3_root):
+    """The real server would accept the connection; the credentials in the URL never reach it."""
+    host = s3_server.endpoint.split("://", 1)[1]
+    bare = s3_root.split("?", 1)[0]
+    with pytest.raises(InputError, match="must not carry credentials") as caught:
+        Storage(with_endpoint(bare, f"http://AKIAKEY:supersecret@{host}"))
+    assert "supersecret" not in str(caught.value)
+    assert Storage(with_endpoint(bare, s3_server.endpoint)).list() == []

@@ -2,7 +2,9 @@
 
 Everything the pipeline persists lives under one root, given as a URI:
 
-- a plain local path or ``file:///data/x`` (the default: a local folder, created if missing);
+- a plain local path or ``file:///data/x`` (the default: a local folder, created if missing;
+  ``Storage(root, create=False)``, for commands that only read, refuses a root that does not
+  exist instead, so a mistyped path is an error rather than a new empty store);
 - ``s3://bucket/prefix`` for S3 or an S3-compatible server (pyarrow's S3 filesystem). The
   endpoint of an S3-compatible server comes from the root's query
   (``s3://bucket/prefix?endpoint_override=http://127.0.0.1:8333``, see :func:`with_endpoint`),
@@ -10,11 +12,13 @@ Everything the pipeline persists lives under one root, given as a URI:
   come only from the standard AWS chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/
   ``AWS_SESSION_TOKEN``, ``~/.aws/credentials`` and ``~/.aws/config`` with ``AWS_PROFILE``,
   instance metadata), read by the AWS SDK inside pyarrow: they never pass through anograph,
-  so they cannot end up in logs, reports or shard metadata. A root that carries credentials
-  itself (``s3://KEY:SECRET@bucket``) is refused, because the root is logged and recorded;
+  so they cannot end up in logs, reports or shard metadata. A root or an endpoint that carries
+  credentials itself (``s3://KEY:SECRET@bucket``, ``endpoint_override=http://KEY:SECRET@host``)
+  is refused without repeating them, because the root is logged and recorded;
 - any other URI pyarrow understands (``gs://``, ``hdfs://``), as pyarrow reads it.
 
-Keys are ``/``-separated relative paths; a key that would escape the root is refused.
+Keys are ``/``-separated relative paths; a key that would escape the root is refused, and on
+a local root so is a key whose real path (symbolic links resolved) lies outside the root.
 Writes are atomic: the bytes go to a temporary key ``<key>.tmp-<uuid>`` that is then renamed.
 Locally that is a filesystem rename. On S3 a rename is a server-side copy to the final key
 followed by a delete of the temporary: S3 creates an object only once a request has completed
@@ -45,6 +49,18 @@ TRANSIENT_S3_ERRORS = (
 )
 
 
+def check_endpoint(endpoint: str) -> tuple[str, str]:
+    """``(scheme, host:port)`` of an S3 endpoint URL; refuses one that carries credentials, without echoing them."""
+    parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+    if "@" in parts.netloc:
+        shown = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1], query="", fragment="").geturl()
+        raise InputError(shown, "the S3 endpoint must not carry credentials; use the AWS environment variables "
+                                "or ~/.aws")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InputError(endpoint, "the S3 endpoint must look like http(s)://host:port")
+    return parts.scheme, parts.netloc
+
+
 def with_endpoint(root: str, endpoint: str | None) -> str:
     """``root`` with an S3 endpoint override in its query, so the root alone says where to connect.
 
@@ -57,6 +73,7 @@ def with_endpoint(root: str, endpoint: str | None) -> str:
     parts = urlsplit(root)
     if parts.scheme != "s3":
         raise InputError(root, "an S3 endpoint can only be given for an s3:// storage root")
+    check_endpoint(endpoint)
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     query["endpoint_override"] = endpoint
     return parts._replace(query=urlencode(query, safe=":/")).geturl()
@@ -85,10 +102,8 @@ def _s3_filesystem(root: str) -> tuple[pafs.S3FileSystem, str, str]:
     )
     options: dict[str, str] = {}
     if endpoint:
-        endpoint_parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-        if endpoint_parts.scheme not in ("http", "https") or not endpoint_parts.netloc:
-            raise InputError(endpoint, "the S3 endpoint must look like http(s)://host:port")
-        options.update(endpoint_override=endpoint_parts.netloc, scheme=endpoint_parts.scheme)
+        scheme, host = check_endpoint(endpoint)
+        options.update(endpoint_override=host, scheme=scheme)
     if query.get("region"):
         options["region"] = query["region"]
     filesystem = pafs.S3FileSystem(**options)  # credentials: the AWS SDK's default chain, never ours
@@ -106,6 +121,9 @@ class Storage:
         with ``?endpoint_override=URL&region=NAME``; the bucket must exist), or another URI
         pyarrow understands. See the module docstring for where S3 endpoints and credentials
         come from.
+    create:
+        Create a local root that does not exist (default ``True``, for writers). ``False``
+        refuses it with :class:`InputError` naming the path: for commands that only read.
 
     Attributes
     ----------
@@ -117,7 +135,7 @@ class Storage:
         The root's path inside :attr:`filesystem` (``bucket/prefix`` on S3).
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, create: bool = True) -> None:
         root = str(root)
         self.root = root
         if root.startswith("s3://"):
@@ -132,8 +150,16 @@ class Storage:
         self.base = base.rstrip("/") or "/"
         if self.is_object_store:
             self._check_bucket()
-        else:
+        elif create:
             self.filesystem.create_dir(self.base, recursive=True)
+        elif self.filesystem.get_file_info(self.base).type != pafs.FileType.Directory:
+            raise InputError(self.uri, "storage root does not exist (or is not a folder)")
+        self.real_base = os.path.realpath(self.base) if self.is_local else None
+
+    @classmethod
+    def open_existing(cls, root: str | Path) -> Storage:
+        """The storage root ``root`` for reading: refuses one that does not exist (``create=False``)."""
+        return cls(root, create=False)
 
     def __repr__(self) -> str:
         return f"Storage({self.uri!r})"
@@ -142,6 +168,11 @@ class Storage:
     def is_object_store(self) -> bool:
         """True for S3: no folders, and a rename is a copy."""
         return isinstance(self.filesystem, pafs.S3FileSystem)
+
+    @property
+    def is_local(self) -> bool:
+        """True for a root on the local filesystem."""
+        return isinstance(self.filesystem, pafs.LocalFileSystem)
 
     def _check_bucket(self) -> None:
         bucket = self.base.split("/", 1)[0]
@@ -161,7 +192,14 @@ class Storage:
         normal = posixpath.normpath(key)
         if normal == ".." or normal.startswith("../") or normal == ".":
             raise InputError(key, f"storage key escapes the storage root {self.uri}")
-        return f"{self.base}/{normal}"
+        target = f"{self.base}/{normal}"
+        if self.real_base is not None and not self._inside_root(target):
+            raise InputError(key, f"storage key leads outside the storage root {self.uri} through a symbolic link")
+        return target
+
+    def _inside_root(self, target: str) -> bool:
+        real = os.path.realpath(target)
+        return real == self.real_base or real.startswith(self.real_base.rstrip("/") + "/")
 
     def location(self, key: str) -> str:
         """``key`` as users see it in messages: the root URI (without its query), then the key."""
@@ -169,7 +207,7 @@ class Storage:
 
     def local_path(self, key: str) -> Path | None:
         """The key as a local ``Path`` when the root is local, else ``None``."""
-        return Path(self.path(key)) if isinstance(self.filesystem, pafs.LocalFileSystem) else None
+        return Path(self.path(key)) if self.is_local else None
 
     def exists(self, key: str) -> bool:
         return self.filesystem.get_file_info(self.path(key)).type == pafs.FileType.File
@@ -208,5 +246,6 @@ class Storage:
             posixpath.relpath(info.path, self.base)
             for info in self.filesystem.get_file_info(selector)
             if info.type == pafs.FileType.File and TEMPORARY_MARKER not in posixpath.basename(info.path)
+            and (self.real_base is None or self._inside_root(info.path))
         ]
         return sorted(keys)

@@ -1,8 +1,10 @@
-"""Model artifacts: ``key/tensors.safetensors`` (every array) and ``key/model.json`` (everything else).
+"""Model artifacts: ``key/tensors.safetensors`` (every array), ``key/model.json`` (everything else), ``key/manifest.json``.
 
 No pickle anywhere: the tensors are safetensors, the parameters, layout, training record
-and calibration summary are JSON. The JSON is written last and records the tensors'
-SHA-256, so a reader never pairs a sidecar with tensors from another save. Tensor keys:
+and calibration summary are JSON. ``manifest.json`` is written last and holds the SHA-256
+of every file of the folder (:mod:`anograph.models.manifest`); loading checks the whole
+folder against it, so an edited ``model.json``, a calibration from another model or a
+missing file is refused, naming the file. Tensor keys:
 ``encoder.weight`` / ``encoder.bias`` / ``encoder.prelu``, ``discriminator.weight`` /
 ``discriminator.bias``, ``summary``, ``standardizer.mean`` / ``standardizer.std``,
 ``knn.embedding_bank`` / ``knn.feature_bank`` (the bank the scorers compare with), and
@@ -26,6 +28,7 @@ from anograph.graph.build import GraphConfig
 from anograph.io.storage import Storage
 from anograph.models.attribute_scoring import AttributeScoring
 from anograph.models.dgi import DeepGraphInfomax
+from anograph.models.manifest import MANIFEST_FILE, verify_artifact, write_manifest
 from anograph.models.scaling import FeatureSelection
 from anograph.models.scorers import SCORER_CLASSES, SCORERS, make_scorers
 from anograph.models.training import resolve_device
@@ -37,6 +40,8 @@ MODEL_FORMAT_VERSION = 1
 TENSORS_FILE = "tensors.safetensors"
 SIDECAR_FILE = "model.json"
 MODEL_KIND = "anograph.models.estimator.AnoGraph"
+__all__ = ["MANIFEST_FILE", "SIDECAR_FILE", "TENSORS_FILE", "load_model", "model_tensors", "read_artifact",
+           "save_model"]
 
 
 def _cpu(value: torch.Tensor | np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -67,7 +72,11 @@ def model_tensors(model: AnoGraph) -> dict[str, torch.Tensor]:
 
 
 def save_model(model: AnoGraph, storage: Storage, key: str) -> None:
-    """Write ``model`` under ``key``: ``key/tensors.safetensors`` then ``key/model.json``."""
+    """Write ``model`` under ``key``: ``tensors.safetensors``, ``model.json``, then ``manifest.json`` listing both.
+
+    A file left in the folder by an earlier save (a frame calibration) is not listed, so the
+    model refuses to load until it is replaced through :func:`anograph.models.manifest.add_artifact_file`.
+    """
     blob = safetensors.torch.save(model_tensors(model), metadata={"format": "anograph-model"})
     params = model.get_params(deep=False)
     params["graph"] = model.graph_config.to_dict()
@@ -100,28 +109,30 @@ def save_model(model: AnoGraph, storage: Storage, key: str) -> None:
         "tensors_file": TENSORS_FILE,
         "tensors_sha256": hashlib.sha256(blob).hexdigest(),
     }
+    sidecar_bytes = json.dumps(sidecar, indent=1, sort_keys=True).encode()
     storage.write_bytes(f"{key}/{TENSORS_FILE}", blob)
-    storage.write_bytes(f"{key}/{SIDECAR_FILE}", json.dumps(sidecar, indent=1, sort_keys=True).encode())
+    storage.write_bytes(f"{key}/{SIDECAR_FILE}", sidecar_bytes)
+    write_manifest(storage, key, {TENSORS_FILE: blob, SIDECAR_FILE: sidecar_bytes})
 
 
 def read_artifact(storage: Storage, key: str) -> tuple[dict[str, Any], bytes]:
-    """The sidecar and the tensor bytes under ``key``, checked against each other."""
-    sidecar_path = f"{storage.uri}/{key}/{SIDECAR_FILE}"
-    tensors_path = f"{storage.uri}/{key}/{TENSORS_FILE}"
-    if not storage.exists(f"{key}/{SIDECAR_FILE}"):
-        raise ModelArtifactError(sidecar_path, "no model here (model.json is missing)")
+    """The sidecar and the tensor bytes under ``key``, after checking the whole folder against its manifest."""
+    files = verify_artifact(storage, key)
+    sidecar_path = storage.location(f"{key}/{SIDECAR_FILE}")
+    for name in (SIDECAR_FILE, TENSORS_FILE):
+        if name not in files:
+            raise ModelArtifactError(storage.location(f"{key}/{name}"), "the model's manifest does not list it")
     try:
-        sidecar = json.loads(storage.read_bytes(f"{key}/{SIDECAR_FILE}"))
+        sidecar = json.loads(files[SIDECAR_FILE])
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelArtifactError(sidecar_path, f"model sidecar is not valid JSON ({error})") from error
     if not isinstance(sidecar, dict) or sidecar.get("format_version") != MODEL_FORMAT_VERSION:
         found = sidecar.get("format_version") if isinstance(sidecar, dict) else None
         raise ModelArtifactError(sidecar_path, f"model format {found!r} is not {MODEL_FORMAT_VERSION}")
-    if not storage.exists(f"{key}/{TENSORS_FILE}"):
-        raise ModelArtifactError(tensors_path, "model tensors are missing")
-    blob = storage.read_bytes(f"{key}/{TENSORS_FILE}")
+    blob = files[TENSORS_FILE]
     if hashlib.sha256(blob).hexdigest() != sidecar.get("tensors_sha256"):
-        raise ModelArtifactError(tensors_path, "model tensors do not match model.json (corrupt or from another save)")
+        raise ModelArtifactError(storage.location(f"{key}/{TENSORS_FILE}"),
+                                 "model tensors do not match model.json (corrupt or from another save)")
     return sidecar, blob
 
 
@@ -133,7 +144,7 @@ def load_model(cls: type[AnoGraph], storage: Storage, key: str, device: str | No
     :class:`ModelArtifactError` naming the artifact.
     """
     sidecar, blob = read_artifact(storage, key)
-    sidecar_path = f"{storage.uri}/{key}/{SIDECAR_FILE}"
+    sidecar_path = storage.location(f"{key}/{SIDECAR_FILE}")
     try:
         return _restore(cls, sidecar, safetensors.torch.load(blob), device)
     except ModelArtifactError as error:

@@ -145,9 +145,34 @@ class AlertObject:
     neighbours: list[Neighbour] = field(default_factory=list)
 
 
+FRAME_FIELDS = ("frame", "start_frame", "end_frame", "peak_frame")
+"""0-based frame-index fields that users read as 1-based ``<field>_number`` (see :func:`with_frame_numbers`)."""
+
+
+def frame_number(index: int) -> int:
+    """The 1-based frame number a user reads (as in labels.csv and the datasets' ground truth) for a 0-based index."""
+    return int(index) + 1
+
+
+def with_frame_numbers(record: Any) -> Any:
+    """``record`` with every 0-based frame field (:data:`FRAME_FIELDS`) replaced by ``<field>_number``, 1-based.
+
+    Internal arrays and dataclasses count frames from 0; every output a user reads
+    (alerts.json, the frame and object tables, stream files, the batch report) counts from 1
+    and says so in the field's name. Nested dicts and lists are converted too.
+    """
+    if isinstance(record, dict):
+        return {(f"{key}_number" if key in FRAME_FIELDS else key):
+                (frame_number(value) if key in FRAME_FIELDS else with_frame_numbers(value))
+                for key, value in record.items()}
+    if isinstance(record, list):
+        return [with_frame_numbers(value) for value in record]
+    return record
+
+
 @dataclass
 class Alert:
-    """One alert interval (frames ``start_frame .. end_frame`` inclusive, 0-based)."""
+    """One alert interval (frames ``start_frame .. end_frame`` inclusive, 0-based; :meth:`to_record` is 1-based)."""
 
     video: str
     start_frame: int
@@ -161,8 +186,9 @@ class Alert:
     threshold: float
     top_objects: list[AlertObject]
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_record(self) -> dict[str, Any]:
+        """The alert as users read it: frame fields 1-based and named ``*_frame_number`` (:func:`with_frame_numbers`)."""
+        return with_frame_numbers(asdict(self))
 
 
 def top_objects(frames: np.ndarray, object_scores: np.ndarray, interval: Interval,

@@ -14,7 +14,8 @@ A video summary::
       "n_frames": int,
       "threshold": float,             # the alert threshold used
       "threshold_source": str,        # which calibration it came from
-      "alerts": [{"start_frame": int, "end_frame": int, "peak_score": float,
+      "alerts": [{"start_frame_number": int, "end_frame_number": int,  # 1-based, inclusive
+                  "peak_score": float,
                   "top_object": str | null}],    # class name of the alert's top object
       "outputs": {"<output>": str},   # absolute path of each file written
       "seconds": {"<step>": float}    # wall-clock seconds per scoring step
@@ -27,6 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from anograph.serving.alerts import frame_number
 from anograph.serving.inference import ScoredVideo
 
 
@@ -50,7 +52,8 @@ def video_summary(scored: ScoredVideo, video_name: str, video_path: str,
         "n_frames": len(scored.frame_scores),
         "threshold": scored.threshold.value,
         "threshold_source": scored.threshold.source,
-        "alerts": [{"start_frame": alert.start_frame, "end_frame": alert.end_frame, "peak_score": alert.peak_score,
+        "alerts": [{"start_frame_number": frame_number(alert.start_frame),
+                    "end_frame_number": frame_number(alert.end_frame), "peak_score": alert.peak_score,
                     "top_object": alert.top_objects[0].class_name if alert.top_objects else None}
                    for alert in scored.alerts],
         "outputs": {name: str(path.resolve()) for name, path in outputs.items()},
@@ -71,10 +74,10 @@ def scoring_markdown(summaries: list[dict[str, Any]], failures: list[str], model
         The model the videos were scored with.
     """
     lines = [f"# anograph scoring of {len(summaries) + len(failures)} videos", "", f"Model: `{model_uri}`", "",
-             "| video | frames | alerts | first alert (frames) | threshold | outputs |", "|---|---|---|---|---|---|"]
+             "| video | frames | alerts | first alert (frame numbers) | threshold | outputs |", "|---|---|---|---|---|---|"]
     for summary in summaries:
         first = summary["alerts"][0] if summary["alerts"] else None
-        span = f"{first['start_frame']}-{first['end_frame']}" if first else ""
+        span = f"{first['start_frame_number']}-{first['end_frame_number']}" if first else ""
         links = " ".join(f"[{name}](file://{path})" for name, path in summary["outputs"].items())
         lines.append(f"| {summary['video']} | {summary['n_frames']} | {len(summary['alerts'])} | {span} | "
                      f"{summary['threshold']:.4g} ({summary['threshold_source']}) | {links} |")

@@ -17,9 +17,11 @@ threshold for alerts is ``quantile(frame scores, q)`` with
 threshold, before the alert rules (minimum duration, gap merge) remove isolated ones.
 
 Artifact: ``<model key>/frame_calibration.json`` beside the model's ``model.json``
-(contract in the README, "Scoring outputs"). Models saved before it existed have none;
-:func:`alert_threshold` then falls back to the model's object-level calibration scores
-and says so (``source = "object_calibration"``).
+(contract in the README, "Scoring outputs"), added to the model folder's manifest
+(:mod:`anograph.models.manifest`) when it is saved, so it is only ever read with the model
+it was computed for. A model saved without one has none; :func:`alert_threshold` then
+falls back to the model's object-level calibration scores and says so
+(``source = "object_calibration"``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from anograph.graph.windows import frame_scores, window_radius_for
 from anograph.io.shards import VideoFeatures
 from anograph.io.storage import Storage
 from anograph.models.estimator import SCORERS, AnoGraph
+from anograph.models.manifest import add_artifact_file, verify_artifact
 
 CALIBRATION_FILE = "frame_calibration.json"
 CALIBRATION_FORMAT_VERSION = 1
@@ -146,19 +149,40 @@ def calibrate_frame_scores(
 
 
 def save_frame_calibration(calibration: FrameCalibration, storage: Storage, model_key: str) -> None:
-    """Write ``<model_key>/frame_calibration.json``."""
-    storage.write_bytes(f"{model_key}/{CALIBRATION_FILE}", json.dumps(calibration.to_dict(), indent=1).encode())
+    """Write ``<model_key>/frame_calibration.json`` and bind it to the model in the folder's manifest.
+
+    The model folder is verified first (:func:`anograph.models.manifest.add_artifact_file`):
+    a calibration is never attached to a tampered or incomplete model.
+    """
+    add_artifact_file(storage, model_key, CALIBRATION_FILE, json.dumps(calibration.to_dict(), indent=1).encode())
 
 
 def load_frame_calibration(storage: Storage, model_key: str) -> FrameCalibration | None:
-    """The model's frame calibration, or ``None`` for a model saved without one."""
-    key = f"{model_key}/{CALIBRATION_FILE}"
-    if not storage.exists(key):
+    """The model's frame calibration, or ``None`` for a model saved without one.
+
+    The whole model folder is checked against its manifest first; a calibration the
+    manifest does not list, or whose bytes differ, raises :class:`ModelArtifactError`.
+    """
+    files = verify_artifact(storage, model_key)
+    if CALIBRATION_FILE not in files:
         return None
+    location = storage.location(f"{model_key}/{CALIBRATION_FILE}")
     try:
-        return FrameCalibration.from_dict(json.loads(storage.read_bytes(key)))
+        calibration = FrameCalibration.from_dict(json.loads(files[CALIBRATION_FILE]))
     except (ValueError, KeyError, TypeError) as error:
-        raise ModelArtifactError(f"{storage.uri}/{key}", f"frame calibration is unreadable ({error})") from error
+        raise ModelArtifactError(location, f"frame calibration is unreadable ({error})") from error
+    _check_calibration(calibration, location)
+    return calibration
+
+
+def _check_calibration(calibration: FrameCalibration, location: str) -> None:
+    """Refuse calibration content no normal training run produces (empty or non-finite scores)."""
+    if not 0.0 < float(calibration.default_quantile) <= 1.0:
+        raise ModelArtifactError(location, f"frame calibration quantile {calibration.default_quantile} is not in (0, 1]")
+    for name, scores in calibration.frame_scores.items():
+        values = np.asarray(scores, np.float64)
+        if values.ndim != 1 or len(values) == 0 or not np.all(np.isfinite(values)):
+            raise ModelArtifactError(location, f"frame calibration of scorer {name!r} is empty or not finite")
 
 
 @dataclass(frozen=True)

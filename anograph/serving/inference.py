@@ -91,7 +91,7 @@ def load_scoring_model(uri: str | Path, device: str | None = "cpu") -> ScoringMo
     root = f"{scheme}://{parent}" if separator else (parent or ".")
     if not separator and not Path(text).is_dir():
         raise ModelArtifactError(text, "no such model folder")
-    storage = Storage(root)
+    storage = Storage.open_existing(root)  # reading only: never create a mistyped root
     return ScoringModel(AnoGraph.load(storage, key, device=device), text, load_frame_calibration(storage, key))
 
 
@@ -219,7 +219,7 @@ def score_source(
 
 
 def frame_table(scored: ScoredVideo) -> pa.Table:
-    """One row per frame (``frame_scores.parquet`` / ``.csv``); see the README for the columns."""
+    """One row per frame (``frame_scores.parquet`` / ``.csv``); ``frame_number`` is 1-based (docs/data-contracts.md)."""
     n_frames = len(scored.frame_scores)
     over = np.isfinite(scored.frame_scores) & (scored.frame_scores > scored.threshold.value)
     alert_id = np.full(n_frames, -1, np.int32)
@@ -228,7 +228,7 @@ def frame_table(scored: ScoredVideo) -> pa.Table:
     frames = np.arange(n_frames, dtype=np.int32)
     return pa.table({
         "video": pa.array([scored.video.metadata.video] * n_frames, pa.string()),
-        "frame": frames,
+        "frame_number": frames + 1,
         "seconds": frames / scored.fps if scored.fps else np.full(n_frames, np.nan),
         "score": pa.array(scored.frame_scores, mask=~np.isfinite(scored.frame_scores)),
         "n_objects": np.diff(scored.video.frame_offsets()).astype(np.int32),
@@ -238,14 +238,14 @@ def frame_table(scored: ScoredVideo) -> pa.Table:
 
 
 def object_table(scored: ScoredVideo) -> pa.Table:
-    """One row per detected object (``objects.parquet``); see the README for the columns."""
+    """One row per detected object (``objects.parquet``); ``frame_number`` is 1-based (docs/data-contracts.md)."""
     video = scored.video
     boxes = np.asarray(video.boxes, np.float32).reshape(-1, 4)
     names = video.metadata.class_names
     return pa.table({
         "video": pa.array([video.metadata.video] * video.n_objects, pa.string()),
         "object_index": np.arange(video.n_objects, dtype=np.int32),
-        "frame": np.asarray(video.frames, np.int32),
+        "frame_number": np.asarray(video.frames, np.int32) + 1,
         "x1": boxes[:, 0], "y1": boxes[:, 1], "x2": boxes[:, 2], "y2": boxes[:, 3],
         "class_id": np.asarray(video.class_ids, np.int32),
         "class_name": pa.array([names[c] if 0 <= c < len(names) else str(c) for c in video.class_ids], pa.string()),
@@ -255,7 +255,7 @@ def object_table(scored: ScoredVideo) -> pa.Table:
 
 
 def alerts_document(scored: ScoredVideo) -> dict[str, Any]:
-    """The ``alerts.json`` document; see the README for the fields."""
+    """The ``alerts.json`` document; frame fields are 1-based ``*frame_number`` (docs/data-contracts.md)."""
     metadata = scored.video.metadata
     return {
         "video": metadata.video,
@@ -269,7 +269,8 @@ def alerts_document(scored: ScoredVideo) -> dict[str, Any]:
         "n_frames": metadata.n_frames,
         "window_radius": scored.window_radius,
         "explanation": "neighbour share of |A_ij| * ||x_j W|| in the top object's GCN embedding (anograph.serving.explain)",
-        "alerts": [alert.to_dict() for alert in scored.alerts],
+        "frame_numbering": "1-based: frame_number 1 is the video's first frame",
+        "alerts": [alert.to_record() for alert in scored.alerts],
     }
 
 

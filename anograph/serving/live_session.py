@@ -22,6 +22,7 @@ import torch
 from anograph.extraction.features.appearance import torch_threads
 from anograph.graph.windows import window_radius_for
 from anograph.io.video import open_video
+from anograph.serving.alerts import frame_number, with_frame_numbers
 from anograph.serving.calibration import alert_threshold
 from anograph.serving.inference import ScoringModel, build_extraction
 from anograph.serving.live_scorer import (
@@ -77,31 +78,32 @@ def run_live(scoring: ScoringModel, source: str, out: str | Path, scorer: str,
     started = time.perf_counter()
     with (out / STREAM_FILES["frames"]).open("w", encoding="utf-8") as frames_file, \
             (out / STREAM_FILES["alerts"]).open("w", encoding="utf-8") as alerts_file:
-        frames_file.write("frame,seconds,score,n_objects,over_threshold\n")
+        frames_file.write("frame_number,seconds,score,n_objects,over_threshold\n")  # frame_number is 1-based
 
         def on_frame(frame: ScoredFrame) -> None:
             score = "" if not np.isfinite(frame.score) else f"{frame.score:.6g}"
             over = bool(np.isfinite(frame.score) and frame.score > threshold.value)
-            frames_file.write(f"{frame.frame},{frame.frame / rate:.3f},{score},{len(frame.boxes)},{int(over)}\n")
+            frames_file.write(f"{frame_number(frame.frame)},{frame.frame / rate:.3f},{score},{len(frame.boxes)},{int(over)}\n")
             if frame.frame % MEMORY_SAMPLE_FRAMES == 0:
-                memory.append({"frame": frame.frame, "rss_mib": (resident_memory_bytes() or 0) / 2**20,
+                memory.append({"frame_number": frame_number(frame.frame), "rss_mib": (resident_memory_bytes() or 0) / 2**20,
                                "frames_held": scorer_state.frames_held})
 
         def on_alert(alert: StreamAlert) -> None:
             names = detector.class_names
-            record = {"start_frame": alert.interval.start, "end_frame": alert.interval.end,
+            record = {"start_frame": alert.interval.start, "end_frame": alert.interval.end,  # 1-based below
                       "start_seconds": round(alert.interval.start / rate, 3),
                       "end_seconds": round((alert.interval.end + 1) / rate, 3),
                       "peak_score": alert.peak_score, "threshold": threshold.value,
                       "top_objects": [{"frame": frame, "box": [round(v, 2) for v in box],
                                        "class_name": names[class_id] if 0 <= class_id < len(names) else str(class_id),
                                        "score": score} for frame, box, class_id, score in alert.top_objects]}
+            record = with_frame_numbers(record)
             alerts_file.write(json.dumps(record) + "\n")
             alerts_file.flush()
             if echo is not None:
                 top = record["top_objects"][0] if record["top_objects"] else None
-                where = f", top object {top['class_name']} at {top['box']} (frame {top['frame']})" if top else ""
-                echo(f"ALERT frames {alert.interval.start}-{alert.interval.end} "
+                where = f", top object {top['class_name']} at {top['box']} (frame {top['frame_number']})" if top else ""
+                echo(f"ALERT frames {record['start_frame_number']}-{record['end_frame_number']} "
                      f"({record['start_seconds']:.1f}-{record['end_seconds']:.1f} s), peak {alert.peak_score:.4g}{where}")
 
         frames = iter_source_frames(source, loop=loop, max_frames=max_frames, fps=fps)

@@ -6,7 +6,9 @@
   current frame, the threshold line and the alert intervals so far. For an alert's top
   object, its most contributing graph neighbours (:mod:`anograph.serving.explain`) are drawn as
   lines from its box to theirs, labelled with their share, for one second from the top
-  object's frame. MPEG-4 Part 2 (``mp4v``), which OpenCV's bundled FFmpeg writes and reads.
+  object's frame. H.264 (``libx264``, ``yuv420p``, even width and height, the index at the
+  front of the file) in MP4, written with PyAV, so it plays in a browser as it is; frames
+  are labelled with their 1-based frame number, as the scoring outputs count them.
 * :func:`write_timeline`: frame score against time with matplotlib, the threshold, the
   alert intervals shaded and, when given (display only, never used for the threshold),
   the ground-truth anomalous frames.
@@ -15,15 +17,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
 from anograph.errors import AnographError
 from anograph.serving.alerts import Alert
 
-OVERLAY_CODEC = "mp4v"
+OVERLAY_CODEC = "libx264"
+OVERLAY_PIXEL_FORMAT = "yuv420p"  # what browsers decode
+OVERLAY_ENCODER_OPTIONS = {"crf": "23", "preset": "veryfast"}
 STRIP_HEIGHT_FRACTION = 0.3
 MIN_STRIP_HEIGHT = 48
 GREEN, YELLOW, RED = (60, 200, 60), (0, 220, 255), (40, 40, 230)  # BGR
@@ -101,9 +107,7 @@ def write_overlay_video(
             if writer is None:
                 strip_height = max(MIN_STRIP_HEIGHT, int(STRIP_HEIGHT_FRACTION * height)) // 2 * 2
                 size = (width + width % 2, height + height % 2 + strip_height)
-                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*OVERLAY_CODEC), float(fps), size)
-                if not writer.isOpened():
-                    raise AnographError(f"{path}: OpenCV cannot write {OVERLAY_CODEC} video here")
+                writer = H264Writer(path, fps, size)
             canvas = np.zeros((size[1], size[0], 3), np.uint8)
             canvas[:height, :width] = frame
             view = canvas[: size[1] - strip_height]
@@ -123,7 +127,8 @@ def write_overlay_video(
                     cv2.rectangle(view, tuple(int(v) for v in top.box[:2]), tuple(int(v) for v in top.box[2:]), RED, 2)
             in_alert = any(alert.start_frame <= index <= alert.end_frame for alert in alerts)
             score = frame_scores[index]
-            label = f"frame {index}  score {score:.3g}" if np.isfinite(score) else f"frame {index}  no objects"
+            number = index + 1  # 1-based, as every scoring output counts frames
+            label = f"frame {number}  score {score:.3g}" if np.isfinite(score) else f"frame {number}  no objects"
             cv2.putText(view, label + ("  ALERT" if in_alert else ""), (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
                         RED if in_alert else (255, 255, 255), 1, cv2.LINE_AA)
             _draw_strip(canvas[size[1] - strip_height :], frame_scores, index, threshold, alerts, bounds)
@@ -131,8 +136,41 @@ def write_overlay_video(
             written += 1
     finally:
         if writer is not None:
-            writer.release()
+            writer.close()
     return written
+
+
+class H264Writer:
+    """Write BGR frames of one ``(width, height)`` (both even) as browser-playable H.264 MP4 with PyAV."""
+
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int]) -> None:
+        width, height = size
+        if width % 2 or height % 2:
+            raise ValueError(f"H.264 in yuv420p needs even dimensions, not {width}x{height}")
+        self.path = Path(path)
+        try:
+            # faststart: the index goes first, so a browser starts playing before the whole file arrives.
+            self.container = av.open(str(self.path), mode="w", options={"movflags": "+faststart"})
+            self.stream = self.container.add_stream(OVERLAY_CODEC, rate=Fraction(float(fps)).limit_denominator(1001))
+        except (av.FFmpegError, ValueError) as error:
+            raise AnographError(f"{self.path}: cannot write H.264 video here ({error})") from error
+        self.stream.width, self.stream.height = width, height
+        self.stream.pix_fmt = OVERLAY_PIXEL_FORMAT
+        self.stream.options = dict(OVERLAY_ENCODER_OPTIONS)
+
+    def write(self, bgr: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr), format="bgr24").reformat(
+            format=OVERLAY_PIXEL_FORMAT)
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file."""
+        try:
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+        finally:
+            self.container.close()
 
 
 def write_timeline(
@@ -153,7 +191,8 @@ def write_timeline(
     path = Path(path)
     frame_scores = np.asarray(frame_scores, np.float64)
     scale = 1.0 / fps if fps else 1.0
-    times = np.arange(len(frame_scores)) * scale
+    origin = 0 if fps else 1  # without a frame rate the axis shows 1-based frame numbers
+    times = (np.arange(len(frame_scores)) + origin) * scale
     figure, axis = plt.subplots(figsize=(10, 3.2))
     try:
         if labels is not None:
@@ -161,11 +200,11 @@ def write_timeline(
             axis.fill_between(times, 0, 1, where=anomalous, transform=axis.get_xaxis_transform(), step="mid",
                               color="tab:orange", alpha=0.25, label="ground truth (display only)")
         for number, alert in enumerate(alerts):
-            axis.axvspan(alert.start_frame * scale, (alert.end_frame + 1) * scale, color="tab:red", alpha=0.2,
+            axis.axvspan((alert.start_frame + origin) * scale, (alert.end_frame + 1 + origin) * scale, color="tab:red", alpha=0.2,
                          label="alert" if number == 0 else None)
         axis.plot(times, frame_scores, color="black", linewidth=1, label="frame score")
         axis.axhline(threshold, color="tab:red", linestyle="--", linewidth=1, label=f"threshold {threshold:.3g}")
-        axis.set_xlabel("seconds" if fps else "frame")
+        axis.set_xlabel("seconds" if fps else "frame number")
         axis.set_ylabel("anomaly score")
         axis.set_xlim(times[0] if len(times) else 0, times[-1] if len(times) else 1)
         axis.set_title(title)
