@@ -21,6 +21,7 @@ from anograph.evaluation.ablations import (
     FULL_TRAINING_LABEL,
     WINDOW_NOTE,
     ablation_model_key,
+    attribute_ablation,
     embedding_map_scorers,
     plan_edge_variants,
     plan_training_fractions,
@@ -29,6 +30,7 @@ from anograph.evaluation.ablations import (
     with_propagation,
 )
 from anograph.evaluation.report_options import gather_video_scores, report_labels, report_options
+from anograph.models.attribute_scoring import ATTRIBUTE_SCORER
 from anograph.models.estimator import AnoGraph
 from anograph.ops.training_run import model_options
 from flows.train import train
@@ -37,6 +39,7 @@ from tasks.evaluate import (
     embedding_map_task,
     load_dataset_task,
     load_model,
+    score_attribute_parts,
     score_video,
     stored_model_exists,
     write_report_task,
@@ -141,6 +144,10 @@ def score_test_videos(
         embedding = embedding_map_task(model, storage_root, test_shard_keys, window_seconds, data.fps,
                                        main["regions"], embedding_map_scorers(default_scorer or DEFAULT_SCORER),
                                        seed)
+    if getattr(model, "attribute_scoring_", None) is not None:
+        parts = [score_attribute_parts.submit(model, storage_root, key) for key in test_shard_keys]
+        ablation_scores["attributes"] = attribute_ablation(
+            [future.result() for future in parts], model.attribute_scoring().labels, ATTRIBUTE_SCORER)
     if ablation_scores or embedding is not None:
         stages["ablations"] = time.perf_counter() - started
 

@@ -24,15 +24,15 @@ def test_demo_runs_end_to_end_and_writes_the_report(tmp_path, capsys):
                 "n_anomalous_frames", "stage_seconds", "scorers", "default_scorer"):
         assert key in report, key
     assert report["dataset"] == "synthetic" and report["detector"] == "motion"
-    assert report["n_test_frames"] == 3 * 150 and 0 < report["n_anomalous_frames"] < report["n_test_frames"]
+    assert report["n_test_frames"] == 3 * 150 + 2 * 100 and 0 < report["n_anomalous_frames"] < report["n_test_frames"]
     assert set(report["stage_seconds"]) >= {"extract", "graph", "train", "score"}
-    # The synthetic anomalies (wrong direction, too fast, unusual object) must be found well above chance.
-    assert report["default_scorer"] == "group_knn"
+    # The synthetic anomalies (wrong direction, too fast, unusual object, converging, following) must be found well above chance.
+    assert report["default_scorer"] == "attributes"
     assert report["frame_auc_micro"] > 0.8, report["scorers"]
     assert (out / "report.md").read_text().count("![") >= 2
     assert (out / "roc.png").stat().st_size > 5000
     shards = list((out / "store" / "shards").rglob("*.parquet"))
-    assert len(shards) == 4 + 3
+    assert len(shards) == 4 + 5
     assert '"frame_auc_micro"' in capsys.readouterr().out
 
 

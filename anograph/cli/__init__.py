@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
             from anograph.datasets.synthetic import generate_synthetic_dataset
 
             data_root = arguments.out.resolve() / "data"
-            generate_synthetic_dataset(data_root, seed=arguments.seed)
+            generate_synthetic_dataset(data_root, seed=arguments.seed, interactions=True)
             report = run_pipeline(arguments, "synthetic", data_root, "motion", {}, None)
         else:
             from anograph.datasets import dataset_variant

@@ -239,3 +239,32 @@ def ablation_model_key(model_key: str, variant: str, options: dict[str, Any]) ->
     """
     digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return f"{model_key}-ablation-{variant}-{digest}"
+
+
+ATTRIBUTES_NOTE = (
+    "Each attribute of the chosen ensemble alone, and the ensemble without it: what every attribute "
+    "adds on this test set. The choice itself was made on training footage (see Model selection)."
+)
+#: The variant holding the whole chosen ensemble in the attribute ablation.
+ALL_ATTRIBUTES_LABEL = "all chosen"
+
+
+def attribute_variants(part_scores: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Object scores of the per-attribute ablation: the whole ensemble, each part alone, the rest without it."""
+    total = sum(part_scores.values()) if part_scores else np.zeros(0)
+    variants = {ALL_ATTRIBUTES_LABEL: np.asarray(total, np.float64)}
+    if len(part_scores) > 1:
+        for label, scores in part_scores.items():
+            variants[f"only {label}"] = scores
+            variants[f"without {label}"] = total - scores
+    return variants
+
+
+def attribute_ablation(results: Sequence[tuple[str, Mapping[str, np.ndarray]]], chosen: Sequence[str],
+                       scorer: str) -> dict[str, Any]:
+    """The report's attribute ablation from per-video ``(video, variant -> frame scores)`` results."""
+    variants: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for video, by_variant in results:
+        for variant, frames in by_variant.items():
+            variants.setdefault(variant, {scorer: {}})[scorer][video] = frames
+    return {"variants": variants, "note": ATTRIBUTES_NOTE, "details": {"chosen": list(chosen)}}

@@ -72,7 +72,9 @@ def report_options(
                    "model": dict(model_options), "model_detector": model.detector_,
                    "model_training": {"separation": model.training_separation_, "epochs": model.n_epochs_,
                                       "n_nodes": model.n_training_nodes_},
-                   "ablations": dict(ablations)},
+                   "ablations": dict(ablations),
+                   "model_selection": None if getattr(model, "attribute_scoring_", None) is None
+                   else model.attribute_scoring_.selection},
         "object_regions": {name: {video: by_scorer[name] for video, by_scorer in regions.items()}
                            for name in SCORERS},
         "ground_truth_regions": {name: ground_truth.get(name) for name in labels},

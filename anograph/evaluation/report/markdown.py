@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from anograph.evaluation.published import PUBLISHED_ABLATIONS
+from anograph.evaluation.report.selection_markdown import selection_markdown
 
 
 def format_metric(value: float | None, digits: int = 3) -> str:
@@ -186,6 +187,7 @@ def report_markdown(report: Mapping[str, Any]) -> str:
             f"{format_metric(metrics['equal_error_rate'])} |"
         )
     lines += _protocol_markdown(report)
+    lines += selection_markdown(report.get("config", {}).get("model_selection"))
     lines += [
         "",
         "## Per video (default scorer, unsmoothed)",

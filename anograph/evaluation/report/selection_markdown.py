@@ -1,0 +1,46 @@
+"""The report's "Model selection" section: how the default scorer's attributes were chosen.
+
+The choice is made on the training videos alone (:mod:`anograph.selection`); this section
+shows every candidate with its held-out pseudo-anomaly figures, so a reader can check that no
+test label was involved and see how close the runner-up was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def _auc(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def selection_markdown(selection: Mapping[str, Any] | None) -> list[str]:
+    """Markdown lines of the section, or none when the model has no attribute scorer."""
+    if not selection:
+        return []
+    kinds = list(selection["kinds"])
+    chosen = selection["chosen"]["attributes"]
+    lines = [
+        "",
+        "## Model selection (training footage only)",
+        "",
+        "The `attributes` scorer's attributes and velocity variant were chosen by "
+        f"{selection['protocol']}, over {selection['n_folds']} folds of training videos. Each figure is "
+        "the frame AUC between held-out normal frames and the same frames with one object made "
+        "pseudo-anomalous (kinds: " + ", ".join(f"`{kind}`" for kind in kinds) + "). "
+        "The test labels were not read. The GCN trained with DGI is not one of the attributes: it "
+        "serves the `discriminator` and `knn` rows.",
+        "",
+        f"Chosen: **{' + '.join(chosen)}**.",
+        "",
+        "| step | attributes | " + " | ".join(kinds) + " | mean |",
+        "|---|---|" + "---|" * (len(kinds) + 1),
+    ]
+    for candidate in selection["candidates"]:
+        mark = "**" if candidate["step"] == "attributes" and candidate["attributes"] == chosen else ""
+        cells = [_auc(candidate["aucs"].get(kind)) for kind in kinds]
+        lines.append(f"| {candidate['step']} | {mark}{' + '.join(candidate['attributes'])}{mark} | "
+                     + " | ".join(cells) + f" | {_auc(candidate['mean_auc'])} |")
+    lines += [f"- {note}" for note in selection.get("notes", [])]
+    return lines
