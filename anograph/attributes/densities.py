@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
 
 from anograph.attributes.objects import (
     FLOW_MEAN,
@@ -104,8 +105,10 @@ class MixtureDensity(AttributeDensity):
     def fit(self, videos: Sequence[ObjectAttributes]) -> MixtureDensity:
         values = _concatenate(videos, self.values)
         components = max(1, min(self.n_components, len(values)))
-        self.mixture_ = GaussianMixture(components, covariance_type="full", reg_covar=1e-6,
-                                        random_state=self.seed).fit(values)
+        # One thread: on a busy machine the k-means initialisation's OpenMP threads spin, and a small fit crawls.
+        with threadpool_limits(limits=1):
+            self.mixture_ = GaussianMixture(components, covariance_type="full", reg_covar=1e-6,
+                                            random_state=self.seed).fit(values)
         return self
 
     def score(self, objects: ObjectAttributes) -> np.ndarray:

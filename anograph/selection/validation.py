@@ -31,6 +31,17 @@ def frame_maxima(objects: ObjectAttributes, scores: np.ndarray) -> np.ndarray:
     return maxima[np.isfinite(maxima)]
 
 
+def with_rows_of(clean: ObjectAttributes, altered: ObjectAttributes, rows: np.ndarray,
+                 fields: Sequence[str]) -> ObjectAttributes:
+    """``clean`` with the ``fields`` of the objects ``rows`` taken from ``altered``."""
+    changes = {}
+    for name in fields:
+        values = getattr(clean, name).copy()
+        values[rows] = getattr(altered, name)[rows]
+        changes[name] = values
+    return clean.with_changes(**changes)
+
+
 class ValidationScores:
     """Calibrated held-out scores of clean and altered training videos, per attribute and kind.
 
@@ -50,13 +61,19 @@ class ValidationScores:
         rng = np.random.default_rng(seed)
         every = [video for fold in self.folds for video in fold]
         context = PseudoAnomalyContext(class_mass=np.concatenate([v.class_scores for v in every]).sum(axis=0))
-        # One altered copy per kind and video, and one altered object per frame, shared by all attributes.
+        # One altered object per frame and kind, shared by all attributes.
         self.altered: dict[str, list[list[ObjectAttributes]]] = {}
         self.chosen: dict[str, list[list[np.ndarray]]] = {}
         for kind in self.kinds:
-            generate, _ = GENERATORS[kind]
-            self.altered[kind] = [[generate(video, rng, context) for video in fold] for fold in self.folds]
+            generate, changes = GENERATORS[kind]
+            every_altered = [[generate(video, rng, context) for video in fold] for fold in self.folds]
             self.chosen[kind] = [[self._one_per_frame(video, kind, rng) for video in fold] for fold in self.folds]
+            # Only the chosen objects are altered, so that their neighbours stay as they were
+            # (the interaction density reads the neighbours).
+            self.altered[kind] = [
+                [with_rows_of(video, altered, chosen, changes) for video, altered, chosen in zip(*parts, strict=True)]
+                for parts in zip(self.folds, every_altered, self.chosen[kind], strict=True)
+            ]
         self._clean: dict[int, list[list[np.ndarray]]] = {}
         self._bad: dict[tuple[int, str], list[list[np.ndarray]]] = {}
 
@@ -95,7 +112,10 @@ class ValidationScores:
                 if not len(chosen):
                     continue
                 altered = clean.copy()
-                altered[chosen] = sum(self._bad[(key, kind)][fold_index][video_index][chosen] for key in keys)
+                # The altered object joins the frame beside the original: a frame never becomes less
+                # anomalous, so a kind an attribute cannot see leaves it at 0.5 instead of below.
+                bad = sum(self._bad[(key, kind)][fold_index][video_index][chosen] for key in keys)
+                altered[chosen] = np.maximum(clean[chosen], bad)
                 frames_with_choice = np.unique(video.frames[chosen])
                 keep = np.isin(video.frames, frames_with_choice)
                 sub = video.rows(keep)

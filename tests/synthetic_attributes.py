@@ -1,0 +1,113 @@
+"""Small synthetic :class:`ObjectAttributes` for the attribute and selection tests (no shard, no video).
+
+Objects are drawn independently per frame: a box centre and a perspective height (boxes
+lower in the frame are nearer, so taller), a flow vector from a scene's speed and heading
+rules, ``flow_stats`` columns consistent with that vector (the 15 columns of
+:mod:`anograph.extraction.features.flow_stats`, 8 orientation bins), class scores from a
+detector whose class 0 dominates, and an 8-d appearance vector per class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from anograph.attributes.objects import ObjectAttributes
+
+N_ORIENTATION_BINS = 8
+APPEARANCE_WIDTH = 8
+#: Frame width in frame heights (4:3).
+FRAME_ASPECT = 4 / 3
+
+
+def flow_rows(velocity: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``(n, 15)`` ``flow_stats`` columns of boxes whose moving pixels have mean flow ``velocity``."""
+    velocity = np.asarray(velocity, np.float64).reshape(-1, 2)
+    magnitude = np.linalg.norm(velocity, axis=1)
+    n = len(velocity)
+    fraction = rng.uniform(0.3, 0.7, n)
+    flow = np.zeros((n, 7 + N_ORIENTATION_BINS))
+    flow[:, 0] = fraction * magnitude  # the box mean mixes in the still background
+    flow[:, 1] = 0.5 * fraction * magnitude
+    flow[:, 2] = 0.95 * magnitude
+    flow[:, 3:5] = velocity
+    flow[:, 5] = magnitude
+    flow[:, 6] = fraction
+    angle = np.arctan2(velocity[:, 1], velocity[:, 0])
+    bins = np.rint(angle / (2 * np.pi / N_ORIENTATION_BINS)).astype(np.int64) % N_ORIENTATION_BINS
+    flow[np.arange(n), 7 + bins] = 0.8 * magnitude  # most moving pixels in the main bin ...
+    flow[np.arange(n), 7 + (bins + 1) % N_ORIENTATION_BINS] = 0.2 * magnitude  # ... the rest beside it
+    return flow.astype(np.float32)
+
+
+def perspective_speed(centres: np.ndarray, heights: np.ndarray) -> np.ndarray:
+    """Image speed proportional to box height: the same walking pace, nearer is faster (about 3x at the bottom)."""
+    return 0.1 * heights
+
+
+def uniform_speed(centres: np.ndarray, heights: np.ndarray) -> np.ndarray:
+    """The same image speed everywhere in the frame."""
+    return np.full(len(centres), 0.01)
+
+
+def any_heading(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.uniform(-np.pi, np.pi, n)
+
+
+def rightward_heading(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A one-way lane: everyone moves to the right, give or take a little."""
+    return rng.normal(0.0, 0.15, n)
+
+
+def make_video(
+    name: str,
+    rng: np.random.Generator,
+    n_frames: int = 100,
+    objects_per_frame: tuple[int, int] = (1, 4),
+    speed: Callable[[np.ndarray, np.ndarray], np.ndarray] = uniform_speed,
+    heading: Callable[[np.random.Generator, int], np.ndarray] = any_heading,
+    class_shares: tuple[float, ...] = (0.9, 0.07, 0.03),
+    speed_spread: float = 0.1,
+) -> ObjectAttributes:
+    """A video of ``n_frames`` frames, each with ``objects_per_frame`` (inclusive range) objects."""
+    counts = rng.integers(objects_per_frame[0], objects_per_frame[1] + 1, n_frames)
+    frames = np.repeat(np.arange(n_frames), counts).astype(np.int64)
+    n = len(frames)
+    centres = np.stack([rng.uniform(0.1, FRAME_ASPECT - 0.1, n), rng.uniform(0.1, 0.9, n)], axis=1)
+    heights = 0.05 + 0.15 * centres[:, 1]  # perspective: 0.065 at the top to 0.185 at the bottom
+    sizes = np.stack([0.4 * heights, heights], axis=1)
+    speeds = speed(centres, heights) * rng.lognormal(0.0, speed_spread, n)
+    angles = heading(rng, n)
+    velocity = speeds[:, None] * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    classes = rng.choice(len(class_shares), size=n, p=np.asarray(class_shares) / sum(class_shares))
+    class_scores = np.zeros((n, len(class_shares)), np.float32)
+    class_scores[np.arange(n), classes] = rng.uniform(0.5, 0.95, n)
+    prototypes = np.random.default_rng(1234).normal(0.0, 1.0, (len(class_shares), APPEARANCE_WIDTH))
+    appearance = prototypes[classes] + rng.normal(0.0, 0.3, (n, APPEARANCE_WIDTH))
+    return ObjectAttributes(
+        video=name, frames=frames, n_frames=n_frames,
+        centres=centres.astype(np.float32), sizes=sizes.astype(np.float32),
+        flow=flow_rows(velocity, rng), class_scores=class_scores,
+        appearance=appearance.astype(np.float32),
+    )
+
+
+def make_videos(n_videos: int = 4, seed: int = 0, **options) -> list[ObjectAttributes]:
+    """``n_videos`` videos of one scene (``options`` as :func:`make_video`)."""
+    rng = np.random.default_rng(seed)
+    return [make_video(f"video_{index}", rng, **options) for index in range(n_videos)]
+
+
+def hand_made(frames: list[int], centres: list[tuple[float, float]], velocities: list[tuple[float, float]],
+              height: float = 0.1, n_frames: int | None = None) -> ObjectAttributes:
+    """Objects placed by hand, all of one height, one class and a constant appearance."""
+    n = len(frames)
+    rng = np.random.default_rng(0)
+    return ObjectAttributes(
+        video="hand", frames=np.asarray(frames, np.int64),
+        n_frames=n_frames if n_frames is not None else max(frames) + 1,
+        centres=np.asarray(centres, np.float32), sizes=np.tile(np.float32([0.4 * height, height]), (n, 1)),
+        flow=flow_rows(np.asarray(velocities, np.float64), rng),
+        class_scores=np.ones((n, 1), np.float32), appearance=np.zeros((n, APPEARANCE_WIDTH), np.float32),
+    )

@@ -1,0 +1,235 @@
+"""Pseudo-anomalies, their held-out validation, and label-free selection on scenes whose best setting is known."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from synthetic_attributes import (
+    any_heading,
+    make_video,
+    make_videos,
+    perspective_speed,
+    rightward_heading,
+    uniform_speed,
+)
+
+from anograph.attributes.densities import make_density
+from anograph.attributes.ensemble import HeldOutFits, held_out_parts
+from anograph.attributes.objects import MOVING_DX, MOVING_DY, MOVING_FRACTION, ORIENTATION_START
+from anograph.selection.choice import select_attributes
+from anograph.selection.pseudo_anomalies import (
+    FOLLOW_GAP,
+    GENERATORS,
+    PseudoAnomalyContext,
+    applicable_kinds,
+    eligible_rows,
+    follow,
+    reverse,
+    speed_up,
+    swap_class,
+)
+from anograph.selection.validation import ValidationScores
+
+FIELDS = [field.name for field in dataclasses.fields(make_video("v", np.random.default_rng(0), n_frames=2))]
+
+
+@pytest.fixture(scope="module")
+def video():
+    return make_video("v", np.random.default_rng(5), class_shares=(0.9, 0.05, 0.03, 0.02))
+
+
+def context_of(*videos) -> PseudoAnomalyContext:
+    return PseudoAnomalyContext(class_mass=np.concatenate([v.class_scores for v in videos]).sum(axis=0))
+
+
+# --- generators ------------------------------------------------------------------------------
+
+
+def test_speed_up_doubles_every_speed_column_but_the_moving_fraction(video):
+    altered = speed_up(video, np.random.default_rng(0), context_of(video))
+    speeds = [column for column in range(video.flow.shape[1]) if column != MOVING_FRACTION]
+    np.testing.assert_array_equal(altered.flow[:, speeds], 2 * video.flow[:, speeds])
+    np.testing.assert_array_equal(altered.flow[:, MOVING_FRACTION], video.flow[:, MOVING_FRACTION])
+    assert video.flow[:, speeds].any()
+
+
+def test_reverse_negates_the_flow_vector_and_turns_the_histogram_half_round(video):
+    altered = reverse(video, np.random.default_rng(0), context_of(video))
+    np.testing.assert_array_equal(altered.velocity, -video.velocity)
+    bins, turned = video.flow[:, ORIENTATION_START:], altered.flow[:, ORIENTATION_START:]
+    half = bins.shape[1] // 2
+    np.testing.assert_array_equal(turned, np.roll(bins, half, axis=1))
+    np.testing.assert_allclose(turned.sum(axis=1), bins.sum(axis=1), rtol=1e-6)
+    # Bin k (direction k*45 degrees) moves to the opposite direction, matching the negated vector.
+    main = bins.argmax(axis=1)
+    angle = np.arctan2(altered.flow[:, MOVING_DY], altered.flow[:, MOVING_DX])
+    expected = np.rint(angle / (2 * np.pi / bins.shape[1])).astype(int) % bins.shape[1]
+    np.testing.assert_array_equal(turned.argmax(axis=1), expected)
+    assert (turned.argmax(axis=1) == (main + half) % bins.shape[1]).all()
+    untouched = [c for c in range(ORIENTATION_START) if c not in (MOVING_DX, MOVING_DY)]
+    np.testing.assert_array_equal(altered.flow[:, untouched], video.flow[:, untouched])
+
+
+def test_swap_class_moves_the_confidence_to_a_rare_class_only(video):
+    context = context_of(video)
+    altered = swap_class(video, np.random.default_rng(0), context)
+    rarer_half = set(np.argsort(context.class_mass)[:2].tolist())
+    assert rarer_half == {2, 3}  # class shares 0.9, 0.05, 0.03, 0.02
+    assert set(context.rare_classes.tolist()) == rarer_half
+    scores = altered.class_scores
+    assert ((scores > 0).sum(axis=1) == 1).all()
+    assert set(scores.argmax(axis=1).tolist()) == rarer_half  # both rare classes drawn, nothing else
+    np.testing.assert_array_equal(scores.max(axis=1), video.class_scores.max(axis=1))
+
+
+def test_swap_class_gives_unclassed_objects_full_confidence(video):
+    blobs = video.with_changes(class_scores=np.zeros_like(video.class_scores))
+    altered = swap_class(blobs, np.random.default_rng(0), context_of(video))
+    np.testing.assert_array_equal(altered.class_scores.max(axis=1), 1.0)
+
+
+def test_follow_puts_each_object_behind_a_neighbour_with_its_flow(video):
+    altered = follow(video, np.random.default_rng(0), context_of(video))
+    shared = eligible_rows(video, "follow")
+    assert shared.any() and not shared.all()
+    for row in np.nonzero(shared)[0]:
+        others = np.nonzero((video.frames == video.frames[row]) & (np.arange(len(video)) != row))[0]
+        leaders = [
+            other for other in others
+            if np.array_equal(altered.flow[row], video.flow[other])
+            and np.allclose(altered.centres[row], video.centres[other]
+                            - FOLLOW_GAP * video.sizes[other, 1] * video.velocity[other] / np.linalg.norm(video.velocity[other]),
+                            atol=1e-6)
+        ]
+        assert leaders, f"object {row} is not {FOLLOW_GAP} heights behind a neighbour"
+    np.testing.assert_array_equal(altered.centres[~shared], video.centres[~shared])
+    np.testing.assert_array_equal(altered.flow[~shared], video.flow[~shared])
+
+
+@pytest.mark.parametrize("kind", list(GENERATORS))
+def test_generators_change_only_the_fields_they_declare(video, kind):
+    generate, changes = GENERATORS[kind]
+    altered = generate(video, np.random.default_rng(0), context_of(video))
+    for name in FIELDS:
+        if name in changes:
+            assert not np.array_equal(getattr(altered, name), getattr(video, name)), name
+        else:
+            assert getattr(altered, name) is getattr(video, name), name
+
+
+def test_applicable_kinds_follow_the_detector_and_the_crowding():
+    rng = np.random.default_rng(0)
+    crowded = make_video("a", rng, objects_per_frame=(1, 3))
+    assert applicable_kinds([crowded]) == ["speed", "reverse", "class", "follow"]
+    one_class = crowded.with_changes(class_scores=crowded.class_scores[:, :1])
+    assert "class" not in applicable_kinds([one_class, crowded])
+    alone = make_video("b", rng, objects_per_frame=(1, 1))
+    assert "follow" not in applicable_kinds([alone])
+    assert applicable_kinds([alone.with_changes(class_scores=alone.class_scores[:, :1])]) == ["speed", "reverse"]
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def validation():
+    videos = make_videos(4, seed=1)
+    folds = held_out_parts(videos)
+    scores = ValidationScores(folds, ["speed", "class", "follow"], seed=0)
+    for key, name in enumerate(["velocity", "class", "interaction"]):
+        scores.add(key, HeldOutFits(lambda name=name: make_density(name, {}), folds))
+    return scores
+
+
+def test_validation_auc_is_chance_for_a_kind_the_attribute_cannot_see(validation):
+    assert validation.auc([0], "class") == pytest.approx(0.5)
+    assert validation.auc([1], "speed") == pytest.approx(0.5)
+
+
+def test_validation_auc_is_high_for_an_obvious_kind(validation):
+    assert validation.auc([0], "speed") > 0.95
+    assert validation.auc([1], "class") > 0.9
+    assert validation.auc([0, 1], "class") > validation.auc([0], "class") + 0.3
+
+
+def test_validation_alters_one_object_per_frame_and_leaves_its_neighbours(validation):
+    for kind in validation.kinds:
+        _, changes = GENERATORS[kind]
+        for fold, altered_fold, chosen_fold in zip(validation.folds, validation.altered[kind], validation.chosen[kind],
+                                                   strict=True):
+            for clean, altered, chosen in zip(fold, altered_fold, chosen_fold, strict=True):
+                assert len(np.unique(clean.frames[chosen])) == len(chosen)
+                others = np.setdiff1d(np.arange(len(clean)), chosen)
+                for name in changes:
+                    np.testing.assert_array_equal(getattr(altered, name)[others], getattr(clean, name)[others])
+
+
+def test_a_follower_is_visible_to_the_interaction_density(validation):
+    # Normal objects stand apart; a follower 0.8 heights behind its neighbour is rare in relation.
+    assert validation.auc([2], "follow") > 0.85
+
+
+# --- selection -------------------------------------------------------------------------------
+
+
+def chosen_velocity(selection) -> dict:
+    step1 = [candidate for candidate in selection.candidates if candidate.step == "velocity variant"]
+    assert len(step1) == 4
+    velocity = [config for name, config in selection.chosen.attributes if name == "velocity"]
+    best = max(step1, key=lambda candidate: candidate.mean_auc)
+    return {"step1_best": best.attributes[0][1], "chosen": velocity[0] if velocity else None}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_perspective_scene_chooses_the_position_aware_velocity(seed):
+    selection = select_attributes(make_videos(4, seed=seed, speed=perspective_speed, heading=any_heading), seed=seed)
+    step1 = {candidate.labels[0]: candidate.aucs["speed"] for candidate in selection.candidates[:4]}
+    assert step1["velocity(speed+position)"] > step1["velocity(speed)"] + 0.05
+    velocity = chosen_velocity(selection)["chosen"]
+    assert velocity is not None and velocity["position_aware"]
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_uniform_scene_keeps_the_plain_speed_velocity(seed):
+    selection = select_attributes(make_videos(4, seed=seed, speed=uniform_speed, heading=any_heading), seed=seed)
+    velocity = chosen_velocity(selection)["chosen"]
+    assert velocity is not None
+    assert not velocity["position_aware"] and not velocity["direction"]
+
+
+def test_one_way_lane_chooses_the_direction_variant():
+    selection = select_attributes(make_videos(4, seed=0, heading=rightward_heading))
+    reverse_auc = {candidate.labels[0]: candidate.aucs["reverse"] for candidate in selection.candidates[:4]}
+    assert reverse_auc["velocity(speed+direction)"] > 0.95 and reverse_auc["velocity(speed)"] == pytest.approx(0.5)
+    velocity = chosen_velocity(selection)["chosen"]
+    assert velocity is not None and velocity["direction"] and not velocity["position_aware"]
+
+
+def test_dominant_class_detector_keeps_class_rarity():
+    selection = select_attributes(make_videos(4, seed=0, class_shares=(0.99, 0.005, 0.005)))
+    assert "class" in selection.kinds
+    assert "class" in [name for name, _ in selection.chosen.attributes]
+    assert selection.chosen.aucs["class"] > 0.9
+
+
+def test_one_class_detector_is_not_offered_class_rarity():
+    selection = select_attributes(make_videos(4, seed=0, class_shares=(1.0,)))
+    assert "class" not in selection.kinds
+    assert all("class" not in candidate.labels for candidate in selection.candidates)
+    assert any(note.startswith("class:") for note in selection.notes)
+    assert selection.to_json()["notes"] == selection.notes
+
+
+def test_the_chosen_ensemble_is_fitted_and_scores_normal_low_and_fast_high():
+    videos = make_videos(5, seed=2, heading=rightward_heading)
+    selection = select_attributes(videos[:4])
+    ensemble = selection.ensemble
+    assert ensemble.labels == selection.chosen.labels
+    normal = videos[4]
+    for label, scores in ensemble.score_parts(normal).items():
+        assert np.mean((scores >= -0.05) & (scores <= 1.2)) > 0.95, label
+    fast = normal.with_changes(flow=normal.flow * 2)
+    assert ensemble.score(fast).mean() > ensemble.score(normal).mean() + 1.0
+    assert len(selection.to_json()["candidates"]) == len(selection.candidates)
