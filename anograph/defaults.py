@@ -19,6 +19,21 @@ DEFAULT_SCORER_REASON = (
     "dataset on pseudo-anomalies made from its training videos alone (see the report's model selection). "
     "No test label chose it; the paper's discriminator score and the graph-node scorers are reported beside it."
 )
+#: The default for a model without the attribute scorer (shards without the ``flow_stats`` group).
+FALLBACK_SCORER = "group_knn"
+FALLBACK_SCORER_REASON = (
+    "group_knn: the model's shards lack the feature groups the attributes scorer reads, so the "
+    "feature-group kNN scorer stands in"
+)
+
+
+def default_scorer_for(available: tuple[str, ...] | list[str]) -> tuple[str, str]:
+    """``(scorer, reason)`` of the default among the scorers a model offers."""
+    if DEFAULT_SCORER in available:
+        return DEFAULT_SCORER, DEFAULT_SCORER_REASON
+    return FALLBACK_SCORER, FALLBACK_SCORER_REASON
+
+
 #: What a report says when the user chose the scorer.
 CHOSEN_SCORER_REASON = "chosen by the user"
 

@@ -18,7 +18,7 @@ from anograph.evaluation.report import build_report, object_regions, store_repor
 from anograph.graph.windows import frame_scores, window_radius_for
 from anograph.io.shards import read_metadata, read_shard
 from anograph.io.storage import Storage
-from anograph.models.estimator import SCORERS, SIDECAR_FILE, AnoGraph
+from anograph.models.estimator import SIDECAR_FILE, AnoGraph
 from tasks.retry import retry_unless_bad_input
 
 
@@ -69,7 +69,7 @@ def score_video(model: AnoGraph, storage_root: str, shard_key: str, window_secon
     video = read_shard(Storage(storage_root), shard_key)
     if radius is None:
         radius = window_radius_for(video, window_seconds, default_fps)
-    object_scores = model.score_video(video, window_radius=radius, scorers=tuple(scorers or SCORERS))
+    object_scores = model.score_video(video, window_radius=radius, scorers=tuple(scorers) if scorers else None)
     offsets = video.frame_offsets()
     return (
         video.metadata.video,

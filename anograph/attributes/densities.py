@@ -179,7 +179,9 @@ class ShapeDensity(MixtureDensity):
     """Gaussian mixture over the box's log width, log height and vertical position.
 
     The build of an object at its place: a wide vehicle among upright walkers, or an object
-    far bigger than what usually appears at that distance from the camera.
+    far bigger than what usually appears at that distance from the camera. Only detector
+    objects have a build: a moving region's box outlines its motion, so those are left out of
+    the fit and score as the most ordinary training object does.
 
     Parameters
     ----------
@@ -200,8 +202,28 @@ class ShapeDensity(MixtureDensity):
         sizes = np.log(np.maximum(objects.sizes.astype(np.float64), 1e-4))
         return np.concatenate([sizes, objects.centres[:, 1:].astype(np.float64)], axis=1)
 
+    def fit(self, videos: Sequence[ObjectAttributes]) -> ShapeDensity:
+        detected = [video.rows(video.sources == 0) for video in videos]
+        super().fit(detected if any(len(video) for video in detected) else videos)
+        self.floor_ = float(min(super(ShapeDensity, self).score(video).min() for video in detected if len(video))
+                            if any(len(video) for video in detected) else 0.0)
+        return self
+
+    def score(self, objects: ObjectAttributes) -> np.ndarray:
+        scores = super().score(objects)
+        scores[objects.sources != 0] = self.floor_
+        return scores
+
     def config(self) -> dict[str, Any]:
         return {"n_components": self.n_components, "seed": self.seed}
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {**super().state(), "floor": np.array([self.floor_])}
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> ShapeDensity:
+        super().load_state(state)
+        self.floor_ = float(np.asarray(state["floor"]).reshape(-1)[0])
+        return self
 
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from anograph.attributes.densities import AttributeDensity, make_density
 from anograph.attributes.objects import ObjectAttributes
+from anograph.attributes.track_smoothing import smooth_along_tracks
 from anograph.errors import InputError
 
 #: Quantile of the held-out training scores that maps to 1 (AI-VAD: the 99.9th percentile).
@@ -110,15 +111,20 @@ class AttributeEnsemble:
         See :data:`CALIBRATION_QUANTILE`.
     max_folds:
         See :data:`MAX_FOLDS`.
+    track_radius:
+        Average the summed score along each object's track over this many frames on either side
+        (:mod:`anograph.attributes.track_smoothing`). Default 0 (off).
     """
 
     def __init__(self, attributes: Sequence[tuple[str, Mapping[str, Any]]],
-                 calibration_quantile: float = CALIBRATION_QUANTILE, max_folds: int = MAX_FOLDS) -> None:
+                 calibration_quantile: float = CALIBRATION_QUANTILE, max_folds: int = MAX_FOLDS,
+                 track_radius: int = 0) -> None:
         if not attributes:
             raise InputError(None, "an attribute ensemble needs at least one attribute")
         self.attributes = [(str(name), dict(config)) for name, config in attributes]
         self.calibration_quantile = float(calibration_quantile)
         self.max_folds = int(max_folds)
+        self.track_radius = int(track_radius)
 
     def fit(self, videos: Sequence[ObjectAttributes],
             held_out: Mapping[int, HeldOutFits] | None = None) -> AttributeEnsemble:
@@ -143,20 +149,22 @@ class AttributeEnsemble:
         return [part.density.label for part in self.parts_]
 
     def score_parts(self, objects: ObjectAttributes) -> dict[str, np.ndarray]:
-        """Each attribute's calibrated score, by label."""
-        return {part.density.label: part.score(objects) for part in self.parts_}
+        """Each attribute's calibrated score (smoothed along tracks as the sum is), by label."""
+        return {part.density.label: smooth_along_tracks(objects, part.score(objects), self.track_radius)
+                for part in self.parts_}
 
     def score(self, objects: ObjectAttributes) -> np.ndarray:
-        """``(n,)`` the sum of the calibrated attribute scores."""
+        """``(n,)`` the sum of the calibrated attribute scores, smoothed along tracks."""
         total = np.zeros(len(objects))
         for part in self.parts_:
             total += part.score(objects)
-        return total
+        return smooth_along_tracks(objects, total, self.track_radius)
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``(JSON description, arrays)`` for the model artifact."""
         description = {
             "calibration_quantile": self.calibration_quantile,
+            "track_radius": self.track_radius,
             "attributes": [
                 {"name": name, "config": part.density.config(), "low": part.low, "high": part.high}
                 for (name, _), part in zip(self.attributes, self.parts_, strict=True)
@@ -173,7 +181,8 @@ class AttributeEnsemble:
     def from_state(cls, description: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> AttributeEnsemble:
         """The ensemble :meth:`state` described."""
         entries = description["attributes"]
-        ensemble = cls([(entry["name"], entry["config"]) for entry in entries], description["calibration_quantile"])
+        ensemble = cls([(entry["name"], entry["config"]) for entry in entries], description["calibration_quantile"],
+                       track_radius=int(description.get("track_radius", 0)))
         ensemble.parts_ = []
         for index, entry in enumerate(entries):
             prefix = f"{index}."

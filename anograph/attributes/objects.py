@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from anograph.errors import InputError
+from anograph.extraction.features.layout import FeatureLayout
 from anograph.io.shards import VideoFeatures
 
 #: Columns of the ``flow_stats`` group the densities use, by position in the group
@@ -44,6 +45,11 @@ class ObjectAttributes:
         ``(n, c)`` the detector's per-class scores (all zero for motion-blob objects).
     appearance:
         ``(n, d)`` the appearance vector, or ``None`` where the shard has none.
+    tracks:
+        ``(n,)`` track id of each object within the video, -1 for an untracked one.
+    sources:
+        ``(n,)`` 0 for a detector's object, 1 for a moving region no detection explained (its box
+        is the region's, not an object's outline).
     """
 
     video: str
@@ -54,6 +60,14 @@ class ObjectAttributes:
     flow: np.ndarray
     class_scores: np.ndarray
     appearance: np.ndarray | None
+    tracks: np.ndarray | None = None
+    sources: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.tracks is None:
+            object.__setattr__(self, "tracks", np.full(len(self.frames), -1, np.int64))
+        if self.sources is None:
+            object.__setattr__(self, "sources", np.zeros(len(self.frames), np.int8))
 
     def __len__(self) -> int:
         return int(len(self.frames))
@@ -72,7 +86,8 @@ class ObjectAttributes:
         return replace(
             self, frames=self.frames[keep], centres=self.centres[keep], sizes=self.sizes[keep],
             flow=self.flow[keep], class_scores=self.class_scores[keep],
-            appearance=None if self.appearance is None else self.appearance[keep],
+            appearance=None if self.appearance is None else self.appearance[keep], tracks=self.tracks[keep],
+            sources=self.sources[keep],
         )
 
 
@@ -88,27 +103,37 @@ def object_attributes(video: VideoFeatures) -> ObjectAttributes:
         When the shard lacks the ``flow_stats`` or ``class`` group (extracted without
         motion statistics: re-extract with the default feature groups).
     """
-    layout = video.metadata.feature_layout
+    return cut_attributes(video.metadata.video, video.frames, int(video.metadata.n_frames), video.boxes,
+                          video.features, video.metadata.feature_layout, float(video.metadata.height),
+                          video.metadata.source or None, tracks=video.track_ids, sources=video.sources)
+
+
+def cut_attributes(name: str, frames: np.ndarray, n_frames: int, boxes: np.ndarray, features: np.ndarray,
+                   layout: FeatureLayout, frame_height: float, source: str | None = None,
+                   tracks: np.ndarray | None = None, sources: np.ndarray | None = None) -> ObjectAttributes:
+    """:class:`ObjectAttributes` from raw shard-layout rows (also one live frame at a time)."""
     missing = [group for group in REQUIRED_GROUPS if group not in layout.names]
     if missing:
         raise InputError(
-            video.metadata.source or None,
-            f"video {video.metadata.video!r} has no feature group(s) {missing}, which the attribute "
+            source,
+            f"video {name!r} has no feature group(s) {missing}, which the attribute "
             "scorer needs; extract it again with the default feature groups",
         )
-    features = video.features.astype(np.float32, copy=False)
-    height = float(video.metadata.height) or 1.0
-    boxes = video.boxes.astype(np.float32)
+    features = np.asarray(features).astype(np.float32, copy=False).reshape(-1, layout.width)
+    height = float(frame_height) or 1.0
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1) / height
     sizes = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=1) / height
     appearance = features[:, layout.slice("appearance")] if "appearance" in layout.names else None
     return ObjectAttributes(
-        video=video.metadata.video,
-        frames=video.frames.astype(np.int64),
-        n_frames=int(video.metadata.n_frames),
+        video=name,
+        frames=np.asarray(frames).astype(np.int64),
+        n_frames=int(n_frames),
         centres=centres,
         sizes=sizes,
         flow=features[:, layout.slice("flow_stats")],
         class_scores=features[:, layout.slice("class")],
         appearance=appearance,
+        tracks=None if tracks is None else np.asarray(tracks).astype(np.int64),
+        sources=None if sources is None else np.asarray(sources).astype(np.int8),
     )

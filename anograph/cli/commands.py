@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from anograph.defaults import DEFAULT_SCORER
+from anograph.defaults import default_scorer_for
 from anograph.errors import InputError
 
 
@@ -15,10 +15,10 @@ def score_command(arguments: argparse.Namespace) -> int:
     from anograph.serving.alerts import DEFAULT_MAX_GAP, DEFAULT_MIN_FRAMES
     from anograph.serving.inference import load_scoring_model, score_source, write_scoring_outputs
 
-    scorer = arguments.scorer or DEFAULT_SCORER
     min_frames = DEFAULT_MIN_FRAMES if arguments.min_frames is None else arguments.min_frames
     max_gap = DEFAULT_MAX_GAP if arguments.max_gap is None else arguments.max_gap
     scoring = load_scoring_model(arguments.model)
+    scorer = arguments.scorer or default_scorer_for(scoring.model.scorer_names)[0]
     if arguments.stream:
         from anograph.serving.live_session import run_live
 

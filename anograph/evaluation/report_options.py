@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from anograph.datasets.base import Dataset
-from anograph.defaults import CHOSEN_SCORER_REASON, DEFAULT_SCORER, DEFAULT_SCORER_REASON
+from anograph.defaults import CHOSEN_SCORER_REASON, default_scorer_for
 from anograph.models.estimator import SCORERS, AnoGraph
 
 #: One scored test video: ``(video, scorer -> per-frame scores, scorer -> object regions)``.
@@ -24,14 +24,19 @@ VideoResult = tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]
 def gather_video_scores(results: Sequence[VideoResult]) -> dict[str, Any]:
     """``{"frames": scorer -> video -> frame scores, "regions": video -> scorer -> object regions}``."""
     return {
-        "frames": {name: {video: frames[name] for video, frames, _ in results} for name in SCORERS},
+        "frames": {name: {video: frames[name] for video, frames, _ in results} for name in _scorer_names(results)},
         "regions": {video: regions for video, _, regions in results},
     }
 
 
+def _scorer_names(results: Sequence[VideoResult]) -> list[str]:
+    return list(results[0][1]) if results else list(SCORERS)
+
+
 def report_labels(dataset: Dataset, frame_scores_by_scorer: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Any]:
     """The frame labels of the scored test videos (test labels only report, never choose anything)."""
-    return {name: dataset.labels[name] for name in frame_scores_by_scorer[SCORERS[0]]}
+    first = next(iter(frame_scores_by_scorer.values()))
+    return {name: dataset.labels[name] for name in first}
 
 
 def report_options(
@@ -63,8 +68,9 @@ def report_options(
     return {
         "dataset": dataset_name,
         "detector": detector,
-        "default_scorer": default_scorer or DEFAULT_SCORER,
-        "default_scorer_reason": DEFAULT_SCORER_REASON if default_scorer is None else CHOSEN_SCORER_REASON,
+        "default_scorer": default_scorer or default_scorer_for(model.scorer_names)[0],
+        "default_scorer_reason": default_scorer_for(model.scorer_names)[1] if default_scorer is None
+        else CHOSEN_SCORER_REASON,
         "stage_seconds": dict(stage_seconds),
         "smoothing_sigma": smoothing_sigma,
         "skipped_videos": list(skipped_videos or []),
@@ -76,7 +82,7 @@ def report_options(
                    "model_selection": None if getattr(model, "attribute_scoring_", None) is None
                    else model.attribute_scoring_.selection},
         "object_regions": {name: {video: by_scorer[name] for video, by_scorer in regions.items()}
-                           for name in SCORERS},
+                           for name in model.scorer_names},
         "ground_truth_regions": {name: ground_truth.get(name) for name in labels},
         "ablations": dict(ablation_scores),
     }

@@ -19,7 +19,10 @@ from typing import Any
 import numpy as np
 
 from anograph.attributes.ensemble import AttributeEnsemble, CalibratedDensity
-from anograph.attributes.objects import REQUIRED_GROUPS, object_attributes
+from anograph.attributes.objects import REQUIRED_GROUPS, cut_attributes, object_attributes
+from anograph.defaults import DEFAULT_WINDOW_SECONDS
+from anograph.extraction.features.layout import FeatureLayout
+from anograph.graph.windows import window_radius
 from anograph.io.shards import VideoFeatures
 from anograph.selection.choice import select_attributes
 
@@ -43,10 +46,19 @@ class AttributeScoring:
         self.held_out: dict[str, AttributeEnsemble] = {}
 
     @classmethod
-    def fit(cls, videos: Iterable[VideoFeatures], seed: int = 0) -> AttributeScoring:
-        """Select and fit the ensemble on normal ``videos`` (read once each, in order)."""
-        objects = [object_attributes(video) for video in videos]
-        selection = select_attributes(objects, seed=seed)
+    def fit(cls, videos: Iterable[VideoFeatures], seed: int = 0,
+            window_seconds: float = DEFAULT_WINDOW_SECONDS) -> AttributeScoring:
+        """Select and fit the ensemble on normal ``videos`` (read once each, in order).
+
+        Track smoothing is offered over the test window (``window_seconds`` of frames at the
+        videos' frame rate), when the shards know their frame rate.
+        """
+        objects, radii = [], {0}
+        for video in videos:
+            objects.append(object_attributes(video))
+            if video.metadata.fps:
+                radii.add(window_radius(window_seconds, video.metadata.fps))
+        selection = select_attributes(objects, seed=seed, track_radii=sorted(radii)[:2])
         scoring = cls(selection.ensemble, selection.to_json())
         scoring.held_out = _fold_ensembles(selection.ensemble)
         return scoring
@@ -58,6 +70,12 @@ class AttributeScoring:
     def score(self, video: VideoFeatures) -> np.ndarray:
         """``(n,)`` float64 summed calibrated attribute scores of the video's objects."""
         return self.ensemble.score(object_attributes(video))
+
+    def score_frame(self, boxes: np.ndarray, raw_features: np.ndarray, layout: FeatureLayout,
+                    frame_height: float) -> np.ndarray:
+        """Scores of one frame's objects from their raw rows (live scoring: the densities need no window)."""
+        objects = cut_attributes("live", np.zeros(len(boxes), np.int64), 1, boxes, raw_features, layout, frame_height)
+        return self.ensemble.score(objects)
 
     def part_scores(self, video: VideoFeatures) -> dict[str, np.ndarray]:
         """Each chosen attribute's calibrated score, by label (for per-attribute ablations)."""
@@ -87,7 +105,8 @@ def _fold_ensembles(ensemble: AttributeEnsemble) -> dict[str, AttributeEnsemble]
     by_video: dict[str, AttributeEnsemble] = {}
     for fold_index, fold in enumerate(fits[0].folds):
         names = {video.video for video in fold}
-        fold_ensemble = AttributeEnsemble(ensemble.attributes, ensemble.calibration_quantile, ensemble.max_folds)
+        fold_ensemble = AttributeEnsemble(ensemble.attributes, ensemble.calibration_quantile, ensemble.max_folds,
+                                          ensemble.track_radius)
         fold_ensemble.parts_ = [
             CalibratedDensity(fit.models[fold_index], part.low, part.high)
             for fit, part in zip(fits, ensemble.parts_, strict=True)

@@ -403,7 +403,7 @@ class AnoGraph(BaseEstimator):
         return window.features, window.embeddings
 
     def score_video(
-        self, video: VideoFeatures, window_radius: int, scorers: Sequence[str] = SCORERS
+        self, video: VideoFeatures, window_radius: int, scorers: Sequence[str] | None = None
     ) -> dict[str, np.ndarray]:
         """Anomaly score of every object of ``video`` (higher = more anomalous), per scorer.
 
@@ -422,6 +422,7 @@ class AnoGraph(BaseEstimator):
         dict[str, numpy.ndarray]
             ``(n_objects,)`` float64 per scorer, aligned with the video's rows.
         """
+        scorers = self.scorer_names if scorers is None else list(scorers)
         node_scorers = [name for name in scorers if name != ATTRIBUTE_SCORER]
         self._scorers(node_scorers)
         if video.n_objects == 0:
@@ -453,6 +454,12 @@ class AnoGraph(BaseEstimator):
         rows = NodeRows(features, embeddings)
         bank = NodeRows(self.feature_bank_, self.embedding_bank_)
         return {name: scorer.score(rows, bank) for name, scorer in self._scorers(scorers).items()}
+
+    @property
+    def scorer_names(self) -> list[str]:
+        """The scorers this fitted model offers, in report order (``attributes`` only where fitted)."""
+        has_attributes = getattr(self, "attribute_scoring_", None) is not None
+        return [name for name in SCORERS if name != ATTRIBUTE_SCORER or has_attributes]
 
     def attribute_scoring(self) -> AttributeScoring:
         """The fitted attribute ensemble; an error naming the missing feature groups where there is none."""

@@ -1,17 +1,21 @@
 """Choose a dataset's attribute ensemble from its normal footage (the protocol the report shows).
 
 1. **Velocity variant.** Each variant of the velocity density (speed alone; with direction;
-   position-aware; both) is validated on the motion pseudo-anomalies (``speed``, ``reverse``),
-   and the one with the highest mean frame AUC is kept (ties, within
+   position-aware; both) is validated on the motion pseudo-anomalies (``speed``, ``reverse``,
+   ``cross``), and the one with the highest mean frame AUC is kept (ties, within
    :data:`AUC_TIE_TOLERANCE`, go to the simpler). Position-aware densities suit strong
    perspective and fixed lanes, and cost accuracy where speed means the same everywhere;
    the footage decides which holds.
 2. **Attributes.** Every non-empty combination of the available attributes (that velocity,
    ``shape``, ``class`` where the detector has classes, ``appearance`` where the shards have it,
-   ``interaction``) is validated on every applicable pseudo-anomaly kind, and the combination
-   with the highest mean frame AUC over the kinds wins; ties (within
-   :data:`AUC_TIE_TOLERANCE`) go to fewer attributes. An
-   attribute no pseudo-anomaly speaks for is kept only if it does not cost the others.
+   ``interaction``) is validated on every applicable pseudo-anomaly kind. Its figure is the
+   mean over anomaly families (:data:`KIND_FAMILIES`: motion, shape, class, interaction) of
+   each family's mean AUC; the highest wins, and ties (within :data:`AUC_TIE_TOLERANCE`) go
+   to fewer attributes. An attribute no pseudo-anomaly speaks for is kept only if it does
+   not cost the others.
+3. **Track smoothing.** The chosen sum, averaged along each object's track over the test
+   window (:mod:`anograph.attributes.track_smoothing`), against no smoothing, on the same
+   pseudo-anomalies (which alter whole tracks); ties go to no smoothing.
 
 Every figure is a held-out frame AUC on the training videos (:mod:`.validation`); the test
 set is never read.
@@ -44,6 +48,13 @@ VELOCITY_VARIANTS = (
 AUC_TIE_TOLERANCE = 0.01
 
 
+#: The anomaly family of each pseudo-anomaly kind. A combination's figure averages families,
+#: not kinds, so that three ways of moving oddly count once, as the shape or class family does,
+#: and an attribute that merely echoes another's motion signal earns no extra weight.
+KIND_FAMILIES = {"speed": "motion", "reverse": "motion", "cross": "motion", "shape": "shape", "class": "class",
+                 "follow": "interaction"}
+
+
 @dataclass
 class CandidateResult:
     """One validated candidate: its attributes and its frame AUC per pseudo-anomaly kind."""
@@ -52,14 +63,20 @@ class CandidateResult:
     labels: list[str]
     aucs: dict[str, float]
     step: str
+    track_radius: int = 0
 
     @property
     def mean_auc(self) -> float:
-        values = [value for value in self.aucs.values() if np.isfinite(value)]
-        return float(np.mean(values)) if values else float("nan")
+        """Mean over anomaly families of the family's mean AUC (:data:`KIND_FAMILIES`)."""
+        families: dict[str, list[float]] = {}
+        for kind, value in self.aucs.items():
+            if np.isfinite(value):
+                families.setdefault(KIND_FAMILIES.get(kind, kind), []).append(value)
+        return float(np.mean([np.mean(values) for values in families.values()])) if families else float("nan")
 
     def to_json(self) -> dict[str, Any]:
-        return {"step": self.step, "attributes": self.labels, "aucs": self.aucs, "mean_auc": self.mean_auc}
+        return {"step": self.step, "attributes": self.labels, "aucs": self.aucs, "mean_auc": self.mean_auc,
+                "track_radius": self.track_radius}
 
 
 @dataclass
@@ -93,8 +110,13 @@ def _best(results: Sequence[CandidateResult]) -> CandidateResult:
     return best
 
 
-def select_attributes(videos: Sequence[ObjectAttributes], seed: int = 0, max_folds: int = MAX_FOLDS) -> Selection:
-    """Validate the candidates on pseudo-anomalies of ``videos`` and fit the winner on all of them."""
+def select_attributes(videos: Sequence[ObjectAttributes], seed: int = 0, max_folds: int = MAX_FOLDS,
+                      track_radii: Sequence[int] = (0,)) -> Selection:
+    """Validate the candidates on pseudo-anomalies of ``videos`` and fit the winner on all of them.
+
+    ``track_radii`` are the track-smoothing radii step 3 chooses from (0 = none; the model
+    offers its test window, one second of frames).
+    """
     videos = [video for video in videos if len(video)]
     folds = held_out_parts(videos, max_folds)
     kinds = applicable_kinds(videos)
@@ -141,6 +163,15 @@ def select_attributes(videos: Sequence[ObjectAttributes], seed: int = 0, max_fol
     candidates += [result for _, result in combinations]
     chosen_keys, chosen = next((keys, result) for keys, result in combinations
                                if result is _best([r for _, r in combinations]))
-    ensemble = AttributeEnsemble([specs[key] for key in chosen_keys], max_folds=max_folds)
+
+    smoothing = [chosen]
+    for radius in sorted({int(radius) for radius in track_radii} - {0}):
+        smoothing.append(CandidateResult(chosen.attributes, chosen.labels,
+                                         {kind: scores.auc(list(chosen_keys), kind, radius) for kind in kinds},
+                                         f"track smoothing {radius}", track_radius=radius))
+    candidates += smoothing[1:]
+    chosen = _best(smoothing)
+    ensemble = AttributeEnsemble([specs[key] for key in chosen_keys], max_folds=max_folds,
+                                 track_radius=chosen.track_radius)
     ensemble.fit(videos, held_out={position: fits[key] for position, key in enumerate(chosen_keys)})
     return Selection(ensemble, chosen, candidates, kinds, len(folds), sorted(set(notes)))

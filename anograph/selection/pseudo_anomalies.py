@@ -1,7 +1,7 @@
 """Pseudo-anomalies: normal training objects altered the way real anomalies differ.
 
 Each generator returns a copy of a video's :class:`ObjectAttributes` in which *every*
-object is altered (validation then alters one object per frame), and changes only the
+object is altered (validation then keeps the alteration for a third of the tracks), and changes only the
 fields that alteration implies, so a density that does not read them is unaffected:
 
 ================  ===========================================================================

@@ -21,7 +21,11 @@ from sklearn.metrics import roc_auc_score
 
 from anograph.attributes.ensemble import CALIBRATION_QUANTILE, HeldOutFits
 from anograph.attributes.objects import ObjectAttributes
+from anograph.attributes.track_smoothing import smooth_along_tracks
 from anograph.selection.pseudo_anomalies import GENERATORS, PseudoAnomalyContext, eligible_rows
+
+#: Share of a held-out video's tracks altered for a pseudo-anomaly kind.
+ALTERED_TRACK_SHARE = 1 / 3
 
 
 def frame_maxima(objects: ObjectAttributes, scores: np.ndarray) -> np.ndarray:
@@ -61,13 +65,13 @@ class ValidationScores:
         rng = np.random.default_rng(seed)
         every = [video for fold in self.folds for video in fold]
         context = PseudoAnomalyContext(class_mass=np.concatenate([v.class_scores for v in every]).sum(axis=0))
-        # One altered object per frame and kind, shared by all attributes.
+        # The altered tracks of each kind, shared by all attributes.
         self.altered: dict[str, list[list[ObjectAttributes]]] = {}
         self.chosen: dict[str, list[list[np.ndarray]]] = {}
         for kind in self.kinds:
             generate, changes = GENERATORS[kind]
             every_altered = [[generate(video, rng, context) for video in fold] for fold in self.folds]
-            self.chosen[kind] = [[self._one_per_frame(video, kind, rng) for video in fold] for fold in self.folds]
+            self.chosen[kind] = [[self._chosen_tracks(video, kind, rng) for video in fold] for fold in self.folds]
             # Only the chosen objects are altered, so that their neighbours stay as they were
             # (the interaction density reads the neighbours).
             self.altered[kind] = [
@@ -78,14 +82,23 @@ class ValidationScores:
         self._bad: dict[tuple[int, str], list[list[np.ndarray]]] = {}
 
     @staticmethod
-    def _one_per_frame(objects: ObjectAttributes, kind: str, rng: np.random.Generator) -> np.ndarray:
+    def _chosen_tracks(objects: ObjectAttributes, kind: str, rng: np.random.Generator) -> np.ndarray:
+        """Rows of a random :data:`ALTERED_TRACK_SHARE` of the eligible tracks (an untracked object is its own).
+
+        Whole tracks are altered, as a real anomalous object is anomalous over its track
+        (a track replayed faster, played backwards, ...), so that track smoothing is judged
+        on what it would meet.
+        """
         eligible = np.nonzero(eligible_rows(objects, kind))[0]
-        frames = objects.frames[eligible]
-        chosen = []
-        for frame in np.unique(frames):
-            candidates = eligible[frames == frame]
-            chosen.append(candidates[rng.integers(len(candidates))])
-        return np.asarray(chosen, dtype=np.int64)
+        if not len(eligible):
+            return eligible.astype(np.int64)
+        tracks = objects.tracks[eligible]
+        identity = np.where(tracks >= 0, tracks, -1 - eligible)  # untracked rows: one track each
+        unique = np.unique(identity)
+        picked = unique[rng.random(len(unique)) < ALTERED_TRACK_SHARE]
+        if not len(picked):
+            picked = unique[rng.integers(len(unique))][None]
+        return eligible[np.isin(identity, picked)].astype(np.int64)
 
     def add(self, key: int, fits: HeldOutFits) -> None:
         """Score every held-out video, clean and altered, with ``fits`` (stored under ``key``)."""
@@ -102,8 +115,12 @@ class ValidationScores:
                 [scale(fits.score(index, video)) for video in fold] for index, fold in enumerate(self.altered[kind])
             ]
 
-    def auc(self, keys: Sequence[int], kind: str) -> float:
-        """Frame-level AUC of the sum of the attributes ``keys`` on pseudo-anomalies of ``kind``."""
+    def auc(self, keys: Sequence[int], kind: str, track_radius: int = 0) -> float:
+        """Frame-level AUC of the sum of the attributes ``keys`` on pseudo-anomalies of ``kind``.
+
+        ``track_radius`` smooths the summed scores along tracks first, clean and altered alike
+        (:func:`anograph.attributes.track_smoothing.smooth_along_tracks`).
+        """
         clean_frames, altered_frames = [], []
         for fold_index, fold in enumerate(self.folds):
             for video_index, video in enumerate(fold):
@@ -112,10 +129,12 @@ class ValidationScores:
                 if not len(chosen):
                     continue
                 altered = clean.copy()
-                # The altered object joins the frame beside the original: a frame never becomes less
-                # anomalous, so a kind an attribute cannot see leaves it at 0.5 instead of below.
-                bad = sum(self._bad[(key, kind)][fold_index][video_index][chosen] for key in keys)
-                altered[chosen] = np.maximum(clean[chosen], bad)
+                altered[chosen] = sum(self._bad[(key, kind)][fold_index][video_index][chosen] for key in keys)
+                clean = smooth_along_tracks(video, clean, track_radius)
+                altered = smooth_along_tracks(video, altered, track_radius)
+                # The altered objects join their frames beside the originals: a frame never becomes
+                # less anomalous, so a kind an attribute cannot see leaves it at 0.5, not below.
+                altered = np.maximum(clean, altered)
                 frames_with_choice = np.unique(video.frames[chosen])
                 keep = np.isin(video.frames, frames_with_choice)
                 sub = video.rows(keep)

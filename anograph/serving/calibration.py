@@ -100,7 +100,7 @@ def calibrate_frame_scores(
     window_seconds: float = 1.0,
     default_fps: float | None = None,
     default_quantile: float = DEFAULT_THRESHOLD_QUANTILE,
-    scorers: Sequence[str] = SCORERS,
+    scorers: Sequence[str] | None = None,
 ) -> FrameCalibration:
     """Frame scores of the training ``videos`` (the ones just fitted, same order), leave-one-out.
 
@@ -112,6 +112,7 @@ def calibrate_frame_scores(
     _check_quantile(default_quantile)
     if not hasattr(model, "bank_nodes_"):
         raise ValueError("frame calibration needs the model right after fit (bank_nodes_ is not saved)")
+    scorers = model.scorer_names if scorers is None else list(scorers)
     collected: dict[str, list[np.ndarray]] = {name: [] for name in scorers}
     radii, steps = [], []
     node_start = 0

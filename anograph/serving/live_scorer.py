@@ -44,6 +44,7 @@ from anograph.extraction.detectors.base import Detector
 from anograph.extraction.features.extractor import FrameObjects, NodeFeatureExtractor
 from anograph.graph.windows import CentreRows, SlidingWindowGraph
 from anograph.io.video import open_video
+from anograph.models.attribute_scoring import ATTRIBUTE_SCORER
 from anograph.models.estimator import AnoGraph
 from anograph.serving.alerts import (
     DEFAULT_MAX_GAP,
@@ -150,16 +151,26 @@ class StreamScorer:
         """Frames that must arrive after frame ``t`` before its score is final."""
         return 0 if self.causal else self.window.lookahead + self.steps
 
-    def push(self, boxes: np.ndarray, class_ids: np.ndarray,
-             raw_features: np.ndarray) -> tuple[list[ScoredFrame], list[StreamAlert]]:
-        """Add the next frame (its detections and raw shard-layout node features)."""
+    def push(self, boxes: np.ndarray, class_ids: np.ndarray, raw_features: np.ndarray,
+             frame_height: float | None = None) -> tuple[list[ScoredFrame], list[StreamAlert]]:
+        """Add the next frame (its detections and raw shard-layout node features).
+
+        ``frame_height`` (pixels) is needed by the ``attributes`` scorer, whose speeds and sizes
+        are in frame heights.
+        """
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         features = self.model.standardize_features(raw_features)
         if len(features) != len(boxes) or not np.all(np.isfinite(features)):
             raise InputError(None, f"frame {self._next_frame}: {len(boxes)} boxes but {len(features)} feature rows, "
                                    "or non-finite features")
-        self._pending.append(_Pending(self._next_frame, self._next_object, boxes,
-                                      np.asarray(class_ids, np.int64).reshape(-1), features))
+        pending = _Pending(self._next_frame, self._next_object, boxes, np.asarray(class_ids, np.int64).reshape(-1),
+                           features)
+        if self.scorer == ATTRIBUTE_SCORER:
+            if frame_height is None:
+                raise InputError(None, "the attributes scorer needs each frame's height: pass frame_height")
+            pending.raw_scores = self.model.attribute_scoring().score_frame(
+                boxes, raw_features, self.model.feature_layout_, frame_height)
+        self._pending.append(pending)
         self._next_frame += 1
         self._next_object += len(boxes)
         for centre in self.window.push(boxes, features):
@@ -195,7 +206,8 @@ class StreamScorer:
         with torch.no_grad():
             parameter = next(self.model.encoder_.parameters())  # the model's device (a GPU model scores on it)
             embeddings = self.model.encoder_(torch.from_numpy(propagated).to(parameter.device)).cpu().numpy()
-        frame.raw_scores = self.model.score_embedded(frame.features, embeddings, [self.scorer])[self.scorer]
+        if self.scorer != ATTRIBUTE_SCORER:  # attribute scores were made on arrival, without the window
+            frame.raw_scores = self.model.score_embedded(frame.features, embeddings, [self.scorer])[self.scorer]
         magnitude = np.abs(centre.weights)
         degree = magnitude.sum(axis=1, keepdims=True)
         frame.rows = np.divide(magnitude, degree, out=np.zeros_like(magnitude), where=degree > 0)
@@ -382,15 +394,18 @@ def run_stream(frames: Iterator[np.ndarray], detector: Detector, extractor: Node
         nonlocal max_held
         for objects in ready:
             tock, cpu_tock = time.perf_counter(), time.process_time()
-            result = scorer.push(objects.detections.boxes, objects.detections.class_ids, objects.features)
+            result = scorer.push(objects.detections.boxes, objects.detections.class_ids, objects.features,
+                                 frame_height=height)
             scoring.add(time.perf_counter() - tock, time.process_time() - cpu_tock)
             max_held = max(max_held, scorer.frames_held)
             deliver(*result)
 
     # push() holds a video's first frame until the second arrives (its flow comes from the
     # next frame), and adds motion-blob objects: live rows then equal offline extraction's.
+    height: float | None = None
     for frame in frames:
         tick, cpu_tick = time.perf_counter(), time.process_time()
+        height = float(frame.shape[0])
         ready = extractor.push(frame, detector.detect(frame))
         detection.add(time.perf_counter() - tick, time.process_time() - cpu_tick)
         score_ready(ready)
