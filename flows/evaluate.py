@@ -43,10 +43,10 @@ def evaluate(
     data = load_dataset_task(dataset, root, fps)
     settings = extraction_settings(detector, detector_options, appearance, appearance_options)
     started = time.perf_counter()
-    test_keys = extract_features(video_references(data.test), storage, settings, "test", data.fps)["shards"]
+    test_keys = extract_features(video_references(data.test), storage, settings, "test", data.fps, root=root)["shards"]
     train_keys = None
     if needs_retraining(ablations or {}):
-        train_keys = extract_features(video_references(data.train), storage, settings, "train", data.fps)["shards"]
+        train_keys = extract_features(video_references(data.train), storage, settings, "train", data.fps, root=root)["shards"]
     config = {"extraction": settings, "storage": storage, "root": root, "command": "evaluate"}
     return score_test_videos(dataset, root, storage, model_key, test_keys, out, fps=data.fps,
                              window_seconds=window_seconds, default_scorer=default_scorer,

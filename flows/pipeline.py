@@ -53,9 +53,9 @@ def pipeline(
 
     started = time.perf_counter()
     train_extraction = extract_features(video_references(data.train), storage, settings, "train", data.fps,
-                                        skip_bad_videos)
+                                        skip_bad_videos, root)
     test_extraction = extract_features(video_references(data.test), storage, settings, "test", data.fps,
-                                       skip_bad_videos)
+                                       skip_bad_videos, root)
     stage_seconds["extract"] = time.perf_counter() - started
     train_keys, test_keys = train_extraction["shards"], test_extraction["shards"]
     if not train_keys or not test_keys:

@@ -40,8 +40,13 @@ def extract_video_shard(
     fingerprint: str,
     settings: dict[str, Any],
     threads_per_task: int = 1,
+    source: str | None = None,
 ) -> dict[str, Any]:
-    """Extract one video into its content-addressed shard (see ``shard_key``); reuse a complete one."""
+    """Extract one video into its content-addressed shard (see ``shard_key``); reuse a complete one.
+
+    The shard records ``video_name`` as its video and ``source`` (default ``video_path``;
+    the flows pass the path relative to the dataset root, or the footage's storage key).
+    """
     logger = get_run_logger()
     storage = Storage(storage_root)
     content_sha256 = video_content_hash(video_path)
@@ -63,7 +68,8 @@ def extract_video_shard(
             last_log[0] = now
             logger.info("%s: %d/%d frames (%.1f frames/s)", video_name, done, total, done / max(now - started, 1e-9))
 
-    video = extract_video_to_shard(video_path, storage, key, content_sha256, settings, fps, progress)
+    video = extract_video_to_shard(video_path, storage, key, content_sha256, settings, fps, progress,
+                                   video_name=video_name, source=source)
     extraction = video.metadata.extraction
     logger.info(
         "%s: %d frames, %d objects, %.1f frames/s, %.1f objects/s -> %s",
