@@ -9,8 +9,8 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from anograph.errors import AnographError, InputError
 from anograph.datasets.base import recorded_source
+from anograph.errors import AnographError, InputError
 from tasks.extract import extract_video_shard, plan_extraction
 
 
