@@ -31,11 +31,13 @@ def scoring_model_uri(arguments: argparse.Namespace) -> str:
 def score_command(arguments: argparse.Namespace) -> int:
     """``anograph score``: score a video, frame folder or (with ``--stream``) a live source; print its alerts."""
     from anograph.extraction.features.appearance import torch_threads
-    from anograph.serving.alerts import DEFAULT_MAX_GAP, DEFAULT_MIN_FRAMES
-    from anograph.serving.inference import load_scoring_model, score_source, write_scoring_outputs
-
-    from anograph.serving.alerts import frame_number
-    from anograph.serving.inference import model_extraction_settings
+    from anograph.serving.alerts import DEFAULT_MAX_GAP, DEFAULT_MIN_FRAMES, frame_number
+    from anograph.serving.inference import (
+        load_scoring_model,
+        model_extraction_settings,
+        score_source,
+        write_scoring_outputs,
+    )
 
     scorer = arguments.scorer or DEFAULT_SCORER
     min_frames = DEFAULT_MIN_FRAMES if arguments.min_frames is None else arguments.min_frames

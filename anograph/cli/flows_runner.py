@@ -12,8 +12,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from anograph.cli.options import ablations_from, model_options_from
 from anograph.cli.model_choice import record_of_model_key, resolve_model_key
+from anograph.cli.options import ablations_from, model_options_from
 from anograph.cli.prefect_environment import flow_log, quiet_prefect
 from anograph.errors import InputError
 from anograph.io.storage import Storage, with_endpoint
