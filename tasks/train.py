@@ -7,6 +7,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from anograph.io.progress import progress_reporter
 from anograph.io.storage import Storage
 from anograph.ops.model_versions import ModelVersion, model_line, new_model_version, record_model_version
 from anograph.ops.training_run import TrainedModel, new_model, save_trained_model, train_model
@@ -26,7 +27,10 @@ def train_model_task(storage_root: str, shard_keys: list[str], options: dict[str
     training = dict(training or {})
     max_epochs = new_model(options).max_epochs
 
+    epochs = progress_reporter("training", logger.info, unit="epochs", every_seconds=10.0)
+
     def progress(epoch: int, loss: float) -> None:
+        epochs(epoch, max_epochs)
         if epoch % 10 == 0:
             logger.info("epoch %d/%d: loss %.4f", epoch, max_epochs, loss)
 
