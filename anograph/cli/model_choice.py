@@ -16,7 +16,7 @@ from typing import Any
 from anograph.errors import InputError
 from anograph.io.storage import Storage
 from anograph.models.manifest import MANIFEST_FILE
-from anograph.ops.model_versions import MODELS_PREFIX, resolve_model
+from anograph.ops.model_versions import MODELS_PREFIX, model_names, resolve_model
 
 VERSION_HELP = "model version: current (default), latest or a version id (see anograph models list)"
 
@@ -46,7 +46,7 @@ def resolve_model_key(storage: Storage, model: str, version: str = "current") ->
                                                                "out or give the model's name")
                 return folder
         parts = key.split("/")
-        if len(parts) == 2 and parts[0] == MODELS_PREFIX:
+        if len(parts) == 2 and parts[0] == MODELS_PREFIX and parts[1] in model_names(storage):
             model = parts[1]
         else:
             raise InputError(storage.location(key), "holds no model (give a model name, a dataset or a model "

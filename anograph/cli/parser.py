@@ -94,7 +94,6 @@ def add_source_options(parser: argparse.ArgumentParser, detector_default: str | 
     parser.add_argument("--adoc-split", default=None, choices=("day", "night", "all"),
                         help="adoc only: day, night or all footage, for training and testing (default all)")
     parser.add_argument("--detector", default=detector_default,
-                        choices=("yolox", "motion", "torchvision", "detectron2", "precomputed"),
                         help="yolox, motion, torchvision, detectron2 or precomputed (README: Detectors); default "
                              + (detector_default or "the model's own detector"))
     parser.add_argument("--weights", default=None,
