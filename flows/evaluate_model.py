@@ -34,7 +34,7 @@ def evaluate_model(
     if settings is None:
         raise ModelArtifactError(record["model_key"], "registry record has no extraction settings to evaluate with")
     data = load_dataset_task(dataset, root, fps)
-    test_keys = extract_features(video_references(data.test), storage_root, settings, "test", data.fps)["shards"]
+    test_keys = extract_features(video_references(data.test), storage_root, settings, "test", data.fps, root=root)["shards"]
     config = {"extraction": settings, "model_version": record["version"], "storage": storage_root, "root": root,
               "training_manifest": record["training_manifest"]}
     return score_test_videos(dataset, root, storage_root, record["model_key"], test_keys, out, fps=data.fps,

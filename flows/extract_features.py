@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from anograph.datasets.base import recorded_source
 from anograph.errors import AnographError, InputError
 from tasks.extract import extract_video_shard, plan_extraction
 
@@ -25,6 +26,7 @@ def extract_features(
     split: str = "train",
     fps: float | None = None,
     skip_bad_videos: bool = False,
+    root: str | None = None,
 ) -> dict[str, Any]:
     """Extract a shard for each ``{"name", "path"}`` video.
 
@@ -32,6 +34,7 @@ def extract_features(
     shards are written, and the flow then fails naming every failed video and its reason.
     With ``skip_bad_videos``, videos that fail as bad input (cannot be opened or decoded,
     never retried) are skipped instead; any other failure still fails the flow.
+    Each shard records the video's path relative to the dataset ``root`` when it lies below it.
 
     Returns ``{"shards": [keys of the extracted videos, in order], "skipped": [{"split",
     "video", "path", "reason"} of each skipped video]}``.
@@ -45,6 +48,7 @@ def extract_features(
         storage_root=unmapped(storage_root),
         fingerprint=unmapped(fingerprint),
         settings=unmapped(settings),
+        source=[recorded_source(video["path"], root) for video in videos],
     )
     wait(futures)
     failures, skipped, shards = [], [], []

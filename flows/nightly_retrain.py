@@ -95,7 +95,7 @@ def nightly_retrain(
         futures = extract_video_shard.map(
             video_name=[video.name for video in plan.to_extract], video_path=paths, split=unmapped(TRAIN_SPLIT),
             fps=unmapped(fps), storage_root=unmapped(storage_root), fingerprint=unmapped(fingerprint),
-            settings=unmapped(settings),
+            settings=unmapped(settings), source=[video.key for video in plan.to_extract],
         )
         wait(futures)
         shutil.rmtree(cache_dir, ignore_errors=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import torch
@@ -11,6 +10,7 @@ from prefect import get_run_logger, task
 from anograph.extraction.extract import extract_video_to_shard, find_reusable_shard
 from anograph.io.content_hash import video_content_hash
 from anograph.io.extraction_settings import ExtractionSettings, extraction_fingerprint, shard_key
+from anograph.io.progress import progress_reporter
 from anograph.io.storage import Storage
 from tasks.retry import retry_unless_bad_input
 
@@ -40,8 +40,13 @@ def extract_video_shard(
     fingerprint: str,
     settings: dict[str, Any],
     threads_per_task: int = 1,
+    source: str | None = None,
 ) -> dict[str, Any]:
-    """Extract one video into its content-addressed shard (see ``shard_key``); reuse a complete one."""
+    """Extract one video into its content-addressed shard (see ``shard_key``); reuse a complete one.
+
+    The shard records ``video_name`` as its video and ``source`` (default ``video_path``;
+    the flows pass the path relative to the dataset root, or the footage's storage key).
+    """
     logger = get_run_logger()
     storage = Storage(storage_root)
     content_sha256 = video_content_hash(video_path)
@@ -54,16 +59,9 @@ def extract_video_shard(
         logger.warning("%s: extracting again, the shard at %s is not complete: %s", video_name, key, problem)
 
     torch.set_num_threads(threads_per_task)
-    started = time.perf_counter()
-    last_log = [started]
-
-    def progress(done: int, total: int) -> None:
-        now = time.perf_counter()
-        if now - last_log[0] > 15 or done == total:
-            last_log[0] = now
-            logger.info("%s: %d/%d frames (%.1f frames/s)", video_name, done, total, done / max(now - started, 1e-9))
-
-    video = extract_video_to_shard(video_path, storage, key, content_sha256, settings, fps, progress)
+    progress = progress_reporter(f"extract {split} {video_name}", logger.info)
+    video = extract_video_to_shard(video_path, storage, key, content_sha256, settings, fps, progress,
+                                   video_name=video_name, source=source)
     extraction = video.metadata.extraction
     logger.info(
         "%s: %d frames, %d objects, %.1f frames/s, %.1f objects/s -> %s",

@@ -7,7 +7,9 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from anograph.io.progress import progress_reporter
 from anograph.io.storage import Storage
+from anograph.ops.model_versions import ModelVersion, model_line, new_model_version, record_model_version
 from anograph.ops.training_run import TrainedModel, new_model, save_trained_model, train_model
 from tasks.retry import retry_unless_bad_input
 
@@ -25,7 +27,10 @@ def train_model_task(storage_root: str, shard_keys: list[str], options: dict[str
     training = dict(training or {})
     max_epochs = new_model(options).max_epochs
 
+    epochs = progress_reporter("training", logger.info, unit="epochs", every_seconds=10.0)
+
     def progress(epoch: int, loss: float) -> None:
+        epochs(epoch, max_epochs)
         if epoch % 10 == 0:
             logger.info("epoch %d/%d: loss %.4f", epoch, max_epochs, loss)
 
@@ -51,3 +56,30 @@ def save_trained_model_task(trained: TrainedModel, storage_root: str, key: str) 
     save_trained_model(trained, Storage(storage_root), key)
     get_run_logger().info("model saved to %s/%s", storage_root, key)
     return key
+
+
+@task(name="new-model-version", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def new_model_version_task(storage_root: str, name: str) -> dict[str, str]:
+    """A fresh version of the model line ``name``: ``{"name", "version", "model_key"}`` (nothing written)."""
+    version = new_model_version(Storage(storage_root), name)
+    return {"name": version.name, "version": version.version, "model_key": version.model_key}
+
+
+@task(name="record-model-version", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_bad_input,
+      cache_policy=NO_CACHE)
+def record_model_version_task(storage_root: str, version: dict[str, str], training_manifest: dict[str, Any],
+                              options: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """Verify the saved model of ``version``, write its record and make it ``current`` of its line."""
+    storage = Storage(storage_root)
+    model_version = ModelVersion(**version)
+    record = record_model_version(storage, model_version, training_manifest, options=options, dataset=dataset)
+    model_line(storage, model_version.name).promote(model_version.version, reason="trained by anograph run")
+    get_run_logger().info("model %s version %s is current: %s", model_version.name, model_version.version,
+                          storage.location(model_version.model_key))
+    return record.to_dict()
+
+
+@task(name="record-version-metrics", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def record_version_metrics_task(storage_root: str, version: dict[str, str], metrics: dict[str, Any]) -> None:
+    """Attach the evaluation's headline metrics to the version's record."""
+    model_line(Storage(storage_root), version["name"]).record_metrics(version["version"], metrics)

@@ -70,6 +70,7 @@ def test_evaluate_reuses_shards_runs_ablations_and_writes_every_section(tmp_path
 def test_evaluate_with_a_missing_model_is_a_clear_error(tmp_path, capsys):
     root = tmp_path / "data"
     generate_synthetic_dataset(root, n_train_videos=1, n_test_videos=1, n_frames=10, seed=1)
+    (tmp_path / "store").mkdir()  # evaluate only reads: a missing storage root is refused first
     code = main(["evaluate", "--dataset", "folder", "--root", str(root), "--detector", "motion", "--no-appearance",
                  "--model", "models/nothing-here", "--storage", str(tmp_path / "store"), "--out", str(tmp_path / "o")])
     assert code == 2

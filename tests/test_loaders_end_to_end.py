@@ -160,3 +160,6 @@ def test_every_loader_runs_the_whole_pipeline_with_one_video_name_everywhere(sce
                                  for key in storage.list("shards") if f"/{split}/" in key)
                    for split in ("train", "test")}
     assert shard_names == {"train": sorted(video.name for video in loaded.train), "test": test_names}
+    # Shards record where the video lies below the dataset root, never the local absolute path.
+    sources = [read_shard(storage, key).metadata.source for key in storage.list("shards") if key.endswith(".parquet")]
+    assert sources and all(not Path(source).is_absolute() and (root / source).exists() for source in sources)

@@ -12,8 +12,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from anograph.cli.model_choice import record_of_model_key, resolve_model_key
 from anograph.cli.options import ablations_from, model_options_from
-from anograph.cli.prefect_environment import quiet_prefect
+from anograph.cli.prefect_environment import flow_log, quiet_prefect
 from anograph.errors import InputError
 from anograph.io.storage import Storage, with_endpoint
 
@@ -29,7 +30,9 @@ def run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detect
     Storage(storage)  # a bad root or a missing bucket fails here, before Prefect starts
     from flows.pipeline import pipeline  # Prefect is imported only when a flow really runs
 
-    return pipeline(
+    with flow_log(out):
+        return pipeline(
+        model_name=arguments.model_name,
         dataset=dataset,
         root=str(root.resolve()),
         detector=detector,
@@ -46,29 +49,45 @@ def run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detect
         skip_bad_videos=arguments.skip_bad_videos,
         ablations=ablations_from(arguments),
         batch_nodes=arguments.batch_nodes,
-    )
+        )
 
 
-def run_evaluate(arguments: argparse.Namespace, dataset: str, detector_options: dict[str, Any]) -> dict[str, Any]:
+def evaluation_settings(storage: Storage, model_key: str, arguments: argparse.Namespace) -> dict[str, Any]:
+    """The extraction settings to evaluate a stored model with: its own detector and feature groups.
+
+    A versioned model's record holds the exact settings it was trained with (so its shards are
+    reused); an older model folder gives them from its artifact. ``--weights`` is needed only
+    when the model's detector has a weights hash and the recorded weights file is gone.
+    """
+    from anograph.models.estimator import AnoGraph
+    from anograph.serving.inference import model_extraction_settings
+
+    model = AnoGraph.load(storage, model_key)  # verifies every file of the model folder
+    name = model.detector_.get("name")
+    if arguments.detector not in (None, name):
+        raise InputError(storage.location(model_key), f"the model was trained with --detector {name}, "
+                                                      f"not {arguments.detector}; leave --detector out")
+    settings = ((record_of_model_key(storage, model_key) or {}).get("config") or {}).get("extraction")
+    recorded_weights = (settings or {}).get("detector_options", {}).get("weights")
+    if settings is None or arguments.weights or (recorded_weights and not Path(recorded_weights).is_file()):
+        settings = model_extraction_settings(model, arguments.weights).to_dict()
+        if settings["appearance"]:
+            settings["appearance_options"] = {"device": arguments.device}
+    return settings
+
+
+def run_evaluate(arguments: argparse.Namespace, dataset: str) -> dict[str, Any]:
     """Evaluate a stored model on ``dataset`` again, reusing shards (the ``evaluate`` flow); return the report."""
     quiet_prefect()
-    storage = with_endpoint(arguments.storage, arguments.s3_endpoint)
-    Storage(storage)  # a bad root or a missing bucket fails here, before Prefect starts
+    out = arguments.out.resolve()
+    storage = with_endpoint(arguments.storage or str(out / "store"), arguments.s3_endpoint)
+    opened = Storage.open_existing(storage)  # a missing root or bucket fails here, before Prefect starts
+    model_key = resolve_model_key(opened, arguments.model, arguments.version)
+    settings = evaluation_settings(opened, model_key, arguments)
     from flows.evaluate import evaluate  # Prefect is imported only when a flow really runs
 
-    return evaluate(
-        dataset=dataset,
-        root=str(arguments.root.resolve()),
-        model_key=arguments.model,
-        storage=storage,
-        out=str(arguments.out.resolve()),
-        detector=arguments.detector,
-        detector_options=detector_options,
-        appearance=not arguments.no_appearance,
-        appearance_options={"device": arguments.device},
-        fps=arguments.fps,
-        window_seconds=arguments.window_seconds,
-        default_scorer=arguments.scorer,
-        smoothing_sigma=arguments.sigma,
-        ablations=ablations_from(arguments),
-    )
+    with flow_log(out):
+        return evaluate(dataset=dataset, root=str(arguments.root.resolve()), model_key=model_key, storage=storage,
+                        out=str(out), settings=settings, fps=arguments.fps,
+                        window_seconds=arguments.window_seconds, default_scorer=arguments.scorer,
+                        smoothing_sigma=arguments.sigma, ablations=ablations_from(arguments))

@@ -139,3 +139,17 @@ def check_region_frames(video: Path, n_frames: int, regions: np.ndarray, label_s
 def video_references(videos: Sequence[VideoRef]) -> list[dict[str, str]]:
     """``{"name", "path"}`` of each video: how flows hand videos to extraction (JSON-friendly parameters)."""
     return [{"name": video.name, "path": str(video.path)} for video in videos]
+
+
+def recorded_source(path: str | Path, root: str | Path | None) -> str:
+    """The source path a shard records for a video: relative to the dataset ``root`` when below it.
+
+    A shard then does not carry the local absolute path (its content hash identifies the
+    video); a path outside ``root``, or no ``root``, is recorded as given.
+    """
+    if root is None:
+        return str(path)
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return str(path)

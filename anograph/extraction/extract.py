@@ -37,6 +37,8 @@ def extract_video(
     extractor: NodeFeatureExtractor,
     *,
     progress: Callable[[int, int], None] | None = None,
+    name: str | None = None,
+    source: str | None = None,
 ) -> VideoFeatures:
     """Detect objects in every frame of ``reader`` and compute their node features.
 
@@ -53,6 +55,13 @@ def extract_video(
         The node feature extractor; reset before the first frame.
     progress:
         Called as ``progress(frames_done, frames_expected)`` after each frame.
+    name:
+        The video's name in its dataset (a loader's ``VideoRef.name``, e.g. ``test_08``),
+        recorded as ``metadata.video`` so that shards, scores and labels share one name;
+        default the reader's name (file stem or folder name).
+    source:
+        The path recorded as ``metadata.source``, e.g. relative to the dataset root so that a
+        shard does not carry the local absolute path; default the reader's path.
 
     Returns
     -------
@@ -88,12 +97,12 @@ def extract_video(
     seconds = time.perf_counter() - started
     n_objects = int(sum(len(frame.detections) for frame in objects))
     metadata = ShardMetadata(
-        video=reader.name,
+        video=name or reader.name,
         n_frames=n_frames,
         fps=reader.fps,
         width=int(reader.width),
         height=int(reader.height),
-        source=str(reader.path),
+        source=str(reader.path) if source is None else source,
         detector=detector.describe(),
         class_names=list(detector.class_names),
         feature_layout=layout,
@@ -153,15 +162,19 @@ def extract_video_to_shard(
     settings: dict[str, object],
     fps: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    video_name: str | None = None,
+    source: str | None = None,
 ) -> VideoFeatures:
     """Extract the video at ``video_path`` with ``settings`` (:class:`ExtractionSettings` as a dict) into ``key``.
 
     ``content_sha256`` (:func:`anograph.io.content_hash.video_content_hash`) is recorded in the
     shard, so a later run can tell it belongs to this content. ``fps`` is used when the video
-    does not say.
+    does not say. ``video_name`` and ``source`` are recorded as the shard's ``video`` and
+    ``source`` (see :func:`extract_video`; default the file's stem and path).
     """
     detector, extractor = ExtractionSettings.from_dict(settings).build()
-    video = extract_video(open_video(video_path, fps=fps), detector, extractor, progress=progress)
+    video = extract_video(open_video(video_path, fps=fps), detector, extractor, progress=progress,
+                          name=video_name, source=source)
     video.metadata.content_sha256 = content_sha256
     write_shard(storage, key, video)
     return video

@@ -95,19 +95,32 @@ def load_scoring_model(uri: str | Path, device: str | None = "cpu") -> ScoringMo
     return ScoringModel(AnoGraph.load(storage, key, device=device), text, load_frame_calibration(storage, key))
 
 
-def build_extraction(model: AnoGraph, weights: str | Path | None = None) -> tuple[Detector, NodeFeatureExtractor]:
-    """The detector and feature extractor the model was trained with, checked against the artifact."""
+def model_extraction_settings(model: AnoGraph, weights: str | Path | None = None) -> ExtractionSettings:
+    """The extraction settings of the detector and feature groups the model was trained with.
+
+    ``weights`` is needed exactly when the model's detector has a weights hash (an
+    :class:`InputError` says to pass ``--weights``); a detector without weights refuses one.
+    """
+    from anograph.extraction.detectors import accepts_option
+
     described = dict(model.detector_)
-    name = described.get("name")
+    name = str(described.get("name"))
     options = {key: value for key, value in described.items() if key not in DESCRIPTION_ONLY_KEYS}
     if weights is not None:
+        if not accepts_option(name, "weights"):
+            raise InputError(weights, f"the model's {name} detector takes no weights file; leave --weights out")
         options["weights"] = str(Path(weights).resolve())
     elif described.get("weights_sha256"):
         raise InputError(None, f"the model's {name} detector needs its weights file: pass --weights")
     groups = set(model.feature_layout_.names)
-    settings = ExtractionSettings(detector=str(name), detector_options=options,
-                                  appearance="appearance" in groups, motion="motion" in groups)
-    detector, extractor = settings.build()
+    return ExtractionSettings(detector=name, detector_options=options,
+                              appearance="appearance" in groups, motion="motion" in groups)
+
+
+def build_extraction(model: AnoGraph, weights: str | Path | None = None) -> tuple[Detector, NodeFeatureExtractor]:
+    """The detector and feature extractor the model was trained with, checked against the artifact."""
+    described = dict(model.detector_)
+    detector, extractor = model_extraction_settings(model, weights).build()
     trained_hash, given_hash = described.get("weights_sha256"), detector.describe().get("weights_sha256")
     if trained_hash != given_hash:
         raise ModelArtifactError(weights, f"detector weights hash {given_hash} differs from the model's {trained_hash}")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from anograph.errors import InputError, VideoReadError
 from anograph.extraction.features.appearance import torch_threads
 from anograph.graph.windows import window_radius_for
 from anograph.io.video import open_video
@@ -48,10 +49,30 @@ def resident_memory_bytes() -> int | None:
     return None
 
 
-def _source_fps(source: str, fps: float | None) -> float | None:
+def source_fps(source: str, fps: float | None) -> float:
+    """The frame rate of a live ``source`` (``fps`` when given), checked before scoring starts.
+
+    A camera index or URL that does not open is a :class:`VideoReadError` saying so, and one
+    that does not report its frame rate asks for ``--fps``.
+    """
     if "://" in source or source.isdigit():
-        return fps
-    return open_video(source, fps=fps).fps
+        import cv2
+
+        kind = "camera" if source.isdigit() else "stream"
+        capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
+        try:
+            if not capture.isOpened():
+                raise VideoReadError(source, f"cannot open {kind} {source} (is it connected and free?)")
+            rate = fps or float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        finally:
+            capture.release()
+        if not rate > 0:
+            raise InputError(source, f"the {kind} does not report its frame rate; pass --fps")
+        return rate
+    rate = open_video(source, fps=fps).fps
+    if not rate:
+        raise InputError(source, "frame rate unknown; pass --fps")
+    return rate
 
 
 def run_live(scoring: ScoringModel, source: str, out: str | Path, scorer: str,
@@ -68,9 +89,9 @@ def run_live(scoring: ScoringModel, source: str, out: str | Path, scorer: str,
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    rate = source_fps(str(source), fps)  # a missing camera fails before the detector is built
     threshold = alert_threshold(scoring.model, scoring.calibration, scorer, threshold_quantile)
     detector, extractor = build_extraction(scoring.model, weights)
-    rate = _source_fps(str(source), fps)
     radius = window_radius_for(rate, window_seconds, source=source)
     scorer_state = StreamScorer(scoring.model, scorer, radius, threshold.value, causal=causal,
                                 min_frames=min_frames, max_gap=max_gap)

@@ -108,9 +108,12 @@ from anograph.evaluation.report.build import (
     software_versions,
 )
 from anograph.evaluation.report.files import store_report, write_report
+from anograph.evaluation.report.headline import HEADLINE_KEYS, headline_metrics
 from anograph.evaluation.report.markdown import report_markdown
 
 __all__ = [
+    "HEADLINE_KEYS",
+    "headline_metrics",
     "DETECTION_RATE_FPRS",
     "EMPTY_FRAMES_RULE",
     "REPORT_SCHEMA_VERSION",
