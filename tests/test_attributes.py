@@ -13,6 +13,7 @@ from anograph.attributes.densities import (
     AppearanceKnn,
     ClassRarity,
     InteractionDensity,
+    ShapeDensity,
     VelocityDensity,
     make_density,
     neighbour_relations,
@@ -23,7 +24,8 @@ from anograph.attributes.ensemble import (
     HeldOutFits,
     held_out_parts,
 )
-from anograph.attributes.objects import FLOW_MEAN, FLOW_P90, MOVING_DX, MOVING_DY
+from anograph.attributes.objects import FLOW_MEAN, FLOW_P90, MOVING_DX, MOVING_DY, ObjectAttributes
+from anograph.attributes.track_smoothing import smooth_along_tracks
 from anograph.errors import InputError
 
 ALL_ATTRIBUTES = [
@@ -192,7 +194,11 @@ def test_velocity_density_reads_the_documented_columns(videos):
     np.testing.assert_array_equal(plain.values(video), video.flow[:, [FLOW_MEAN, FLOW_P90]])
     values = full.values(video)
     assert values.shape == (len(video), 7)
-    np.testing.assert_array_equal(values[:, 2:4], video.flow[:, [MOVING_DX, MOVING_DY]])
+    heading = video.flow[:, [MOVING_DX, MOVING_DY]].astype(np.float64)
+    norm = np.linalg.norm(heading, axis=1, keepdims=True)
+    moving = norm[:, 0] > 1e-9
+    np.testing.assert_allclose(values[moving, 2:4], heading[moving] / norm[moving])  # the unit heading
+    np.testing.assert_array_equal(values[~moving, 2:4], 0.0)
     np.testing.assert_array_equal(values[:, 4:6], video.centres)
     np.testing.assert_array_equal(values[:, 6], video.sizes[:, 1])
     assert full.label == "velocity(speed+direction+position)" and plain.label == "velocity(speed)"
@@ -252,3 +258,25 @@ def test_ensemble_state_round_trip_gives_identical_scores(videos):
 def test_unknown_attribute_is_an_input_error():
     with pytest.raises(InputError):
         make_density("colour")
+
+
+def test_track_smoothing_averages_each_track_over_the_radius_and_leaves_untracked_objects():
+    frames = np.array([0, 0, 1, 1, 2, 2, 3])
+    tracks = np.array([0, 1, 0, 1, 0, 1, -1])
+    objects = ObjectAttributes(
+        video="v", frames=frames, n_frames=4, centres=np.zeros((7, 2)), sizes=np.ones((7, 2)),
+        flow=np.zeros((7, 15)), class_scores=np.zeros((7, 1)), appearance=None, tracks=tracks,
+    )
+    scores = np.array([0.0, 10.0, 3.0, 10.0, 6.0, 40.0, 7.0])
+    smoothed = smooth_along_tracks(objects, scores, radius=1)
+    np.testing.assert_allclose(smoothed, [1.5, 10.0, 3.0, 20.0, 4.5, 25.0, 7.0])
+    np.testing.assert_array_equal(smooth_along_tracks(objects, scores, radius=0), scores)
+
+
+def test_shape_density_ignores_motion_regions_and_finds_a_wide_box_rare(videos):
+    density = ShapeDensity().fit(videos[:4])
+    video = videos[4]
+    wide = video.with_changes(sizes=video.sizes[:, ::-1].copy())
+    assert np.median(density.score(wide)) > np.quantile(density.score(video), 0.95)
+    regions = video.with_changes(sources=np.ones(len(video), np.int8), sizes=video.sizes[:, ::-1].copy())
+    np.testing.assert_allclose(density.score(regions), density.floor_)

@@ -18,7 +18,8 @@ from synthetic_features import make_videos
 from test_training import fresh_modules, gradients, small_graph
 
 from anograph.io.storage import Storage
-from anograph.models.estimator import SCORERS, AnoGraph
+from anograph.models.estimator import AnoGraph
+from anograph.models.scorers import SCORERS  # the graph-node scorers: these shards have no flow_stats
 from anograph.models.training import dgi_loss_and_gradients, make_batch
 from anograph.serving.live_scorer import StreamScorer
 

@@ -126,7 +126,7 @@ def test_shard_from_torchvision_puts_box_head_features_first(
     moved.symlink_to(random_weights)
     settings = ExtractionSettings(
         detector="torchvision", detector_options={"weights": str(moved), **SMALL, "batch_size": 2},
-        appearance=False, motion=False,
+        appearance=False, motion=False, motion_boxes=False,
     )
     batched_detector, extractor = settings.build()
     # Neither the path nor the batch size changes what is extracted, so the fingerprint stays.

@@ -13,7 +13,8 @@ from anograph.extraction.features.layout import FeatureLayout
 from anograph.graph.batches import ShardGraphBatches, ShardVideos
 from anograph.io.shards import write_shard
 from anograph.io.storage import Storage
-from anograph.models.estimator import SCORERS, AnoGraph
+from anograph.models.estimator import AnoGraph
+from anograph.models.scorers import SCORERS  # the graph-node scorers: these shards have no flow_stats
 from anograph.serving.calibration import calibrate_frame_scores
 
 OPTIONS = {"hidden_channels": 16, "max_epochs": 25, "patience": 50, "seed": 3, "score_propagation_steps": 0,

@@ -18,8 +18,9 @@ from anograph.extraction.features.layout import FeatureLayout
 from anograph.graph.build import GraphConfig, VideoNodes, build_graph, build_video_graph
 from anograph.io.storage import Storage
 from anograph.models.dgi import OneLayerGCN, RowShuffleCorruption, propagate
-from anograph.models.estimator import SCORERS, AnoGraph
+from anograph.models.estimator import AnoGraph
 from anograph.models.manifest import write_manifest
+from anograph.models.scorers import SCORERS  # the graph-node scorers: these shards have no flow_stats
 
 # Propagation off: these tests check the raw per-object scores; propagation has its own test.
 SMALL = {"hidden_channels": 32, "max_epochs": 150, "patience": 20, "seed": 0, "score_propagation_steps": 0}

@@ -130,11 +130,10 @@ class ValidationScores:
                     continue
                 altered = clean.copy()
                 altered[chosen] = sum(self._bad[(key, kind)][fold_index][video_index][chosen] for key in keys)
+                # The altered objects replace the originals: a change an attribute cannot see, or
+                # sees only as noise, leaves the figure at 0.5 rather than rewarding the noise.
                 clean = smooth_along_tracks(video, clean, track_radius)
                 altered = smooth_along_tracks(video, altered, track_radius)
-                # The altered objects join their frames beside the originals: a frame never becomes
-                # less anomalous, so a kind an attribute cannot see leaves it at 0.5, not below.
-                altered = np.maximum(clean, altered)
                 frames_with_choice = np.unique(video.frames[chosen])
                 keep = np.isin(video.frames, frames_with_choice)
                 sub = video.rows(keep)
