@@ -14,7 +14,12 @@ from typing import Any
 from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from anograph.defaults import DEFAULT_SCORER, DEFAULT_SMOOTHING_SIGMA, DEFAULT_WINDOW_SECONDS
+from anograph.defaults import (
+    DEFAULT_SCORER,
+    DEFAULT_SMOOTHING_SIGMA,
+    DEFAULT_WINDOW_SECONDS,
+    default_scorer_for,
+)
 from anograph.evaluation.ablations import (
     EDGES_NOTE,
     FRACTION_NOTE,
@@ -35,6 +40,7 @@ from anograph.models.estimator import AnoGraph
 from anograph.ops.training_run import model_options
 from flows.train import train
 from tasks.evaluate import (
+    alert_threshold_task,
     check_model_matches_shards,
     embedding_map_task,
     load_dataset_task,
@@ -152,11 +158,13 @@ def score_test_videos(
         stages["ablations"] = time.perf_counter() - started
 
     labels = report_labels(data, frame_scores_by_scorer)
+    threshold = alert_threshold_task(model, storage_root, model_key,
+                                     default_scorer or default_scorer_for(model.scorer_names)[0])
     options_for_report = report_options(
         dataset_name=dataset, dataset=data, detector=detector, model=model, model_key=model_key,
         model_options=options, regions=main["regions"], labels=labels, default_scorer=default_scorer,
         window_seconds=window_seconds, smoothing_sigma=smoothing_sigma, stage_seconds=stages, config=config,
-        skipped_videos=skipped_videos, ablations=wanted, ablation_scores=ablation_scores,
+        skipped_videos=skipped_videos, ablations=wanted, ablation_scores=ablation_scores, alert_threshold=threshold,
     )
     return write_report_task(out, frame_scores_by_scorer, labels, options_for_report, embedding,
                              storage_root, report_key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from anograph.graph.windows import frame_scores, window_radius_for
 from anograph.io.shards import read_metadata, read_shard
 from anograph.io.storage import Storage
 from anograph.models.estimator import SIDECAR_FILE, AnoGraph
+from anograph.serving.calibration import alert_threshold, load_frame_calibration
 from tasks.retry import retry_unless_bad_input
 
 
@@ -151,3 +153,11 @@ def score_attribute_parts(model: AnoGraph, storage_root: str, shard_key: str) ->
     variants = attribute_variants(model.attribute_scoring().part_scores(video))
     offsets = video.frame_offsets()
     return video.metadata.video, {variant: frame_scores(scores, offsets) for variant, scores in variants.items()}
+
+
+@task(name="alert-threshold", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE,
+      retry_condition_fn=retry_unless_bad_input)
+def alert_threshold_task(model: AnoGraph, storage_root: str, model_key: str, scorer: str) -> dict[str, Any]:
+    """The alert threshold ``anograph score`` would use with this model and scorer (for the report)."""
+    calibration = load_frame_calibration(Storage(storage_root), model_key)
+    return asdict(alert_threshold(model, calibration, scorer))

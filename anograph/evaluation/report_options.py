@@ -57,6 +57,7 @@ def report_options(
     skipped_videos: Sequence[Mapping[str, str]] | None,
     ablations: Mapping[str, Any],
     ablation_scores: Mapping[str, Any],
+    alert_threshold: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments of :func:`~anograph.evaluation.report.build_report` for one evaluation.
 
@@ -85,4 +86,5 @@ def report_options(
                            for name in model.scorer_names},
         "ground_truth_regions": {name: ground_truth.get(name) for name in labels},
         "ablations": dict(ablation_scores),
+        "alert_threshold": alert_threshold,
     }

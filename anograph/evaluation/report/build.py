@@ -40,6 +40,7 @@ from anograph.evaluation.metrics import (
     youden_counts,
 )
 from anograph.evaluation.published import STREET_SCENE_NOTE, published_for
+from anograph.evaluation.report.alert_threshold import threshold_on_test
 
 REPORT_SCHEMA_VERSION = 2  # 2: versions, youden, region_metrics, ablations, published
 EMPTY_FRAMES_RULE = "lowest score over all videos"
@@ -139,6 +140,7 @@ def build_report(
     object_regions: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     ground_truth_regions: Mapping[str, np.ndarray | None] | None = None,
     ablations: Mapping[str, Mapping[str, Any]] | None = None,
+    alert_threshold: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Compute the report dictionary (the ``report.json`` content, without ``images``).
 
@@ -172,6 +174,9 @@ def build_report(
         Video -> ``(m, 6)`` anomalous regions ``frame, track_id, x1, y1, x2, y2``, or ``None``
         where the dataset has no boxes. RBDC / TBDC are computed only when every test video
         has an array.
+    alert_threshold:
+        ``{"value", "quantile", "scorer", "source"}`` of the model's alert threshold
+        (:class:`anograph.serving.calibration.AlertThreshold`), counted on the test videos.
     ablations:
         Ablation name -> ``{"variants": {variant: frame_scores (scorer -> video -> scores)},
         "note": str, "details": {...}}``; each variant's AUCs are computed here.
@@ -224,6 +229,8 @@ def build_report(
         "nlilo_accuracy": None,
         "nlilo_accuracy_note": NLILO_NOT_FOUND,
         "region_metrics": region_metrics(object_regions, ground_truth_regions, labels),
+        "alert_threshold": threshold_on_test(
+            alert_threshold, frame_scores.get(alert_threshold["scorer"], {}) if alert_threshold else {}, labels),
         "ablations": {
             name: ablation_metrics(ablation, labels, smoothing_sigma, macro_convention)
             for name, ablation in (ablations or {}).items()

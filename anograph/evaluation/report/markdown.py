@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from anograph.evaluation.published import PUBLISHED_ABLATIONS
+from anograph.evaluation.report.alert_threshold import threshold_markdown
 from anograph.evaluation.report.selection_markdown import selection_markdown
 
 
@@ -188,6 +189,7 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         )
     lines += _protocol_markdown(report)
     lines += selection_markdown(report.get("config", {}).get("model_selection"))
+    lines += threshold_markdown(report.get("alert_threshold"))
     lines += [
         "",
         "## Per video (default scorer, unsmoothed)",

@@ -117,6 +117,10 @@ def plot_video_scores(
             linewidth=1.8,
             label=f"smoothed (σ={report['smoothing_sigma']:g})",
         )
+    threshold = report.get("alert_threshold")
+    if threshold is not None and threshold["scorer"] == report["default_scorer"]:
+        axes.axhline(threshold["value"], color="tab:orange", linestyle="--", linewidth=1.0,
+                     label=f"alert threshold ({threshold['quantile']:g} of normal training frames)")
     auc = report["per_video"][video]["auc"]
     axes.set_title(
         f"{video}: {report['default_scorer']} scores, anomalous frames shaded (video AUC {format_metric(auc)})",
