@@ -137,8 +137,8 @@ class VelocityDensity(MixtureDensity):
     Parameters
     ----------
     direction:
-        Add the heading of the moving pixels' mean flow (a unit vector), so that motion against
-        the usual direction is rare. Default False.
+        Add the moving pixels' mean flow vector (heading and speed together, as a flow
+        histogram would), so that motion against the usual direction is rare. Default False.
     position_aware:
         Add the box centre and height, so that speed is judged against what is usual at that
         place and scale (fixed cameras with strong perspective). Default False.
@@ -164,12 +164,8 @@ class VelocityDensity(MixtureDensity):
         return "velocity(" + "+".join(parts) + ")"
 
     def values(self, objects: ObjectAttributes) -> np.ndarray:
-        values = objects.flow[:, [FLOW_MEAN, FLOW_P90]].astype(np.float64)
-        if self.direction:  # the unit heading, so that speed stays the speed columns' business
-            heading = objects.flow[:, [MOVING_DX, MOVING_DY]].astype(np.float64)
-            norm = np.linalg.norm(heading, axis=1, keepdims=True)
-            values = np.concatenate([values, np.divide(heading, norm, out=np.zeros_like(heading), where=norm > 1e-9)],
-                                    axis=1)
+        columns = [FLOW_MEAN, FLOW_P90] + ([MOVING_DX, MOVING_DY] if self.direction else [])
+        values = objects.flow[:, columns].astype(np.float64)
         if self.position_aware:
             values = np.concatenate([values, objects.centres, objects.sizes[:, 1:]], axis=1)
         return values
