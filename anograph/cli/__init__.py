@@ -46,6 +46,10 @@ def check_options(arguments: argparse.Namespace) -> None:
         from anograph.ops.model_versions import check_model_name
 
         check_model_name(arguments.model_name)
+    if getattr(arguments, "dataset", None) is not None:
+        from anograph.datasets import dataset_variant
+
+        dataset_variant(arguments.dataset, scene=arguments.scene, adoc_split=arguments.adoc_split)
     if getattr(arguments, "out", None) is not None:
         arguments.out = prepare_output_folder(arguments.out)
 

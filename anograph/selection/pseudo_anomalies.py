@@ -117,6 +117,11 @@ GENERATORS: dict[str, tuple[Callable[..., ObjectAttributes], tuple[str, ...]]] =
     "follow": (follow, ("centres", "flow")),
 }
 
+#: Kinds whose altered objects join the frame beside their originals instead of replacing them:
+#: a follower is a copy of its leader's motion, so replacing the object would take its own motion
+#: out of the frame and make the frame look *less* unusual to a per-object density.
+JOINING_KINDS = frozenset({"follow"})
+
 #: The kinds each attribute family is meant to catch (used to pick a family's variant).
 MOTION_KINDS = ("speed", "reverse", "cross")
 

@@ -22,7 +22,7 @@ from sklearn.metrics import roc_auc_score
 from anograph.attributes.ensemble import CALIBRATION_QUANTILE, HeldOutFits
 from anograph.attributes.objects import ObjectAttributes
 from anograph.attributes.track_smoothing import smooth_along_tracks
-from anograph.selection.pseudo_anomalies import GENERATORS, PseudoAnomalyContext, eligible_rows
+from anograph.selection.pseudo_anomalies import GENERATORS, JOINING_KINDS, PseudoAnomalyContext, eligible_rows
 
 #: Share of a held-out video's tracks altered for a pseudo-anomaly kind.
 ALTERED_TRACK_SHARE = 1 / 3
@@ -134,6 +134,8 @@ class ValidationScores:
                 # sees only as noise, leaves the figure at 0.5 rather than rewarding the noise.
                 clean = smooth_along_tracks(video, clean, track_radius)
                 altered = smooth_along_tracks(video, altered, track_radius)
+                if kind in JOINING_KINDS:
+                    altered = np.maximum(clean, altered)
                 frames_with_choice = np.unique(video.frames[chosen])
                 keep = np.isin(video.frames, frames_with_choice)
                 sub = video.rows(keep)

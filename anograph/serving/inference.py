@@ -191,10 +191,16 @@ def score_video_features(
                        seconds={"score": time.perf_counter() - started})
 
 
+#: What outputs call an object made from a moving region no detection explained (class id -1).
+MOVING_REGION_NAME = "moving region"
+
+
 def _class_name(video: VideoFeatures, row: int) -> str:
     names = video.metadata.class_names
     class_id = int(video.class_ids[row])
-    return names[class_id] if 0 <= class_id < len(names) else str(class_id)
+    if class_id < 0:
+        return MOVING_REGION_NAME
+    return names[class_id] if class_id < len(names) else str(class_id)
 
 
 def _object_fields(video: VideoFeatures, object_scores: np.ndarray, row: int) -> dict[str, Any]:
