@@ -260,14 +260,13 @@ def object_table(scored: ScoredVideo) -> pa.Table:
     """One row per detected object (``objects.parquet``); ``frame_number`` is 1-based (docs/data-contracts.md)."""
     video = scored.video
     boxes = np.asarray(video.boxes, np.float32).reshape(-1, 4)
-    names = video.metadata.class_names
     return pa.table({
         "video": pa.array([video.metadata.video] * video.n_objects, pa.string()),
         "object_index": np.arange(video.n_objects, dtype=np.int32),
         "frame_number": np.asarray(video.frames, np.int32) + 1,
         "x1": boxes[:, 0], "y1": boxes[:, 1], "x2": boxes[:, 2], "y2": boxes[:, 3],
         "class_id": np.asarray(video.class_ids, np.int32),
-        "class_name": pa.array([names[c] if 0 <= c < len(names) else str(c) for c in video.class_ids], pa.string()),
+        "class_name": pa.array([_class_name(video, row) for row in range(video.n_objects)], pa.string()),
         "detector_score": np.asarray(video.scores, np.float32),
         "score": np.asarray(scored.object_scores, np.float64),
     })
