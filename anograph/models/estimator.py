@@ -407,20 +407,10 @@ class AnoGraph(BaseEstimator):
     ) -> dict[str, np.ndarray]:
         """Anomaly score of every object of ``video`` (higher = more anomalous), per scorer.
 
-        Parameters
-        ----------
-        video:
-            A test video whose feature layout equals the training layout.
-        window_radius:
-            Frames on each side of the centre frame in its test window (paper: one second).
-        scorers:
-            Names of fitted scorers: any of ``"discriminator"``, ``"knn"``, ``"feature_knn"``,
-            ``"group_knn"`` (all by default).
-
-        Returns
-        -------
-        dict[str, numpy.ndarray]
-            ``(n_objects,)`` float64 per scorer, aligned with the video's rows.
+        ``video`` has the training layout; ``window_radius`` is the frames on each side of the
+        centre frame in its test window (paper: one second); ``scorers`` are names of
+        :attr:`scorer_names` (all of them by default). Returns ``(n_objects,)`` float64 per
+        scorer, aligned with the video's rows.
         """
         scorers = self.scorer_names if scorers is None else list(scorers)
         node_scorers = [name for name in scorers if name != ATTRIBUTE_SCORER]
