@@ -317,7 +317,8 @@ def ablation_metrics(
     variants = {
         str(variant): {
             scorer: {
-                key: metrics[key] for key in ("frame_auc_micro", "frame_auc_macro", "frame_auc_micro_smoothed")
+                **{key: metrics[key] for key in ("frame_auc_micro", "frame_auc_macro", "frame_auc_micro_smoothed")},
+                "per_video_auc": {video: values["auc"] for video, values in metrics["per_video"].items()},
             }
             for scorer, metrics in (
                 (scorer, compute_metrics(scores, labels, sigma, convention))

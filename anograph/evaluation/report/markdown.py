@@ -121,6 +121,23 @@ _ABLATION_TITLES = {
 }
 
 
+def _per_video_variants(name: str, variants: Mapping[str, Any]) -> list[str]:
+    """Per-video AUCs of the attribute ablation: per-object attributes and graph context side by side."""
+    if name != "attributes" or len(variants) < 2:
+        return []
+    scorer = next(iter(next(iter(variants.values()))))
+    videos = list(next(iter(variants.values()))[scorer].get("per_video_auc", {}))
+    if not videos:
+        return []
+    lines = ["", "Per test video (AUC, unsmoothed; `n/a` for single-class videos). The `interaction` attribute is "
+             "the graph context; the ensemble without it is what per-object attributes alone see.", "",
+             "| video | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
+    for video in videos:
+        cells = [format_metric(per_scorer[scorer]["per_video_auc"].get(video)) for per_scorer in variants.values()]
+        lines.append(f"| {video} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _ablation_markdown(name: str, ablation: Mapping[str, Any], dataset: str, default: str) -> list[str]:
     title, column = _ABLATION_TITLES.get(name, (f"Ablation: {name}", "variant"))
     variants = ablation["variants"]
@@ -141,6 +158,7 @@ def _ablation_markdown(name: str, ablation: Mapping[str, Any], dataset: str, def
             for scorer in scorers
         ]
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    lines += _per_video_variants(name, variants)
     published = PUBLISHED_ABLATIONS.get(name, {})
     printed = published.get("values", {})
     if printed:
