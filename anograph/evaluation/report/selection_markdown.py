@@ -27,7 +27,7 @@ def selection_markdown(selection: Mapping[str, Any] | None) -> list[str]:
         "",
         "The `attributes` scorer's attributes and velocity variant were chosen by "
         f"{selection['protocol']}, over {selection['n_folds']} folds of training videos. Each figure is "
-        "the frame AUC between held-out normal frames and the same frames with one object made "
+        "the frame AUC between held-out normal frames and the same frames with a third of their tracks made "
         "pseudo-anomalous (kinds: " + ", ".join(f"`{kind}`" for kind in kinds) + "). "
         "The test labels were not read. The GCN trained with DGI is not one of the attributes: it "
         "serves the `discriminator` and `knn` rows.",
