@@ -46,7 +46,8 @@ def keep_confident(video: VideoFeatures, floor: float) -> VideoFeatures:
     """The video's objects with detector score >= ``floor`` (a stricter detector threshold)."""
     keep = video.scores >= floor
     return VideoFeatures(video.metadata, video.frames[keep], video.boxes[keep], video.scores[keep],
-                         video.class_ids[keep], video.features[keep])
+                         video.class_ids[keep], video.features[keep], sources=video.sources[keep],
+                         track_ids=video.track_ids[keep])
 
 
 def non_person_baseline(videos: list[VideoFeatures]) -> dict[str, np.ndarray]:

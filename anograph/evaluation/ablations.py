@@ -204,6 +204,8 @@ def discard_training_frames(videos: Sequence[VideoFeatures], fraction: float, se
                 scores=video.scores[rows],
                 class_ids=video.class_ids[rows],
                 features=video.features[rows],
+                sources=video.sources[rows],
+                track_ids=video.track_ids[rows],
             )
         )
     return kept_videos
