@@ -45,6 +45,7 @@ from anograph.extraction.detectors import create_detector
 from anograph.extraction.extract import extract_video
 from anograph.extraction.features.extractor import NodeFeatureExtractor
 from anograph.extraction.features.motion import MotionFeatures
+from anograph.io.extraction_settings import ExtractionSettings
 from anograph.io.shards import VideoFeatures
 from anograph.io.video import open_video
 
@@ -87,7 +88,8 @@ def measure(
     features: str = "default",
 ) -> tuple[dict[str, Any], VideoFeatures]:
     detector = create_detector(name, **options)
-    extractor = NodeFeatureExtractor() if extractor is None else extractor
+    # The product's default features: ExtractionSettings' (motion-region objects included).
+    extractor = ExtractionSettings(appearance=True).build()[1] if extractor is None else extractor
     cpu_started = time.process_time()
     video = extract_video(open_video(clip, fps=10), detector, extractor)
     cpu_seconds = time.process_time() - cpu_started
@@ -142,9 +144,11 @@ def main() -> None:
             folder = work / "precomputed"
             folder.mkdir()
             rng = np.random.default_rng(0)
-            np.savez(folder / f"{arguments.video}.npz", frame=yolox_video.frames, box=yolox_video.boxes,
-                     score=yolox_video.scores, class_id=yolox_video.class_ids,
-                     feature=rng.normal(size=(yolox_video.n_objects, 1024)).astype(np.float32))
+            detected = yolox_video.sources == 0  # the detector's own objects, not the motion regions
+            np.savez(folder / f"{arguments.video}.npz", frame=yolox_video.frames[detected],
+                     box=yolox_video.boxes[detected], score=yolox_video.scores[detected],
+                     class_id=yolox_video.class_ids[detected],
+                     feature=rng.normal(size=(int(detected.sum()), 1024)).astype(np.float32))
             row, _ = measure("precomputed", full, {"root": str(folder)})
             rows.append(row)
 
