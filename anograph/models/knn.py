@@ -46,7 +46,11 @@ def knn_mean_distance(
         if bank_group_tensor is not None and query_groups is not None:
             own = torch.from_numpy(np.asarray(query_groups[start : start + KNN_QUERY_CHUNK], np.int64))
             distances.masked_fill_(own[:, None] == bank_group_tensor[None, :], float("inf"))
-        nearest = torch.topk(distances, neighbours, dim=1, largest=False).values.double()
+        found = torch.topk(distances, neighbours, dim=1, largest=False)
+        # The matrix-multiply form picks the neighbours fast but loses digits to cancellation on
+        # rows with large norms; their distances are recomputed directly, in float64.
+        exact = torch.linalg.vector_norm(chunk.double()[:, None, :] - bank_tensor.double()[found.indices], dim=2)
+        nearest = torch.where(torch.isfinite(found.values), exact, torch.full_like(exact, float("inf")))
         finite = torch.isfinite(nearest)
         if not bool(finite.any(dim=1).all()):
             raise ValueError("a kNN query has no bank row outside its own group")
