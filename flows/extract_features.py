@@ -11,6 +11,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from anograph.datasets.base import recorded_source
 from anograph.errors import AnographError, InputError
+from anograph.io.progress import progress_reporter
 from tasks.extract import extract_video_shard, plan_extraction
 
 
@@ -50,6 +51,10 @@ def extract_features(
         settings=unmapped(settings),
         source=[recorded_source(video["path"], root) for video in videos],
     )
+    overall = progress_reporter(f"{split} videos", get_run_logger().info, unit="videos")
+    for done, future in enumerate(futures, start=1):  # in order: a line as each finishes, or later
+        future.wait()
+        overall(done, len(videos))
     wait(futures)
     failures, skipped, shards = [], [], []
     for video, future in zip(videos, futures, strict=True):
