@@ -47,7 +47,7 @@ def test_pickle_weights_are_refused_with_the_conversion_command(tmp_path: Path) 
 @pytest.fixture(scope="module")
 def r101_c4(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """detectron2's model-zoo R101-C4 config and a randomly initialised state dict for it."""
-    pytest.importorskip("detectron2", reason="detectron2 is not installed (not on PyPI; README 'Optional: detectron2')")
+    pytest.importorskip("detectron2", reason="detectron2 is not installed (not on PyPI; docs/detectors.md 'Optional: detectron2')")
     config = model_zoo_config()
     weights = write_random_weights(config, tmp_path_factory.mktemp("detectron2") / "r101_c4_random.pth")
     return config, weights
