@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from synthetic_features import make_videos
 
-from anograph.cli import main
 from anograph.errors import ModelArtifactError
 from anograph.io.storage import Storage
 from anograph.models.estimator import AnoGraph
@@ -29,6 +28,7 @@ from anograph.serving.calibration import (
     save_frame_calibration,
 )
 from anograph.serving.inference import load_scoring_model
+from flows.cli import main
 
 SMALL = {"hidden_channels": 8, "max_epochs": 5, "patience": 5, "seed": 0, "score_propagation_steps": 0}
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from anograph.cli import main
 from anograph.datasets.synthetic import generate_synthetic_dataset
 from anograph.io.extraction_settings import ExtractionSettings
 from anograph.io.storage import Storage
+from flows.cli import main
 from flows.extract_features import ExtractionFailed, extract_features
 
 

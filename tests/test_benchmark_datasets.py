@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import scipy.io
 
-from anograph.cli import main as cli_main
 from anograph.datasets import REGION_COLUMNS, dataset_variant, load_dataset
 from anograph.datasets.avenue import AVENUE_FPS
 from anograph.datasets.street_scene import STREET_SCENE_FPS
 from anograph.errors import InputError
+from flows.cli import main as cli_main
 
 SIZE = (32, 24)  # width, height: tiny frames keep the tests fast
 

@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anograph.cli import main
 from anograph.datasets.synthetic import generate_synthetic_dataset
 from anograph.io.storage import Storage
 from anograph.ops.model_versions import list_model_versions
+from flows.cli import main
 
 RUN = ["--detector", "motion", "--epochs", "2", "--no-appearance"]
 
 
 def _anograph(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "anograph.cli", *arguments], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "flows.cli", *arguments], capture_output=True, text=True,
                           cwd=cwd, timeout=600)
 
 

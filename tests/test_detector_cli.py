@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anograph.cli import build_parser, main
+from anograph.cli import build_parser
 from anograph.cli.options import detector_options_from, model_options_from
 from anograph.datasets.synthetic import generate_synthetic_dataset
 from anograph.errors import InputError
 from anograph.extraction.detectors import DETECTOR_CLASSES, accepts_option, create_detector, detector_class
+from flows.cli import main
 
 
 def parse(*flags: str):

@@ -8,8 +8,8 @@ import cv2
 import pytest
 from prefect.client.orchestration import get_client
 
-from anograph.cli import main
 from anograph.datasets.synthetic import generate_synthetic_dataset
+from flows.cli import main
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ import pytest
 import torch
 from synthetic_features import make_video, make_videos
 
-from anograph.cli import main
 from anograph.errors import InputError
 from anograph.extraction.features.layout import FeatureLayout
 from anograph.graph.batches import ShardGraphBatches, ShardVideos
@@ -16,6 +15,7 @@ from anograph.io.storage import Storage
 from anograph.models.estimator import AnoGraph
 from anograph.models.scorers import SCORERS  # the graph-node scorers: these shards have no flow_stats
 from anograph.serving.calibration import calibrate_frame_scores
+from flows.cli import main
 
 OPTIONS = {"hidden_channels": 16, "max_epochs": 25, "patience": 50, "seed": 3, "score_propagation_steps": 0,
            "learning_rate": 1e-2}

@@ -1,8 +1,8 @@
 """The layering rule: ``anograph`` is a library, orchestration sits on top of it, never the other way.
 
 An AST walk over every module (imports inside functions included) so a lazy import cannot
-slip through. The one exception is explicit and narrow: :mod:`anograph.cli.flows_runner` may
-import ``flows.*`` inside the functions that run a flow.
+slip through. There is no exception: the command-line entry point that runs flows is
+:mod:`flows.cli`, which hands the flow commands to the library's CLI.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 ORCHESTRATION = ("prefect", "flows", "tasks")
-#: module path -> functions allowed to import ``flows.*`` (the commands that run a flow).
-FLOW_RUNNERS = {"anograph/cli/flows_runner.py": {"run_pipeline", "run_evaluate"}}
 
 
 def imports(path: Path) -> list[tuple[str, str | None, int]]:
@@ -56,23 +54,20 @@ def test_the_library_imports_no_orchestration() -> None:
     violations = []
     for path in python_files("anograph"):
         relative = path.relative_to(REPO).as_posix()
-        allowed_functions = FLOW_RUNNERS.get(relative, set())
         for module, function, line in imports(path):
-            package = top_package(module)
-            if package not in ORCHESTRATION:
-                continue
-            if package == "flows" and function in allowed_functions:
+            if top_package(module) not in ORCHESTRATION:
                 continue
             where = f"in {function}()" if function else "at module level"
             violations.append(f"{relative}:{line} imports {module} {where}")
     assert not violations, "anograph/ must not import prefect, flows or tasks:\n" + "\n".join(violations)
 
 
-def test_the_flow_runner_exception_is_used_as_declared() -> None:
-    """The exception names real functions that do run flows, so it cannot widen unnoticed."""
-    for relative, functions in FLOW_RUNNERS.items():
-        used = {function for module, function, _ in imports(REPO / relative) if top_package(module) == "flows"}
-        assert used == functions, f"{relative}: flows imported in {sorted(used)}, declared {sorted(functions)}"
+def test_the_library_cli_refuses_flow_commands_without_the_flows(tmp_path, capsys) -> None:
+    """Without :mod:`flows.cli` handing in the flow commands, ``run`` is a clear error, not an import."""
+    from anograph.cli import main
+
+    assert main(["demo", "--out", str(tmp_path / "out")]) == 2
+    assert "runs a Prefect flow" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("folder", ["tasks"])
@@ -88,7 +83,7 @@ def test_importing_the_library_and_its_cli_does_not_import_prefect() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, anograph.cli, anograph.cli.flows_runner, anograph.cli.commands; "
+    code = ("import sys, anograph.cli, anograph.cli.commands; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'prefect', 'flows', 'tasks'}))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr

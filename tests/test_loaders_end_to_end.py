@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 import scipy.io
 
-from anograph.cli import main
 from anograph.datasets import Dataset, generate_synthetic_dataset, load_dataset
 from anograph.io.shards import read_shard
 from anograph.io.storage import Storage
+from flows.cli import main
 
 N_FRAMES = 40
 WIDTH, HEIGHT = 160, 120

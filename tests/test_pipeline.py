@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from anograph.cli import main
 from anograph.datasets.synthetic import generate_synthetic_dataset
 from anograph.io.extraction_settings import ExtractionSettings
+from flows.cli import main
 from flows.extract_features import ExtractionFailed, extract_features
 
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from synthetic_features import make_videos
 
-from anograph.cli import main
 from anograph.errors import InputError, ModelArtifactError
 from anograph.io.storage import Storage
 from anograph.models.estimator import AnoGraph
 from anograph.ops.registry import POINTER_KEY, ModelRegistry, RegistryError
+from flows.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {"hidden_channels": 8, "max_epochs": 5, "patience": 5, "seed": 0, "score_propagation_steps": 0}

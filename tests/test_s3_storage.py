@@ -7,13 +7,13 @@ import json
 import numpy as np
 from synthetic_features import make_video, make_videos
 
-from anograph.cli import main
 from anograph.datasets.synthetic import generate_synthetic_dataset
 from anograph.evaluation.report import build_report, store_report, write_report
 from anograph.io.shards import read_metadata, read_shard, write_shard
 from anograph.io.storage import Storage
 from anograph.models.estimator import AnoGraph
 from anograph.models.scorers import SCORERS  # the graph-node scorers: these shards have no flow_stats
+from flows.cli import main
 
 
 def test_shard_roundtrips_through_s3(s3_root):

@@ -15,7 +15,6 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from anograph.cli import main
 from anograph.datasets.synthetic import SYNTHETIC_MANIFEST, generate_synthetic_dataset
 from anograph.extraction.extract import extract_video
 from anograph.graph.build import paired_iou
@@ -27,6 +26,7 @@ from anograph.serving.calibration import calibrate_frame_scores, save_frame_cali
 from anograph.serving.inference import build_extraction, load_scoring_model, score_source
 from anograph.serving.live_scorer import StreamScorer, iter_source_frames, run_stream
 from anograph.serving.live_session import resident_memory_bytes
+from flows.cli import main
 
 # Test video 1 of the synthetic scene is the "too fast" pedestrian (kinds cycle by index).
 TOO_FAST = "test_001"

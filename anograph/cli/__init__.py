@@ -2,8 +2,9 @@
 
 The CLI only parses arguments (:mod:`~anograph.cli.parser`), translates them
 (:mod:`~anograph.cli.options`) and hands them to the library (:mod:`~anograph.cli.commands`:
-``score``, ``models``, ``shards``) or to a Prefect flow (:mod:`~anograph.cli.flows_runner`:
-``run``, ``evaluate``, ``demo``). Every option and the output folder are checked before any
+``score``, ``models``, ``shards``) or to the commands that run a Prefect flow (``run``,
+``evaluate``, ``demo``), which the caller hands in (:class:`FlowCommands`): the console script
+``anograph`` is :func:`flows.cli.main`, so this library never imports its orchestration. Every option and the output folder are checked before any
 work starts. Errors that a user can cause are printed as one line naming the file and the
 reason (exit code 2); a flow run's tracebacks go to ``OUT/anograph.log``.
 """
@@ -13,14 +14,31 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from anograph.cli.commands import models_command, score_command, shards_command
 from anograph.cli.options import detector_options_from
 from anograph.cli.parser import build_parser
-from anograph.cli.prefect_environment import LOG_FILE
 from anograph.errors import AnographError, InputError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["LOG_FILE", "FlowCommands", "build_parser", "main"]
+
+LOG_FILE = "anograph.log"
+"""The log file of a flow run from the command line, in its output folder: every log line and traceback."""
+
+
+@dataclass(frozen=True)
+class FlowCommands:
+    """The commands that run a flow, handed in by the orchestration layer (:mod:`flows.cli`).
+
+    ``run_pipeline(arguments, dataset, root, detector, detector_options, fps)`` and
+    ``run_evaluate(arguments, dataset)`` each return the evaluation report.
+    """
+
+    run_pipeline: Callable[..., dict[str, Any]]
+    run_evaluate: Callable[..., dict[str, Any]]
 
 
 def check_options(arguments: argparse.Namespace) -> None:
@@ -54,7 +72,7 @@ def check_options(arguments: argparse.Namespace) -> None:
         arguments.out = prepare_output_folder(arguments.out)
 
 
-def run_command(arguments: argparse.Namespace) -> int:
+def run_command(arguments: argparse.Namespace, flows: FlowCommands | None = None) -> int:
     """Run the parsed command; its report's headline is printed for the flow commands."""
     check_options(arguments)
     if arguments.command == "score":
@@ -63,7 +81,10 @@ def run_command(arguments: argparse.Namespace) -> int:
         return models_command(arguments)
     if arguments.command == "shards":
         return shards_command(arguments)
-    from anograph.cli.flows_runner import run_evaluate, run_pipeline
+    if flows is None:
+        raise InputError(None, f"'{arguments.command}' runs a Prefect flow: use the anograph command "
+                               "(flows.cli:main), which provides the flows")
+    run_pipeline, run_evaluate = flows.run_pipeline, flows.run_evaluate
 
     if arguments.command == "demo":
         from anograph.datasets.synthetic import generate_synthetic_dataset
@@ -93,11 +114,15 @@ def run_command(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one ``anograph`` command; 0 on success, 2 for an error the user can fix (printed in one line)."""
+def main(argv: list[str] | None = None, flows: FlowCommands | None = None) -> int:
+    """Run one ``anograph`` command; 0 on success, 2 for an error the user can fix (printed in one line).
+
+    ``flows`` runs ``run``, ``evaluate`` and ``demo``; without it only the library's own
+    commands (``score``, ``models``, ``shards``) run.
+    """
     arguments = build_parser().parse_args(argv)
     try:
-        return run_command(arguments)
+        return run_command(arguments, flows)
     except AnographError as error:
         message = " ".join(str(error).split("\n"))
         log = arguments.out / LOG_FILE if getattr(arguments, "out", None) is not None else None

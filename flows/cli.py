@@ -1,22 +1,27 @@
-"""The commands that run a Prefect flow: ``run`` and ``demo`` (the pipeline) and ``evaluate``.
+"""The ``anograph`` command: the library's CLI (:mod:`anograph.cli`) with the commands that run a flow.
 
-This is the one module of the library that imports the orchestration (``flows``), and only
-inside these functions, when a flow really runs: importing ``anograph`` or running
-``anograph score`` never imports Prefect (``tests/test_layering.py`` holds it to that).
-Cheap checks run first, so a bad flag or storage root fails before Prefect starts.
+``run`` and ``demo`` run the ``pipeline`` flow and ``evaluate`` the ``evaluate`` flow; the
+library's CLI parses, checks and dispatches, and is handed these two functions
+(:class:`anograph.cli.FlowCommands`), so the library never imports its orchestration.
+The flows are imported inside the functions, when a flow really runs, so ``anograph score``
+never imports Prefect. Cheap checks run first, so a bad flag or storage root fails before
+Prefect starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
+from anograph.cli import FlowCommands
+from anograph.cli import main as library_main
 from anograph.cli.model_choice import record_of_model_key, resolve_model_key
 from anograph.cli.options import ablations_from, model_options_from
-from anograph.cli.prefect_environment import flow_log, quiet_prefect
 from anograph.errors import InputError
 from anograph.io.storage import Storage, with_endpoint
+from flows.prefect_environment import flow_log, quiet_prefect
 
 
 def run_pipeline(arguments: argparse.Namespace, dataset: str, root: Path, detector: str,
@@ -91,3 +96,12 @@ def run_evaluate(arguments: argparse.Namespace, dataset: str) -> dict[str, Any]:
                         out=str(out), settings=settings, fps=arguments.fps,
                         window_seconds=arguments.window_seconds, default_scorer=arguments.scorer,
                         smoothing_sigma=arguments.sigma, ablations=ablations_from(arguments))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``anograph`` command (the console script): 0 on success, 2 for an error the user can fix."""
+    return library_main(argv, FlowCommands(run_pipeline=run_pipeline, run_evaluate=run_evaluate))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

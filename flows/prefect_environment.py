@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from anograph.cli import LOG_FILE
+
 
 def quiet_prefect() -> None:
     """Turn Prefect's analytics off and give its ephemeral server time to start, unless the user set otherwise."""
@@ -22,8 +24,6 @@ def quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
-LOG_FILE = "anograph.log"
-"""The log file of a flow run from the command line, in its output folder: every log line and traceback."""
 
 
 class NoTracebacks(logging.Filter):

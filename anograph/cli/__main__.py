@@ -1,7 +1,0 @@
-"""``python -m anograph.cli``: the ``anograph`` command."""
-
-import sys
-
-from anograph.cli import main
-
-sys.exit(main())
