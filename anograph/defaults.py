@@ -34,6 +34,11 @@ def default_scorer_for(available: tuple[str, ...] | list[str]) -> tuple[str, str
     return FALLBACK_SCORER, FALLBACK_SCORER_REASON
 
 
+#: GCN training epochs (at most; early stopping still applies) when the headline scorer does not read
+#: the GCN. The attribute and feature scorers are the same after any training, so the GCN is then
+#: trained only for the paper's reference rows (``discriminator``, ``knn``); ``--epochs`` overrides.
+REFERENCE_MAX_EPOCHS = 20
+
 #: What a report says when the user chose the scorer.
 CHOSEN_SCORER_REASON = "chosen by the user"
 

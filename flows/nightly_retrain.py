@@ -127,7 +127,8 @@ def nightly_retrain(
     else:
         # 3. Retrain on the full training set, calibrating the alert thresholds as every served model needs.
         trained = train_model_task(storage_root, manifest["shards"], model_options or {},
-                                   {"window_seconds": window_seconds, "default_fps": fps})
+                                   {"window_seconds": window_seconds, "default_fps": fps,
+                                    "headline_scorer": default_scorer})
         config = {"extraction": settings, "model_options": model_options or {}, "night": run}
         candidate = register_model(trained, storage_root, manifest, config)
         summary["candidate_version"] = candidate["version"]

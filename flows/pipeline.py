@@ -71,7 +71,7 @@ def pipeline(
     fingerprint = fingerprint_of(train_keys[0])
     version = new_model_version_task(storage, model_name or f"{dataset}-{fingerprint}")
     trained = train(storage, train_keys, version["model_key"], model_options,
-                    window_seconds=window_seconds, fps=data.fps, batch_nodes=batch_nodes)
+                    window_seconds=window_seconds, fps=data.fps, batch_nodes=batch_nodes, headline_scorer=default_scorer)
     stage_seconds.update(trained["seconds"])
     record_model_version_task(storage, version, {"shards": train_keys},
                               {"extraction": settings, "model_options": model_options or {},

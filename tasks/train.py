@@ -10,7 +10,13 @@ from prefect.cache_policies import NO_CACHE
 from anograph.io.progress import progress_reporter
 from anograph.io.storage import Storage
 from anograph.ops.model_versions import ModelVersion, model_line, new_model_version, record_model_version
-from anograph.ops.training_run import TrainedModel, new_model, save_trained_model, train_model
+from anograph.ops.training_run import (
+    TrainedModel,
+    new_model,
+    options_for_headline,
+    save_trained_model,
+    train_model,
+)
 from tasks.retry import retry_unless_bad_input
 
 
@@ -25,7 +31,7 @@ def train_model_task(storage_root: str, shard_keys: list[str], options: dict[str
     """
     logger = get_run_logger()
     training = dict(training or {})
-    max_epochs = new_model(options).max_epochs
+    max_epochs = new_model(options_for_headline(options, training.get("headline_scorer"))).max_epochs
 
     epochs = progress_reporter("training", logger.info, unit="epochs", every_seconds=10.0)
 
@@ -38,6 +44,9 @@ def train_model_task(storage_root: str, shard_keys: list[str], options: dict[str
     model = trained.model
     edges = "" if trained.n_training_edges is None else f", {trained.n_training_edges} edges"
     batches = "" if trained.batch_nodes is None else f" in batches of at most {trained.batch_nodes} nodes"
+    if trained.gcn_role == "reference":
+        logger.info("the headline scorer does not read the GCN: it was trained for at most %d epochs, for the "
+                    "paper's reference scorers only (--epochs sets a full budget)", model.max_epochs)
     logger.info(
         "trained on %d shards (%d nodes%s)%s for %d epochs (best %d), loss %.4f -> %.4f, separation %.3f",
         len(shard_keys), trained.n_training_nodes, edges, batches, model.n_epochs_, model.best_epoch_,

@@ -269,10 +269,32 @@ def test_track_smoothing_averages_each_track_over_the_radius_and_leaves_untracke
     np.testing.assert_array_equal(smooth_along_tracks(objects, scores, radius=0), scores)
 
 
-def test_shape_density_ignores_motion_regions_and_finds_a_wide_box_rare(videos):
+def test_shape_density_finds_a_wide_box_rare_and_scores_an_unseen_source_as_ordinary(videos):
     density = ShapeDensity().fit(videos[:4])
     video = videos[4]
     wide = video.with_changes(sizes=video.sizes[:, ::-1].copy())
     assert np.median(density.score(wide)) > np.quantile(density.score(video), 0.95)
     regions = video.with_changes(sources=np.ones(len(video), np.int8), sizes=video.sizes[:, ::-1].copy())
     np.testing.assert_allclose(density.score(regions), density.floor_)
+
+
+def test_shape_density_compares_each_source_with_its_own_normal_objects(videos):
+    # Moving regions of normal footage are wide here; detector boxes are upright.
+    def with_wide_regions(video):
+        sources = (np.arange(len(video)) % 3 == 0).astype(np.int8)
+        sizes = np.where(sources[:, None] == 1, video.sizes[:, ::-1], video.sizes)
+        return video.with_changes(sources=sources, sizes=sizes.copy())
+
+    training = [with_wide_regions(video) for video in videos[:4]]
+    density = ShapeDensity().fit(training)
+    assert sorted(density.mixtures_) == [0, 1]
+    test = with_wide_regions(videos[4])
+    regions = test.sources == 1
+    normal_scores = density.score(test)
+    # A wide region is ordinary among regions; the same box from the detector is rare.
+    as_detections = density.score(test.with_changes(sources=np.zeros(len(test), np.int8)))
+    assert np.median(as_detections[regions]) > np.quantile(normal_scores[~regions], 0.95)
+    restored = ShapeDensity().load_state(density.state())
+    np.testing.assert_allclose(restored.score(test), normal_scores)
+
+

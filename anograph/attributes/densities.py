@@ -12,8 +12,9 @@ name                   what is rare
 ``velocity``           the box's flow speed (mean and 90th percentile magnitude), optionally its
                        direction and its place in the frame: Gaussian mixture, negative log
                        likelihood (AI-VAD's velocity density, on box flow statistics)
-``shape``              the box's build at its place (log width and height, vertical position):
-                       Gaussian mixture, negative log likelihood
+``shape``              the box's build at its place (log width and height, vertical position),
+                       against normal objects of the same source: Gaussian mixture per source,
+                       negative log likelihood
 ``class``              the detector's class: each class weighted by minus the log of its share
                        of the training objects' class scores
 ``appearance``         the appearance vector: mean distance to the k nearest training vectors
@@ -175,23 +176,10 @@ class VelocityDensity(MixtureDensity):
                 "n_components": self.n_components, "seed": self.seed}
 
 
-class ShapeDensity(MixtureDensity):
-    """Gaussian mixture over the box's log width, log height and vertical position.
+class BuildMixture(MixtureDensity):
+    """Gaussian mixture over log width, log height and vertical position (one source's objects)."""
 
-    The build of an object at its place: a wide vehicle among upright walkers, or an object
-    far bigger than what usually appears at that distance from the camera. Only detector
-    objects have a build: a moving region's box outlines its motion, so those are left out of
-    the fit and score as the most ordinary training object does.
-
-    Parameters
-    ----------
-    n_components:
-        Mixture components. Default 2.
-    seed:
-        Seeds the mixture's initialisation. Default 0.
-    """
-
-    name = "shape"
+    name = "build"
     reads = ("centres", "sizes")
 
     def __init__(self, n_components: int = 2, seed: int = 0) -> None:
@@ -202,29 +190,77 @@ class ShapeDensity(MixtureDensity):
         sizes = np.log(np.maximum(objects.sizes.astype(np.float64), 1e-4))
         return np.concatenate([sizes, objects.centres[:, 1:].astype(np.float64)], axis=1)
 
-    def fit(self, videos: Sequence[ObjectAttributes]) -> ShapeDensity:
-        detected = [video.rows(video.sources == 0) for video in videos]
-        super().fit(detected if any(len(video) for video in detected) else videos)
-        self.floor_ = float(min(super(ShapeDensity, self).score(video).min() for video in detected if len(video))
-                            if any(len(video) for video in detected) else 0.0)
-        return self
-
-    def score(self, objects: ObjectAttributes) -> np.ndarray:
-        scores = super().score(objects)
-        scores[objects.sources != 0] = self.floor_
-        return scores
-
     def config(self) -> dict[str, Any]:
         return {"n_components": self.n_components, "seed": self.seed}
 
-    def state(self) -> dict[str, np.ndarray]:
-        return {**super().state(), "floor": np.array([self.floor_])}
 
-    def load_state(self, state: Mapping[str, np.ndarray]) -> ShapeDensity:
-        super().load_state(state)
-        self.floor_ = float(np.asarray(state["floor"]).reshape(-1)[0])
+class ShapeDensity(AttributeDensity):
+    """The box's build at its place, against the normal objects of the same source.
+
+    A wide vehicle among upright walkers, or an object far bigger than what usually appears
+    at that distance from the camera. Detector boxes outline objects, while a moving region's
+    box outlines its motion, so each source (:data:`anograph.io.shards.OBJECT_SOURCES`) gets
+    its own :class:`BuildMixture`, fitted on that source's training objects: a moving region
+    is compared with the moving regions of normal footage. A source with fewer than
+    ``min_objects`` training objects (or none) has no mixture, and its objects score as the
+    most ordinary training object does.
+
+    Parameters
+    ----------
+    n_components:
+        Mixture components per source. Default 2.
+    min_objects:
+        Training objects a source needs for a mixture of its own. Default 50.
+    seed:
+        Seeds the mixtures' initialisation. Default 0.
+    """
+
+    name = "shape"
+    reads = ("centres", "sizes")
+
+    def __init__(self, n_components: int = 2, min_objects: int = 50, seed: int = 0) -> None:
+        self.n_components = int(n_components)
+        self.min_objects = int(min_objects)
+        self.seed = int(seed)
+
+    def fit(self, videos: Sequence[ObjectAttributes]) -> ShapeDensity:
+        sources = np.unique(np.concatenate([video.sources for video in videos]))
+        self.mixtures_: dict[int, BuildMixture] = {}
+        for source in sources:
+            of_source = [video.rows(video.sources == source) for video in videos]
+            if sum(len(video) for video in of_source) >= self.min_objects:
+                self.mixtures_[int(source)] = BuildMixture(self.n_components, self.seed).fit(of_source)
+        if not self.mixtures_:  # too few objects of any one source: one mixture over all of them
+            self.mixtures_ = {int(source): BuildMixture(self.n_components, self.seed).fit(videos) for source in sources}
+        self.floor_ = 0.0
+        self.floor_ = float(min(self.score(video).min() for video in videos if len(video)))
         return self
 
+    def score(self, objects: ObjectAttributes) -> np.ndarray:
+        scores = np.full(len(objects), self.floor_)
+        for source, mixture in self.mixtures_.items():
+            rows = objects.sources == source
+            if rows.any():
+                scores[rows] = mixture.score(objects.rows(rows))
+        return scores
+
+    def config(self) -> dict[str, Any]:
+        return {"n_components": self.n_components, "min_objects": self.min_objects, "seed": self.seed}
+
+    def state(self) -> dict[str, np.ndarray]:
+        arrays = {"floor": np.array([self.floor_]), "sources": np.array(sorted(self.mixtures_), np.int64)}
+        for source, mixture in self.mixtures_.items():
+            arrays.update({f"source{source}_{key}": value for key, value in mixture.state().items()})
+        return arrays
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> ShapeDensity:
+        self.floor_ = float(np.asarray(state["floor"]).reshape(-1)[0])
+        self.mixtures_ = {}
+        for source in np.asarray(state["sources"]).reshape(-1).tolist():
+            prefix = f"source{source}_"
+            own = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+            self.mixtures_[int(source)] = BuildMixture(self.n_components, self.seed).load_state(own)
+        return self
 
 
 class ClassRarity(AttributeDensity):

@@ -95,6 +95,8 @@ class Scorer(ABC):
     """
 
     name: ClassVar[str]
+    #: Whether the score reads the trained GCN (its embeddings or its discriminator).
+    reads_gcn: ClassVar[bool] = False
 
     def __init__(self, context: ScorerContext) -> None:
         self.context = context
@@ -167,6 +169,7 @@ class DiscriminatorScorer(Scorer):
     """``-(h^T W s_train + c)``: the negated DGI logit against the training readout."""
 
     name = "discriminator"
+    reads_gcn = True
 
     def score(self, rows: NodeRows, bank: NodeRows) -> np.ndarray:
         summary = self.context.summary
@@ -198,6 +201,7 @@ class EmbeddingKnnScorer(KnnScorer):
     """kNN on the GCN embeddings."""
 
     name = "knn"
+    reads_gcn = True
 
     def values(self, rows: NodeRows) -> np.ndarray:
         return rows.embeddings
@@ -259,3 +263,5 @@ class GroupKnnScorer(Scorer):
 
 # The built-in scorers, in the order models report them.
 SCORERS = tuple(SCORER_CLASSES)
+#: The scorers that need a trained GCN; the others (and ``attributes``) are the same after any training.
+GCN_SCORERS = tuple(name for name, cls in SCORER_CLASSES.items() if cls.reads_gcn)

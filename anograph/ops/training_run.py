@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from anograph.defaults import DEFAULT_WINDOW_SECONDS
+from anograph.defaults import DEFAULT_SCORER, DEFAULT_WINDOW_SECONDS, REFERENCE_MAX_EPOCHS
 from anograph.errors import InputError
 from anograph.evaluation.ablations import discard_training_frames
 from anograph.graph.batches import ShardVideos
@@ -27,6 +27,7 @@ from anograph.graph.build import GraphConfig
 from anograph.io.shards import VideoFeatures, read_shard
 from anograph.io.storage import Storage
 from anograph.models.estimator import AnoGraph
+from anograph.models.scorers import GCN_SCORERS
 from anograph.serving.calibration import (
     DEFAULT_THRESHOLD_QUANTILE,
     FrameCalibration,
@@ -53,6 +54,25 @@ def model_options(model: AnoGraph) -> dict[str, Any]:
     return options
 
 
+def gcn_role(headline_scorer: str | None) -> str:
+    """``"headline"`` when ``headline_scorer`` (default :data:`DEFAULT_SCORER`) reads the GCN, else ``"reference"``."""
+    return "headline" if (headline_scorer or DEFAULT_SCORER) in GCN_SCORERS else "reference"
+
+
+def options_for_headline(options: Mapping[str, Any] | None, headline_scorer: str | None) -> dict[str, Any]:
+    """``options`` with the GCN's training budget set by what the headline scorer needs.
+
+    A headline that does not read the GCN (:func:`gcn_role` ``"reference"``) scores the same
+    after any training, so the GCN is trained for at most :data:`REFERENCE_MAX_EPOCHS`, which
+    keeps the paper's discriminator in the report without paying for a full fit. An explicit
+    ``max_epochs`` always wins.
+    """
+    options = dict(options or {})
+    if gcn_role(headline_scorer) == "reference" and options.get("max_epochs") is None:
+        options["max_epochs"] = REFERENCE_MAX_EPOCHS
+    return options
+
+
 @dataclass
 class TrainedModel:
     """A fitted model with its frame calibration and what the run did.
@@ -68,6 +88,7 @@ class TrainedModel:
     n_training_edges: int | None
     seconds: dict[str, float] = field(default_factory=dict)
     batch_nodes: int | None = None
+    gcn_role: str = "headline"
 
     @property
     def alert_thresholds(self) -> dict[str, float]:
@@ -86,6 +107,8 @@ class TrainedModel:
             "n_training_edges": self.n_training_edges,
             "n_epochs": self.model.n_epochs_,
             "training_separation": self.model.training_separation_,
+            "gcn": {"role": self.gcn_role, "max_epochs": int(self.model.max_epochs), "epochs": self.model.n_epochs_,
+                    "seconds": self.seconds.get("train")},
         }
         if self.batch_nodes is not None:
             summary["batch_nodes"] = self.batch_nodes
@@ -104,6 +127,7 @@ def train_model(
     fraction_seed: int = 0,
     batch_nodes: int | None = None,
     progress: Callable[[int, float], None] | None = None,
+    headline_scorer: str | None = None,
 ) -> TrainedModel:
     """Fit a model of ``options`` on the training shards at ``shard_keys`` and calibrate its alerts.
 
@@ -129,8 +153,11 @@ def train_model(
         calibrate reading one shard at a time.
     progress:
         ``progress(epoch, loss)`` after every epoch.
+    headline_scorer:
+        The scorer the model will be judged and served by (default :data:`DEFAULT_SCORER`); it
+        sets the GCN's training budget (:func:`options_for_headline`).
     """
-    model = new_model(options)
+    model = new_model(options_for_headline(options, headline_scorer))
     seconds: dict[str, float] = {}
     if batch_nodes is not None:
         if keep_fraction < 1.0:
@@ -157,7 +184,7 @@ def train_model(
                                              default_quantile=threshold_quantile)
         seconds["calibrate"] = time.perf_counter() - started
     return TrainedModel(model=model, calibration=calibration, n_training_nodes=n_nodes, n_training_edges=n_edges,
-                        seconds=seconds, batch_nodes=batch_nodes)
+                        seconds=seconds, batch_nodes=batch_nodes, gcn_role=gcn_role(headline_scorer))
 
 
 def save_trained_model(trained: TrainedModel, storage: Storage, key: str) -> None:

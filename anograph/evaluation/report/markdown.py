@@ -172,6 +172,18 @@ def _ablation_markdown(name: str, ablation: Mapping[str, Any], dataset: str, def
     return lines
 
 
+def gcn_training_note(gcn: Mapping[str, Any], default: str) -> str:
+    """What the report says of the GCN's training (``config.training.gcn``)."""
+    seconds = "" if gcn.get("seconds") is None else f", {gcn['seconds']:.1f} s"
+    if gcn.get("role") == "reference":
+        return (f"GCN training: the default scorer `{default}` does not read the trained GCN, which scores the same "
+                f"after any training, so the GCN was trained for at most {gcn['max_epochs']} epochs "
+                f"({gcn['epochs']} run{seconds}), only for the paper's reference scorers (`discriminator`, `knn`). "
+                "Their figures here are therefore not the paper's full training; `--epochs` sets a full budget.")
+    return (f"GCN training: the default scorer `{default}` reads the trained GCN; {gcn['epochs']} epochs of at most "
+            f"{gcn['max_epochs']}{seconds}, with early stopping on the training loss.")
+
+
 def report_markdown(report: Mapping[str, Any]) -> str:
     """``report.md``: the report dictionary (with ``images`` once plots are written) as Markdown."""
     sigma = report["smoothing_sigma"]
@@ -253,6 +265,9 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         "- Micro AUC pools every test frame into one ROC curve.",
         f"- {report.get('nlilo_accuracy_note', '')}",
     ]
+    gcn = report.get("config", {}).get("training", {}).get("gcn")
+    if gcn:
+        lines.append(f"- {gcn_training_note(gcn, default)}")
     if report["config"]:
         lines += [
             "",
