@@ -24,6 +24,7 @@ import torch
 from anograph.io.shards import read_shard
 from anograph.io.storage import Storage
 from anograph.models.estimator import AnoGraph
+from anograph.ops.model_versions import model_names, resolve_model
 
 BUDGET_MICROSECONDS = 50.0
 
@@ -31,7 +32,7 @@ BUDGET_MICROSECONDS = 50.0
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", required=True, help="the store of an `anograph run` (OUT/store)")
-    parser.add_argument("--model", help="model key under models/ (default: the only one)")
+    parser.add_argument("--model", help="model name (default: the only one); its current version is timed")
     parser.add_argument("--scorers", nargs="+", default=["attributes", "group_knn", "discriminator"])
     parser.add_argument("--radius", type=int, default=10, help="test-window radius in frames (default 10: one second of Ped2)")
     parser.add_argument("--repeats", type=int, default=3)
@@ -41,9 +42,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     storage = Storage(args.store)
-    names = sorted({key.split("/")[1] for key in storage.list("models")})
-    name = args.model or (names[0] if len(names) == 1 else parser.error(f"several models, pick --model: {names}"))
-    model = AnoGraph.load(storage, f"models/{name}")
+    names = model_names(storage)
+    name = args.model or (names[0] if len(names) == 1 else parser.error(f"pick --model from {names}"))
+    model = AnoGraph.load(storage, resolve_model(storage, name).model_key)
     # A run's model is named <dataset>-<extraction fingerprint>; its shards sit under shards/<fingerprint>/.
     fingerprints = [folder for folder in {key.split("/")[1] for key in storage.list("shards")} if name.endswith(folder)]
     if len(fingerprints) != 1:
