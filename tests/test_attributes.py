@@ -200,6 +200,18 @@ def test_velocity_density_reads_the_documented_columns(videos):
     assert full.label == "velocity(speed+direction+position)" and plain.label == "velocity(speed)"
 
 
+def test_velocity_per_height_divides_speeds_by_the_box_height(videos):
+    video = videos[0]
+    per_height = VelocityDensity(direction=True, per_height=True)
+    expected = video.flow[:, [FLOW_MEAN, FLOW_P90, MOVING_DX, MOVING_DY]] / np.maximum(video.sizes[:, 1:], 0.01)
+    np.testing.assert_allclose(per_height.values(video), expected, rtol=1e-6)
+    assert per_height.label == "velocity(speed per height+direction)"
+    # Twice as far (half the height) at half the image speed: the same pace.
+    far = video.with_changes(sizes=video.sizes / 2, flow=video.flow / 2)
+    np.testing.assert_allclose(per_height.values(far), per_height.values(video), rtol=1e-5)
+    assert per_height.config()["per_height"] is True
+
+
 def test_velocity_density_finds_doubled_speed_rare(videos):
     density = VelocityDensity().fit(videos[:4])
     video = videos[4]

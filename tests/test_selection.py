@@ -18,7 +18,7 @@ from synthetic_attributes import (
 from anograph.attributes.densities import make_density
 from anograph.attributes.ensemble import HeldOutFits, held_out_parts
 from anograph.attributes.objects import MOVING_DX, MOVING_DY, MOVING_FRACTION, ORIENTATION_START
-from anograph.selection.choice import select_attributes
+from anograph.selection.choice import VELOCITY_VARIANTS, select_attributes
 from anograph.selection.pseudo_anomalies import (
     FOLLOW_GAP,
     GENERATORS,
@@ -181,33 +181,35 @@ def test_a_follower_is_visible_to_the_interaction_density(validation):
 
 def chosen_velocity(selection) -> dict:
     step1 = [candidate for candidate in selection.candidates if candidate.step == "velocity variant"]
-    assert len(step1) == 4
+    assert len(step1) == len(VELOCITY_VARIANTS)
     velocity = [config for name, config in selection.chosen.attributes if name == "velocity"]
     best = max(step1, key=lambda candidate: candidate.mean_auc)
     return {"step1_best": best.attributes[0][1], "chosen": velocity[0] if velocity else None}
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_perspective_scene_chooses_the_position_aware_velocity(seed):
+def test_perspective_scene_chooses_a_velocity_that_corrects_for_perspective(seed):
+    # Image speed is proportional to box height here: speed per height is exactly the walking pace.
     selection = select_attributes(make_videos(4, seed=seed, speed=perspective_speed, heading=any_heading), seed=seed)
-    step1 = {candidate.labels[0]: candidate.aucs["speed"] for candidate in selection.candidates[:4]}
+    step1 = {candidate.labels[0]: candidate.aucs["speed"] for candidate in selection.candidates[:len(VELOCITY_VARIANTS)]}
     assert step1["velocity(speed+position)"] > step1["velocity(speed)"] + 0.05
+    assert step1["velocity(speed per height)"] > step1["velocity(speed)"] + 0.05
     velocity = chosen_velocity(selection)["chosen"]
-    assert velocity is not None and velocity["position_aware"]
+    assert velocity is not None and (velocity.get("per_height") or velocity["position_aware"])
 
 
 @pytest.mark.parametrize("seed", [0, 2])
-def test_uniform_scene_does_not_take_the_position_aware_velocity(seed):
+def test_uniform_scene_takes_no_perspective_correction(seed):
     # Speed means the same everywhere: position adds nothing (the flow vector may, since it holds the speed too).
     selection = select_attributes(make_videos(4, seed=seed, speed=uniform_speed, heading=any_heading), seed=seed)
     velocity = chosen_velocity(selection)["chosen"]
     assert velocity is not None
-    assert not velocity["position_aware"]
+    assert not velocity["position_aware"] and not velocity.get("per_height")
 
 
 def test_one_way_lane_chooses_the_direction_variant():
     selection = select_attributes(make_videos(4, seed=0, heading=rightward_heading))
-    reverse_auc = {candidate.labels[0]: candidate.aucs["reverse"] for candidate in selection.candidates[:4]}
+    reverse_auc = {candidate.labels[0]: candidate.aucs["reverse"] for candidate in selection.candidates[:len(VELOCITY_VARIANTS)]}
     assert reverse_auc["velocity(speed+direction)"] > 0.95 and reverse_auc["velocity(speed)"] == pytest.approx(0.5)
     velocity = chosen_velocity(selection)["chosen"]
     assert velocity is not None and velocity["direction"] and not velocity["position_aware"]

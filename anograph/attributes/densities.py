@@ -48,6 +48,8 @@ from anograph.models.knn import knn_mean_distance
 CLASS_SHARE_FLOOR = 1e-4
 #: Neighbour distances (in mean box heights) are capped here: farther is "alone".
 ALONE_DISTANCE = 4.0
+#: Box heights (frame heights) are floored here before speeds are divided by them.
+MIN_BOX_HEIGHT = 0.01
 #: Standard deviations below this are treated as this when standardising kNN inputs.
 SPREAD_FLOOR = 1e-6
 
@@ -143,6 +145,10 @@ class VelocityDensity(MixtureDensity):
     position_aware:
         Add the box centre and height, so that speed is judged against what is usual at that
         place and scale (fixed cameras with strong perspective). Default False.
+    per_height:
+        Measure speeds in the object's own box heights per frame instead of frame heights, so
+        that a near and a far walker at the same pace look alike under perspective (AI-VAD
+        divides person speeds by box height on ShanghaiTech). Default False.
     n_components:
         Mixture components. Default 2.
     seed:
@@ -152,27 +158,30 @@ class VelocityDensity(MixtureDensity):
     name = "velocity"
     reads = ("flow", "centres", "sizes")
 
-    def __init__(self, direction: bool = False, position_aware: bool = False, n_components: int = 2,
-                 seed: int = 0) -> None:
+    def __init__(self, direction: bool = False, position_aware: bool = False, per_height: bool = False,
+                 n_components: int = 2, seed: int = 0) -> None:
         self.direction = bool(direction)
         self.position_aware = bool(position_aware)
+        self.per_height = bool(per_height)
         self.n_components = int(n_components)
         self.seed = int(seed)
 
     @property
     def label(self) -> str:
-        parts = ["speed"] + (["direction"] if self.direction else []) + (["position"] if self.position_aware else [])
-        return "velocity(" + "+".join(parts) + ")"
+        parts = ["speed per height" if self.per_height else "speed"] + (["direction"] if self.direction else [])
+        return "velocity(" + "+".join(parts + (["position"] if self.position_aware else [])) + ")"
 
     def values(self, objects: ObjectAttributes) -> np.ndarray:
         columns = [FLOW_MEAN, FLOW_P90] + ([MOVING_DX, MOVING_DY] if self.direction else [])
         values = objects.flow[:, columns].astype(np.float64)
+        if self.per_height:
+            values = values / np.maximum(objects.sizes[:, 1:].astype(np.float64), MIN_BOX_HEIGHT)
         if self.position_aware:
             values = np.concatenate([values, objects.centres, objects.sizes[:, 1:]], axis=1)
         return values
 
     def config(self) -> dict[str, Any]:
-        return {"direction": self.direction, "position_aware": self.position_aware,
+        return {"direction": self.direction, "position_aware": self.position_aware, "per_height": self.per_height,
                 "n_components": self.n_components, "seed": self.seed}
 
 

@@ -1,11 +1,11 @@
 """Choose a dataset's attribute ensemble from its normal footage (the protocol the report shows).
 
-1. **Velocity variant.** Each variant of the velocity density (speed alone; with direction;
-   position-aware; both) is validated on the motion pseudo-anomalies (``speed``, ``reverse``,
+1. **Velocity variant.** Each variant of the velocity density (speed alone or with direction,
+   each in frame heights, in the object's box heights, or position-aware) is validated on the motion pseudo-anomalies (``speed``, ``reverse``,
    ``cross``), and the one with the highest mean frame AUC is kept (ties, within
-   :data:`AUC_TIE_TOLERANCE`, go to the simpler). Position-aware densities suit strong
-   perspective and fixed lanes, and cost accuracy where speed means the same everywhere;
-   the footage decides which holds.
+   :data:`AUC_TIE_TOLERANCE`, go to the simpler). Speeds per box height and position-aware
+   densities suit strong perspective (and the latter fixed lanes), and cost accuracy where
+   speed means the same everywhere; the footage decides which holds.
 2. **Attributes.** Every non-empty combination of the available attributes (that velocity,
    ``shape``, ``class`` where the detector has classes, ``appearance`` where the shards have it,
    ``interaction``) is validated on every applicable pseudo-anomaly kind. Its figure is the
@@ -40,6 +40,8 @@ from anograph.selection.validation import ValidationScores
 VELOCITY_VARIANTS = (
     {"direction": False, "position_aware": False},
     {"direction": True, "position_aware": False},
+    {"direction": False, "per_height": True},
+    {"direction": True, "per_height": True},
     {"direction": False, "position_aware": True},
     {"direction": True, "position_aware": True},
 )
