@@ -103,6 +103,32 @@ def test_a_static_box_has_no_moving_pixels() -> None:
         assert still["moving_flow_magnitude"] == 0.0 and still["box_flow_p90"] * HEIGHT < 0.5
 
 
+def test_camera_shake_is_removed_from_the_flow_that_boxes_read() -> None:
+    # The camera jumps 3 px left and right between frames; the square moves DX, DY over the scene.
+    margin, shakes = 10, [0, 3, -3, 3, -3]
+    scene = texture(HEIGHT + 2 * margin, WIDTH + 2 * margin, 4, seed=6)
+    frames, boxes = [], []
+    for index, shake in enumerate(shakes):
+        canvas = scene.copy()
+        left, top = 40 + DX * index, 40 + DY * index
+        canvas[top : top + SIDE, left : left + SIDE] = PATCHES[0]
+        frames.append(np.ascontiguousarray(canvas[margin : margin + HEIGHT, margin + shake : margin + shake + WIDTH]))
+        square = [left - margin - shake, top - margin, left - margin - shake + SIDE, top - margin + SIDE]
+        boxes.append(np.array([square, [140, 70, 180, 110]], np.float32))
+    results = {}
+    for compensate in (True, False):
+        motion = MotionFeatures(flow_preset="medium", compensate_camera_motion=compensate)
+        extractor = NodeFeatureExtractor(appearance=None, motion=motion, motion_boxes=False)
+        results[compensate] = [(flow_stats_of(extractor, frame.features[0]), flow_stats_of(extractor, frame.features[1]))
+                               for frame in pushed(extractor, frames, boxes)[1:]]
+    for square, still in results[True]:
+        assert square["moving_flow_dx"] * HEIGHT == pytest.approx(DX, abs=1.0)
+        assert square["moving_flow_dy"] * HEIGHT == pytest.approx(DY, abs=1.0)
+        assert still["box_flow_p50"] * HEIGHT < 0.5
+    # Without the compensation the shake is what the static box reads.
+    assert all(still["box_flow_p50"] * HEIGHT > 2.0 for _, still in results[False])
+
+
 def test_first_frame_takes_its_flow_from_the_next_frame() -> None:
     frames, boxes = square_scene(3, [(30, 30, DX, DY)])
     extractor = NodeFeatureExtractor(appearance=None)

@@ -66,6 +66,9 @@ class MotionFeatures:
     flow_scale:
         Frame size factor at which the flow is computed; ``None`` (default): 1.0 for DIS,
         0.5 for Farneback.
+    compensate_camera_motion:
+        Subtract each frame's median flow vector, the camera's shake (:class:`OpticalFlow`).
+        Default True.
     max_match_distance:
         Largest centre displacement, in current box heights, for a box to continue a
         track of the previous frame. Default 1.0.
@@ -83,10 +86,12 @@ class MotionFeatures:
         flow_method: str = "dis",
         flow_preset: str = "medium",
         track_window: int = 5,
+        compensate_camera_motion: bool = True,
     ) -> None:
         if n_orientation_bins < 1:
             raise InputError(None, f"n_orientation_bins must be at least 1, got {n_orientation_bins}")
-        self.optical_flow = OpticalFlow(flow_method, flow_preset, flow_scale)
+        self.optical_flow = OpticalFlow(flow_method, flow_preset, flow_scale,
+                                        compensate_camera_motion=compensate_camera_motion)
         self.tracker = BoxTracker(max_match_distance, track_window)
         self.n_orientation_bins = int(n_orientation_bins)
         self.reset()

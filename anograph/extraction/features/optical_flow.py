@@ -18,6 +18,11 @@ since the previous frame. It is computed as the negated backward flow ``-flow(t 
 so a box of frame ``t`` reads the flow of what is inside it in frame ``t``. The first frame
 of a video has no previous frame; it takes the forward flow ``flow(0 -> 1)`` instead, which
 is at frame 0's pixels too (see :class:`anograph.extraction.features.extractor.NodeFeatureExtractor.push`).
+
+Camera motion: by default the frame's median flow vector is subtracted from every pixel
+before anything reads the flow. Most of a surveillance frame is background, so the median is
+the camera's own shake or drift; without it, a shaking camera makes every object look fast.
+On a fixed camera the median is about zero and nothing changes.
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ class OpticalFlow:
     min_moving_magnitude:
         Smallest flow magnitude, in full-frame pixels per frame, of a moving pixel
         (:attr:`FrameFlow.moving_threshold`). Default 0.5.
+    compensate_camera_motion:
+        Subtract the frame's median flow vector (see the module docstring). Default True.
     """
 
     def __init__(
@@ -73,6 +80,7 @@ class OpticalFlow:
         preset: str = "medium",
         scale: float | None = None,
         min_moving_magnitude: float = DEFAULT_MIN_MOVING_MAGNITUDE,
+        compensate_camera_motion: bool = True,
     ) -> None:
         if method not in FLOW_METHODS:
             raise InputError(None, f"unknown flow method {method!r}; choose from {', '.join(FLOW_METHODS)}")
@@ -88,6 +96,7 @@ class OpticalFlow:
             raise InputError(None, f"min_moving_magnitude must not be negative, got {min_moving_magnitude}")
         self.scale = float(scale)
         self.min_moving_magnitude = float(min_moving_magnitude)
+        self.compensate_camera_motion = bool(compensate_camera_motion)
         self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset]) if method == "dis" else None
 
     def grey(self, frame: np.ndarray) -> np.ndarray:
@@ -120,7 +129,9 @@ class OpticalFlow:
         return -self.forward(current, previous, frame_shape)
 
     def frame_flow(self, flow: np.ndarray) -> FrameFlow:
-        """The :class:`FrameFlow` of a flow field, with this flow's moving threshold."""
+        """The :class:`FrameFlow` of a flow field, camera motion removed, with this flow's moving threshold."""
+        if self.compensate_camera_motion:
+            flow = flow - camera_motion(flow)
         return FrameFlow.of(flow, self.min_moving_magnitude)
 
     def describe(self) -> dict[str, Any]:
@@ -129,6 +140,7 @@ class OpticalFlow:
             "method": f"opencv-{self.method}",
             "scale": self.scale,
             "min_moving_magnitude": self.min_moving_magnitude,
+            "camera_motion": "frame median flow subtracted" if self.compensate_camera_motion else "kept",
         }
         if self.method == "dis":
             settings["preset"] = self.preset
@@ -139,6 +151,11 @@ class OpticalFlow:
 
     def __repr__(self) -> str:
         return f"OpticalFlow(method={self.method!r}, preset={self.preset!r}, scale={self.scale})"
+
+
+def camera_motion(flow: np.ndarray) -> np.ndarray:
+    """The ``(2,)`` float32 median flow vector of a frame (every 4th pixel each way: the median of a large background)."""
+    return np.median(flow[::4, ::4].reshape(-1, 2), axis=0).astype(np.float32)
 
 
 @dataclass
