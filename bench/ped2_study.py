@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anograph import metrics
+from anograph.evaluation import metrics
 from anograph.datasets import load_dataset
 from anograph.graph.windows import frame_scores, window_radius
 from anograph.io.extraction_settings import fingerprint_of
