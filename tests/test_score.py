@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from anograph.datasets.synthetic import SYNTHETIC_MANIFEST, generate_synthetic_dataset
+from anograph.errors import ModelArtifactError
 from anograph.extraction.extract import extract_video
 from anograph.graph.build import paired_iou
 from anograph.io.extraction_settings import ExtractionSettings
@@ -174,6 +175,16 @@ def test_live_scoring_of_a_looped_video_equals_offline_scoring(scene, tmp_path) 
     for live, batch in zip(alerts, offline.alerts, strict=True):
         assert [(frame, box) for frame, box, _, _ in live.top_objects] == [(o.frame, o.box) for o in batch.top_objects]
     assert report.detection["mean_ms"] > 0 and report.scoring["mean_ms"] > 0
+
+
+def test_serving_refuses_to_extract_with_other_settings_than_the_model_was_trained_with(scene) -> None:
+    scoring = load_scoring_model(scene["model"])
+    build_extraction(scoring.model)  # this anograph's defaults are the model's own
+    trained = scoring.model.extraction_features_
+    # As if the model had been trained before a default changed.
+    scoring.model.extraction_features_ = {**trained, "flow": {**trained["flow"], "preset": "fast"}}
+    with pytest.raises(ModelArtifactError, match=r"flow\.preset: fast -> medium"):
+        build_extraction(scoring.model)
 
 
 @pytest.mark.slow

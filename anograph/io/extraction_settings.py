@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from anograph.errors import ModelArtifactError
 from anograph.extraction.detectors import create_detector
 from anograph.extraction.detectors.base import Detector
 from anograph.extraction.features.extractor import NodeFeatureExtractor
@@ -126,3 +128,39 @@ def fingerprint_of(key: str) -> str:
     if len(parts) != 4 or parts[0] != "shards":
         raise ValueError(f"{key!r} is not a shard key (shards/<fingerprint>/<split>/<video>.<content>.parquet)")
     return parts[1]
+
+
+def extraction_differences(trained: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """``"motion_boxes.max_covered_fraction: 0.5 -> 0.25"`` for each setting two feature descriptions differ in.
+
+    The descriptions are :meth:`NodeFeatureExtractor.describe` results (compared as JSON, so a
+    tuple and the list it was saved as are alike); nested settings are named by their path.
+    """
+
+    def flat(value: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(value, dict):
+            return {key: item for name, child in value.items() for key, item in flat(child, f"{prefix}{name}.").items()}
+        return {prefix.rstrip("."): value}
+
+    before, after = (flat(json.loads(json.dumps(part, sort_keys=True, default=str))) for part in (trained, now))
+    return [f"{key}: {before.get(key, 'absent')} -> {after.get(key, 'absent')}"
+            for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+
+
+def check_same_extraction(trained: Mapping[str, Any] | None, now: Mapping[str, Any] | None,
+                          location: str | None, what: str) -> None:
+    """Refuse features made with other extraction settings than a model's training shards.
+
+    A model scores features as its training shards had them; features from another
+    optical-flow setting or motion-region threshold (a newer anograph's defaults, say) would be
+    scored silently wrong. ``trained`` is the model's record (empty for a model saved before it
+    kept one: nothing to compare), ``now`` the other features' description, ``what`` names them.
+    """
+    if not trained or not now:
+        return
+    differences = extraction_differences(trained, now)
+    if differences:
+        shown = "; ".join(differences[:4]) + ("; ..." if len(differences) > 4 else "")
+        raise ModelArtifactError(location, f"{what} differ from the model's training shards in their extraction "
+                                           f"settings ({shown}); retrain the model on features of these settings "
+                                           "(anograph run)")

@@ -89,6 +89,7 @@ def save_model(model: AnoGraph, storage: Storage, key: str) -> None:
         "feature_groups": list(model.feature_groups_),
         "class_names": model.class_names_,
         "detector": model.detector_,
+        "extraction_features": model.extraction_features_,
         "training": {
             "videos": model.training_videos_,
             "n_nodes": model.n_training_nodes_,
@@ -170,6 +171,7 @@ def _restore(
     model.selection_ = FeatureSelection(FeatureLayout.from_json(sidecar["feature_layout"]), sidecar["feature_groups"])
     model.class_names_ = list(sidecar["class_names"])
     model.detector_ = dict(sidecar["detector"])
+    model.extraction_features_ = dict(sidecar.get("extraction_features") or {})  # older models kept none
     training = sidecar["training"]
     model.training_videos_ = list(training["videos"])
     model.n_training_nodes_ = int(training["n_nodes"])

@@ -34,6 +34,7 @@ from anograph.errors import InputError, ModelArtifactError
 from anograph.graph.batches import ShardVideos
 from anograph.graph.build import GraphConfig, VideoNodes, build_graph, normalize_adjacency
 from anograph.graph.windows import WindowGraph, window_adjacency
+from anograph.io.extraction_settings import check_same_extraction
 from anograph.io.shards import ShardMetadata, VideoFeatures, read_metadata
 from anograph.io.storage import Storage
 from anograph.models.artifact import SIDECAR_FILE, load_model, save_model
@@ -321,6 +322,7 @@ class AnoGraph(BaseEstimator):
         self.selection_ = FeatureSelection.of(shared_layout(metadata, paths), self.feature_groups)
         self.class_names_ = list(metadata[0].class_names)
         self.detector_ = dict(metadata[0].detector)
+        self.extraction_features_ = dict(metadata[0].extraction.get("features") or {})
 
     def _adopt(self, parts: TrainedParts) -> None:
         """Keep the trained parts and fit every registered scorer on the sampled rows."""
@@ -384,6 +386,8 @@ class AnoGraph(BaseEstimator):
                 f"model was trained on feature layout {self.feature_layout_.to_json()} but shard "
                 f"{video.metadata.video!r} has {video.metadata.feature_layout.to_json()}; re-extract or retrain",
             )
+        check_same_extraction(self.extraction_features_, video.metadata.extraction.get("features"),
+                              _video_path(video), f"the features of shard {video.metadata.video!r}")
 
     def window_graph(self, video: VideoFeatures, window_radius: int) -> WindowGraph:
         """The video's test-window graph with its objects' standardised features and GCN embeddings."""

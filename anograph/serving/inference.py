@@ -34,7 +34,7 @@ from anograph.extraction.detectors.base import Detector
 from anograph.extraction.extract import extract_video
 from anograph.extraction.features.extractor import NodeFeatureExtractor
 from anograph.graph.windows import frame_scores, window_radius_for
-from anograph.io.extraction_settings import ExtractionSettings
+from anograph.io.extraction_settings import ExtractionSettings, check_same_extraction
 from anograph.io.shards import VideoFeatures
 from anograph.io.storage import Storage
 from anograph.io.video import open_video
@@ -128,6 +128,8 @@ def build_extraction(model: AnoGraph, weights: str | Path | None = None) -> tupl
     if layout != model.feature_layout_:
         raise ModelArtifactError(None, f"the rebuilt features have layout {layout.to_json()}, the model "
                                        f"{model.feature_layout_.to_json()}")
+    check_same_extraction(model.extraction_features_, extractor.describe(), None,
+                          "the features this anograph would extract")
     return detector, extractor
 
 
