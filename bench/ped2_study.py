@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anograph.evaluation import metrics
 from anograph.datasets import load_dataset
+from anograph.evaluation import metrics
 from anograph.graph.windows import frame_scores, window_radius
 from anograph.io.extraction_settings import fingerprint_of
 from anograph.io.shards import VideoFeatures, read_shard

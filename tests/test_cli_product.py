@@ -101,6 +101,7 @@ def test_score_prints_1_based_frames_and_reports_progress_at_once(trained, tmp_p
             assert int(line.split()[2].split("-")[0]) >= 1
 
 
+@pytest.mark.slow  # several CLI runs, each starting Prefect
 def test_a_bad_option_is_refused_before_any_work(tmp_path):
     root = tmp_path / "data"
     generate_synthetic_dataset(root, n_train_videos=1, n_test_videos=1, n_frames=10, seed=1)
@@ -121,6 +122,7 @@ def test_reading_commands_refuse_a_missing_storage_root_and_create_nothing(tmp_p
     assert not (tmp_path / "typo-store").exists()
 
 
+@pytest.mark.slow  # several CLI runs, each starting Prefect
 def test_pipeline_errors_are_one_line_with_the_traceback_in_the_log_file(tmp_path):
     wrong = tmp_path / "wrong"  # a folder dataset needs train/ and test/
     (wrong / "videos").mkdir(parents=True)

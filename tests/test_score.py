@@ -168,13 +168,29 @@ def test_live_scoring_of_a_looped_video_equals_offline_scoring(scene, tmp_path) 
     report = run_stream(iter_source_frames(video), detector, extractor, scorer,
                         on_frame=lambda frame: streamed.__setitem__(frame.frame, frame.score), on_alert=alerts.append)
     assert report.frames == 3 * N_FRAMES and sorted(streamed) == list(range(3 * N_FRAMES))
-    # float32 kNN distances (matrix-multiply form) differ in the last digits with the batch shape.
-    np.testing.assert_allclose([streamed[f] for f in range(3 * N_FRAMES)], offline.frame_scores, rtol=2e-4)
+    # float32 kNN distances (matrix-multiply form) differ in the last digits with the batch shape,
+    # so at a near tie the live and offline paths can pick a different k-th neighbour.
+    np.testing.assert_allclose([streamed[f] for f in range(3 * N_FRAMES)], offline.frame_scores, rtol=1e-3)
     assert len(offline.alerts) >= 3  # the anomaly once per loop
     assert [(a.interval.start, a.interval.end) for a in alerts] == [(a.start_frame, a.end_frame) for a in offline.alerts]
     for live, batch in zip(alerts, offline.alerts, strict=True):
         assert [(frame, box) for frame, box, _, _ in live.top_objects] == [(o.frame, o.box) for o in batch.top_objects]
     assert report.detection["mean_ms"] > 0 and report.scoring["mean_ms"] > 0
+
+
+@pytest.mark.parametrize("track_radius", [0, 3])
+def test_live_attribute_scores_equal_offline_ones_with_sources_and_track_smoothing(scene, track_radius) -> None:
+    scoring = load_scoring_model(scene["model"])
+    scoring.model.attribute_scoring().ensemble.track_radius = track_radius  # as if the selection had chosen it
+    offline = score_source(scoring, scene["video"], "attributes")
+    assert (offline.video.sources == 1).any()  # motion regions are scored by their own shape mixture
+    detector, extractor = build_extraction(scoring.model)
+    scorer = StreamScorer(scoring.model, "attributes", offline.window_radius, offline.threshold.value)
+    assert scorer.latency_frames >= track_radius
+    streamed = {}
+    run_stream(iter_source_frames(scene["video"]), detector, extractor, scorer,
+               on_frame=lambda frame: streamed.__setitem__(frame.frame, frame.score))
+    np.testing.assert_allclose([streamed[f] for f in range(N_FRAMES)], offline.frame_scores, rtol=1e-6, atol=1e-9)
 
 
 def test_serving_refuses_to_extract_with_other_settings_than_the_model_was_trained_with(scene) -> None:

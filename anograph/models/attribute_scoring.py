@@ -72,9 +72,14 @@ class AttributeScoring:
         return self.ensemble.score(object_attributes(video))
 
     def score_frame(self, boxes: np.ndarray, raw_features: np.ndarray, layout: FeatureLayout,
-                    frame_height: float) -> np.ndarray:
-        """Scores of one frame's objects from their raw rows (live scoring: the densities need no window)."""
-        objects = cut_attributes("live", np.zeros(len(boxes), np.int64), 1, boxes, raw_features, layout, frame_height)
+                    frame_height: float, sources: np.ndarray | None = None) -> np.ndarray:
+        """Scores of one frame's objects from their raw rows and sources (live scoring: no window needed).
+
+        Track smoothing spans frames, so it is left to the caller
+        (:class:`anograph.serving.live_scorer.StreamScorer`).
+        """
+        objects = cut_attributes("live", np.zeros(len(boxes), np.int64), 1, boxes, raw_features, layout, frame_height,
+                                 sources=sources)
         return self.ensemble.score(objects)
 
     def part_scores(self, video: VideoFeatures) -> dict[str, np.ndarray]:

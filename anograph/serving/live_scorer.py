@@ -90,6 +90,7 @@ class _Pending:
     rows: np.ndarray | None = None  # |Â| rows, row-normalised, over `columns`
     columns: slice | None = None
     raw_scores: np.ndarray | None = None
+    track_ids: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -126,6 +127,8 @@ class StreamScorer:
         self.tracker = IntervalTracker(threshold, min_frames, max_gap)
         self.top_count = int(top_count)
         self.encoder_weight = model.encoder_.linear.weight
+        # The attribute scorer's track smoothing, as offline: a track's scores within this many frames.
+        self.track_radius = model.attribute_scoring().ensemble.track_radius if scorer == ATTRIBUTE_SCORER else 0
         self.reset()
 
     def reset(self) -> None:
@@ -149,14 +152,16 @@ class StreamScorer:
     @property
     def latency_frames(self) -> int:
         """Frames that must arrive after frame ``t`` before its score is final."""
-        return 0 if self.causal else self.window.lookahead + self.steps
+        return 0 if self.causal else max(self.window.lookahead + self.steps, self.track_radius)
 
     def push(self, boxes: np.ndarray, class_ids: np.ndarray, raw_features: np.ndarray,
-             frame_height: float | None = None) -> tuple[list[ScoredFrame], list[StreamAlert]]:
+             frame_height: float | None = None, sources: np.ndarray | None = None,
+             track_ids: np.ndarray | None = None) -> tuple[list[ScoredFrame], list[StreamAlert]]:
         """Add the next frame (its detections and raw shard-layout node features).
 
         ``frame_height`` (pixels) is needed by the ``attributes`` scorer, whose speeds and sizes
-        are in frame heights.
+        are in frame heights; it also reads each object's ``sources`` and ``track_ids``
+        (:class:`anograph.extraction.features.extractor.FrameObjects`), as offline scoring does.
         """
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         features = self.model.standardize_features(raw_features)
@@ -168,8 +173,9 @@ class StreamScorer:
         if self.scorer == ATTRIBUTE_SCORER:
             if frame_height is None:
                 raise InputError(None, "the attributes scorer needs each frame's height: pass frame_height")
+            pending.track_ids = None if track_ids is None else np.asarray(track_ids, np.int64).reshape(-1)
             pending.raw_scores = self.model.attribute_scoring().score_frame(
-                boxes, raw_features, self.model.feature_layout_, frame_height)
+                boxes, raw_features, self.model.feature_layout_, frame_height, sources=sources)
         self._pending.append(pending)
         self._next_frame += 1
         self._next_object += len(boxes)
@@ -218,6 +224,8 @@ class StreamScorer:
             return [], []
         last_embedded = embedded[-1].index
         ready_until = last_embedded if (self.causal or end_of_stream) else last_embedded - self.steps
+        if self.track_radius and not (self.causal or end_of_stream):
+            ready_until = min(ready_until, self._pending[-1].index - self.track_radius)
         scored, alerts = [], []
         while self._next_final <= ready_until:
             frame = self._score_final(self._next_final)
@@ -226,7 +234,8 @@ class StreamScorer:
             self._track_objects(frame)
             self._next_final += 1
         # Keep what the next final frame, and the next embeddings, still need.
-        keep_from = min(self._next_final - self.steps, self._next_embed - self.window.effective_radius)
+        keep_from = min(self._next_final - max(self.steps, self.track_radius),
+                        self._next_embed - self.window.effective_radius)
         while self._pending and self._pending[0].index < keep_from:
             self._pending.popleft()
         return scored, alerts
@@ -249,8 +258,28 @@ class StreamScorer:
             for _ in range(self.steps):
                 values = matrix @ values
             scores = values[frame.start - start : frame.start - start + frame.size]
+        if self.track_radius and frame.size:
+            scores = self._smoothed_along_tracks(frame)
         score = float(np.max(scores)) if len(scores) else float("nan")
         return ScoredFrame(index, score, frame.boxes, frame.class_ids, np.asarray(scores, np.float64))
+
+    def _smoothed_along_tracks(self, frame: _Pending) -> np.ndarray:
+        """The frame's attribute scores averaged along each object's track within ``track_radius`` frames.
+
+        The same mean :func:`anograph.attributes.track_smoothing.smooth_along_tracks` takes
+        offline, over the held frames (in causal mode only the past ones have arrived).
+        """
+        scores = np.asarray(frame.raw_scores, np.float64).copy()
+        if frame.track_ids is None:
+            return scores
+        near = [p for p in self._pending if abs(p.index - frame.index) <= self.track_radius
+                and p.size and p.track_ids is not None and p.raw_scores is not None]
+        tracks = np.concatenate([p.track_ids for p in near])
+        values = np.concatenate([np.asarray(p.raw_scores, np.float64) for p in near])
+        for row, track in enumerate(frame.track_ids):
+            if track >= 0:
+                scores[row] = values[tracks == track].mean()
+        return scores
 
     def _track_objects(self, frame: ScoredFrame) -> None:
         """Keep the best objects of the interval the tracker has open (at most ``top_count``).
@@ -395,7 +424,7 @@ def run_stream(frames: Iterator[np.ndarray], detector: Detector, extractor: Node
         for objects in ready:
             tock, cpu_tock = time.perf_counter(), time.process_time()
             result = scorer.push(objects.detections.boxes, objects.detections.class_ids, objects.features,
-                                 frame_height=height)
+                                 frame_height=height, sources=objects.sources, track_ids=objects.track_ids)
             scoring.add(time.perf_counter() - tock, time.process_time() - cpu_tock)
             max_held = max(max_held, scorer.frames_held)
             deliver(*result)
