@@ -9,7 +9,13 @@ from typing import Any, NoReturn
 
 from anograph import __version__
 from anograph.cli.model_choice import VERSION_HELP
-from anograph.defaults import DEFAULT_SCORER, DEFAULT_SMOOTHING_SIGMA, DEFAULT_WINDOW_SECONDS, FALLBACK_SCORER
+from anograph.defaults import (
+    DEFAULT_SCORER,
+    DEFAULT_SMOOTHING_SIGMA,
+    DEFAULT_WINDOW_SECONDS,
+    FALLBACK_SCORER,
+    REFERENCE_MAX_EPOCHS,
+)
 from anograph.models.estimator import SCORERS, AnoGraph
 
 DESCRIPTION = ("Ano-Graph video anomaly detection: detect objects, build a spatio-temporal graph of them, "
@@ -45,7 +51,9 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                         help="test window half-width i in seconds (default 1.0, the paper's choice)")
     add_scorer_option(parser, "default scorer for the headline AUC and the alerts")
     parser.add_argument("--epochs", type=int, default=None,
-                        help=f"maximum DGI training epochs (default {DEFAULT_EPOCHS}, with early stopping)")
+                        help=f"maximum DGI training epochs, with early stopping (default {DEFAULT_EPOCHS} when "
+                             f"--scorer reads the GCN, else {REFERENCE_MAX_EPOCHS}: the GCN then serves the "
+                             "paper's reference scorers only)")
     parser.add_argument("--model-name", default=None,
                         help="model line to add the new version to (default DATASET-<extraction fingerprint>)")
     parser.add_argument("--hidden", type=int, default=None, help="GCN hidden channels (default 512)")
