@@ -200,6 +200,17 @@ def test_velocity_density_reads_the_documented_columns(videos):
     assert full.label == "velocity(speed+direction+position)" and plain.label == "velocity(speed)"
 
 
+def test_velocity_histogram_is_per_box_pixel_and_excludes_the_flow_vector(videos):
+    video = videos[0]
+    histogram = VelocityDensity(histogram=True)
+    values = histogram.values(video)
+    np.testing.assert_allclose(values[:, 2:], video.flow[:, 7:] * video.flow[:, 6:7], rtol=1e-6)
+    np.testing.assert_array_equal(values[:, :2], video.flow[:, [FLOW_MEAN, FLOW_P90]])
+    assert histogram.label == "velocity(speed+histogram)"
+    with pytest.raises(InputError, match="not both"):
+        VelocityDensity(direction=True, histogram=True)
+
+
 def test_velocity_per_height_divides_speeds_by_the_box_height(videos):
     video = videos[0]
     per_height = VelocityDensity(direction=True, per_height=True)

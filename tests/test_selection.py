@@ -195,7 +195,7 @@ def test_perspective_scene_chooses_a_velocity_that_corrects_for_perspective(seed
     assert step1["velocity(speed+position)"] > step1["velocity(speed)"] + 0.05
     assert step1["velocity(speed per height)"] > step1["velocity(speed)"] + 0.05
     velocity = chosen_velocity(selection)["chosen"]
-    assert velocity is not None and (velocity.get("per_height") or velocity["position_aware"])
+    assert velocity is not None and (velocity.get("per_height") or velocity.get("position_aware"))
 
 
 @pytest.mark.parametrize("seed", [0, 2])
@@ -204,7 +204,7 @@ def test_uniform_scene_takes_no_perspective_correction(seed):
     selection = select_attributes(make_videos(4, seed=seed, speed=uniform_speed, heading=any_heading), seed=seed)
     velocity = chosen_velocity(selection)["chosen"]
     assert velocity is not None
-    assert not velocity["position_aware"] and not velocity.get("per_height")
+    assert not velocity.get("position_aware") and not velocity.get("per_height")
 
 
 def test_one_way_lane_chooses_the_direction_variant():
@@ -212,7 +212,26 @@ def test_one_way_lane_chooses_the_direction_variant():
     reverse_auc = {candidate.labels[0]: candidate.aucs["reverse"] for candidate in selection.candidates[:len(VELOCITY_VARIANTS)]}
     assert reverse_auc["velocity(speed+direction)"] > 0.95 and reverse_auc["velocity(speed)"] == pytest.approx(0.5)
     velocity = chosen_velocity(selection)["chosen"]
-    assert velocity is not None and velocity["direction"] and not velocity["position_aware"]
+    assert velocity is not None and velocity.get("direction") and not velocity.get("position_aware")
+
+
+def swaying(video):
+    """Every box's moving pixels swing left and right in equal parts: the mean flow vector is about zero."""
+    flow = video.flow.copy()
+    magnitude = flow[:, 5]
+    flow[:, 3:5] = 0.02 * magnitude[:, None] * np.random.default_rng(len(video)).normal(size=(len(video), 2))
+    flow[:, 7:] = 0.0
+    flow[:, 7], flow[:, 7 + 4] = 0.5 * magnitude, 0.5 * magnitude
+    return video.with_changes(flow=flow)
+
+
+def test_motion_in_two_directions_at_once_chooses_the_histogram_velocity():
+    selection = select_attributes([swaying(video) for video in make_videos(4, seed=0, heading=any_heading)])
+    cross_auc = {candidate.labels[0]: candidate.aucs["cross"] for candidate in selection.candidates[:len(VELOCITY_VARIANTS)]}
+    # Turned a quarter turn, the swing is up and down: the histogram sees it, the mean vector does not.
+    assert cross_auc["velocity(speed+histogram)"] > 0.95 > 0.6 > cross_auc["velocity(speed+direction)"]
+    velocity = chosen_velocity(selection)["chosen"]
+    assert velocity is not None and velocity.get("histogram")
 
 
 def test_dominant_class_detector_keeps_class_rarity():

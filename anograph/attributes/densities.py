@@ -39,6 +39,8 @@ from anograph.attributes.objects import (
     FLOW_P90,
     MOVING_DX,
     MOVING_DY,
+    MOVING_FRACTION,
+    ORIENTATION_START,
     ObjectAttributes,
 )
 from anograph.errors import InputError
@@ -145,6 +147,11 @@ class VelocityDensity(MixtureDensity):
     position_aware:
         Add the box centre and height, so that speed is judged against what is usual at that
         place and scale (fixed cameras with strong perspective). Default False.
+    histogram:
+        Add the moving pixels' direction histogram instead of their mean flow vector: flow
+        magnitude per direction bin, per box pixel (AI-VAD's velocity feature). Motion in
+        several directions at once (limbs, a scuffle) cancels in a mean vector but not here.
+        Default False.
     per_height:
         Measure speeds in the object's own box heights per frame instead of frame heights, so
         that a near and a far walker at the same pace look alike under perspective (AI-VAD
@@ -159,8 +166,11 @@ class VelocityDensity(MixtureDensity):
     reads = ("flow", "centres", "sizes")
 
     def __init__(self, direction: bool = False, position_aware: bool = False, per_height: bool = False,
-                 n_components: int = 2, seed: int = 0) -> None:
+                 histogram: bool = False, n_components: int = 2, seed: int = 0) -> None:
+        if direction and histogram:
+            raise InputError(None, "velocity takes the flow vector (direction) or the histogram, not both")
         self.direction = bool(direction)
+        self.histogram = bool(histogram)
         self.position_aware = bool(position_aware)
         self.per_height = bool(per_height)
         self.n_components = int(n_components)
@@ -168,12 +178,16 @@ class VelocityDensity(MixtureDensity):
 
     @property
     def label(self) -> str:
-        parts = ["speed per height" if self.per_height else "speed"] + (["direction"] if self.direction else [])
+        parts = (["speed per height" if self.per_height else "speed"] + (["direction"] if self.direction else [])
+                 + (["histogram"] if self.histogram else []))
         return "velocity(" + "+".join(parts + (["position"] if self.position_aware else [])) + ")"
 
     def values(self, objects: ObjectAttributes) -> np.ndarray:
         columns = [FLOW_MEAN, FLOW_P90] + ([MOVING_DX, MOVING_DY] if self.direction else [])
         values = objects.flow[:, columns].astype(np.float64)
+        if self.histogram:  # the bins are per moving pixel; times the moving share, per box pixel
+            bins = objects.flow[:, ORIENTATION_START:] * objects.flow[:, MOVING_FRACTION : MOVING_FRACTION + 1]
+            values = np.concatenate([values, bins.astype(np.float64)], axis=1)
         if self.per_height:
             values = values / np.maximum(objects.sizes[:, 1:].astype(np.float64), MIN_BOX_HEIGHT)
         if self.position_aware:
@@ -182,7 +196,7 @@ class VelocityDensity(MixtureDensity):
 
     def config(self) -> dict[str, Any]:
         return {"direction": self.direction, "position_aware": self.position_aware, "per_height": self.per_height,
-                "n_components": self.n_components, "seed": self.seed}
+                "histogram": self.histogram, "n_components": self.n_components, "seed": self.seed}
 
 
 class BuildMixture(MixtureDensity):

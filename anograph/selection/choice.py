@@ -1,7 +1,8 @@
 """Choose a dataset's attribute ensemble from its normal footage (the protocol the report shows).
 
 1. **Velocity variant.** Each variant of the velocity density (speed alone or with direction,
-   each in frame heights, in the object's box heights, or position-aware) is validated on the motion pseudo-anomalies (``speed``, ``reverse``,
+   each in frame heights, in the object's box heights, or position-aware; speed with the
+   direction histogram, in frame or box heights) is validated on the motion pseudo-anomalies (``speed``, ``reverse``,
    ``cross``), and the one with the highest mean frame AUC is kept (ties, within
    :data:`AUC_TIE_TOLERANCE`, go to the simpler). Speeds per box height and position-aware
    densities suit strong perspective (and the latter fixed lanes), and cost accuracy where
@@ -44,6 +45,8 @@ VELOCITY_VARIANTS = (
     {"direction": True, "per_height": True},
     {"direction": False, "position_aware": True},
     {"direction": True, "position_aware": True},
+    {"histogram": True},
+    {"histogram": True, "per_height": True},
 )
 #: Mean-AUC gains below this are within the validation's sampling noise (a direction term on
 #: footage without a usual direction gains a little by chance): the simpler candidate wins.
