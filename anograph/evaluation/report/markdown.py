@@ -176,10 +176,10 @@ def gcn_training_note(gcn: Mapping[str, Any], default: str) -> str:
     """What the report says of the GCN's training (``config.training.gcn``)."""
     seconds = "" if gcn.get("seconds") is None else f", {gcn['seconds']:.1f} s"
     if gcn.get("role") == "reference":
-        return (f"GCN training: the default scorer `{default}` does not read the trained GCN, which scores the same "
-                f"after any training, so the GCN was trained for at most {gcn['max_epochs']} epochs "
+        return (f"GCN training: the default scorer `{default}` does not read the trained GCN, so it scores the same "
+                f"after any amount of training; the GCN was trained for at most {gcn['max_epochs']} epochs "
                 f"({gcn['epochs']} run{seconds}), only for the paper's reference scorers (`discriminator`, `knn`). "
-                "Their figures here are therefore not the paper's full training; `--epochs` sets a full budget.")
+                "Their figures here are therefore not from a full training; `--epochs` sets a full budget.")
     return (f"GCN training: the default scorer `{default}` reads the trained GCN; {gcn['epochs']} epochs of at most "
             f"{gcn['max_epochs']}{seconds}, with early stopping on the training loss.")
 
