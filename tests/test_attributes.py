@@ -200,6 +200,15 @@ def test_velocity_density_reads_the_documented_columns(videos):
     assert full.label == "velocity(speed+direction+position)" and plain.label == "velocity(speed)"
 
 
+def test_mixture_scores_do_not_depend_on_the_unit_of_the_speeds(videos):
+    # Speeds in pixels instead of frame heights (x 240): the same scores, so a variant's units cannot favour it.
+    in_pixels = [video.with_changes(flow=video.flow * 240.0) for video in videos]
+    density, rescaled = VelocityDensity(direction=True).fit(videos[:4]), VelocityDensity(direction=True).fit(in_pixels[:4])
+    np.testing.assert_allclose(rescaled.score(in_pixels[4]), density.score(videos[4]), rtol=1e-6, atol=1e-6)
+    restored = VelocityDensity(direction=True).load_state(density.state())
+    np.testing.assert_allclose(restored.score(videos[4]), density.score(videos[4]))
+
+
 def test_velocity_histogram_is_per_box_pixel_and_excludes_the_flow_vector(videos):
     video = videos[0]
     histogram = VelocityDensity(histogram=True)

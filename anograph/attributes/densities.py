@@ -98,7 +98,14 @@ def _concatenate(videos: Sequence[ObjectAttributes], values) -> np.ndarray:
 
 
 class MixtureDensity(AttributeDensity):
-    """Gaussian mixture (full covariance) over :meth:`values`; the score is the negative log likelihood."""
+    """Gaussian mixture (full covariance) over :meth:`values`; the score is the negative log likelihood.
+
+    The values are standardised first (each column by its training mean and standard
+    deviation), so that the mixture's small covariance regulariser means the same whatever a
+    column's unit: speeds in frame heights, speeds in box heights and histogram bins differ by
+    orders of magnitude, and an unscaled regulariser would smooth some variants far more than
+    others, confounding the selection between them. A constant column is left unscaled.
+    """
 
     n_components: int
     seed: int
@@ -109,22 +116,28 @@ class MixtureDensity(AttributeDensity):
 
     def fit(self, videos: Sequence[ObjectAttributes]) -> MixtureDensity:
         values = _concatenate(videos, self.values)
+        self.center_ = values.mean(axis=0)
+        spread = values.std(axis=0)
+        self.scale_ = np.where(spread > 0, spread, 1.0)
         components = max(1, min(self.n_components, len(values)))
         # One thread: on a busy machine the k-means initialisation's OpenMP threads spin, and a small fit crawls.
         with threadpool_limits(limits=1):
             self.mixture_ = GaussianMixture(components, covariance_type="full", reg_covar=1e-6,
-                                            random_state=self.seed).fit(values)
+                                            random_state=self.seed).fit(self._standardized(values))
         return self
+
+    def _standardized(self, values: np.ndarray) -> np.ndarray:
+        return (values - self.center_) / self.scale_
 
     def score(self, objects: ObjectAttributes) -> np.ndarray:
         if not len(objects):
             return np.zeros(0)
-        return -self.mixture_.score_samples(self.values(objects))
+        return -self.mixture_.score_samples(self._standardized(self.values(objects)))
 
     def state(self) -> dict[str, np.ndarray]:
         mixture = self.mixture_
         return {"weights": mixture.weights_, "means": mixture.means_, "covariances": mixture.covariances_,
-                "precisions_cholesky": mixture.precisions_cholesky_}
+                "precisions_cholesky": mixture.precisions_cholesky_, "center": self.center_, "scale": self.scale_}
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> MixtureDensity:
         mixture = GaussianMixture(len(state["weights"]), covariance_type="full")
@@ -133,6 +146,10 @@ class MixtureDensity(AttributeDensity):
         mixture.covariances_ = np.asarray(state["covariances"], np.float64)
         mixture.precisions_cholesky_ = np.asarray(state["precisions_cholesky"], np.float64)
         self.mixture_ = mixture
+        width = mixture.means_.shape[1]
+        # A model saved before the standardisation has neither: its mixture is over raw values.
+        self.center_ = np.asarray(state.get("center", np.zeros(width)), np.float64)
+        self.scale_ = np.asarray(state.get("scale", np.ones(width)), np.float64)
         return self
 
 
