@@ -46,10 +46,11 @@ def test_training_runs_with_the_budget_of_its_headline_and_says_so(shards, headl
     storage, keys = shards
     options = {"hidden_channels": 8, "patience": 1000, "seed": 0}  # no early stop: the budget is what runs
     trained = train_model(storage, keys, options, calibrate=False, headline_scorer=headline)
-    gcn = trained.summary("models/x")["gcn"]
-    assert trained.model.max_epochs == budget
-    assert gcn["epochs"] == trained.model.n_epochs_ == budget
+    summary = trained.summary("models/x")
+    gcn = summary["gcn"]
+    assert trained.model.max_epochs == gcn["max_epochs"] == budget
+    assert summary["n_epochs"] == trained.model.n_epochs_ == budget
     assert gcn["role"] == gcn_role(headline)
-    note = gcn_training_note(gcn, headline or DEFAULT_SCORER)
+    note = gcn_training_note(summary, headline or DEFAULT_SCORER)
     assert (f"at most {REFERENCE_MAX_EPOCHS} epochs" in note) == (headline is None)
     assert ("does not read the trained GCN" in note) == (headline is None)

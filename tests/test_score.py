@@ -201,6 +201,10 @@ def test_serving_refuses_to_extract_with_other_settings_than_the_model_was_train
     scoring.model.extraction_features_ = {**trained, "flow": {**trained["flow"], "preset": "fast"}}
     with pytest.raises(ModelArtifactError, match=r"flow\.preset: fast -> medium"):
         build_extraction(scoring.model)
+    # The default scorer reads the shard's rows directly; it refuses them too.
+    shard = score_source(load_scoring_model(scene["model"]), scene["video"], "attributes").video
+    with pytest.raises(ModelArtifactError, match=r"flow\.preset: fast -> medium"):
+        scoring.model.score_video(shard, 3, ["attributes"])
 
 
 @pytest.mark.slow

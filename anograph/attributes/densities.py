@@ -10,8 +10,9 @@ on different scales; :mod:`anograph.attributes.ensemble` puts them on one.
 name                   what is rare
 =====================  ========================================================================
 ``velocity``           the box's flow speed (mean and 90th percentile magnitude), optionally its
-                       direction and its place in the frame: Gaussian mixture, negative log
-                       likelihood (AI-VAD's velocity density, on box flow statistics)
+                       direction (mean vector or histogram), per box height, or with its place in
+                       the frame: Gaussian mixture, negative log likelihood (AI-VAD's velocity
+                       density, on box flow statistics)
 ``shape``              the box's build at its place (log width and height, vertical position),
                        against normal objects of the same source: Gaussian mixture per source,
                        negative log likelihood
@@ -272,7 +273,7 @@ class ShapeDensity(AttributeDensity):
                 self.mixtures_[int(source)] = BuildMixture(self.n_components, self.seed).fit(of_source)
         if not self.mixtures_:  # too few objects of any one source: one mixture over all of them
             self.mixtures_ = {int(source): BuildMixture(self.n_components, self.seed).fit(videos) for source in sources}
-        self.floor_ = 0.0
+        self.floor_ = 0.0  # placeholder while the floor itself is computed (sources without a mixture)
         self.floor_ = float(min(self.score(video).min() for video in videos if len(video)))
         return self
 

@@ -17,21 +17,29 @@ from anograph.attributes.objects import ObjectAttributes
 
 def smooth_along_tracks(objects: ObjectAttributes, scores: np.ndarray, radius: int) -> np.ndarray:
     """``(n,)`` each object's mean score over its track's objects within ``radius`` frames of it."""
+    return smooth_track_scores(objects.tracks, objects.frames, scores, radius)
+
+
+def smooth_track_scores(tracks: np.ndarray, frames: np.ndarray, scores: np.ndarray, radius: int) -> np.ndarray:
+    """:func:`smooth_along_tracks` on plain arrays: ``(n,)`` track ids (-1 untracked), frame indices, scores.
+
+    Live scoring (:class:`anograph.serving.live_scorer.StreamScorer`) calls it on the frames it holds.
+    """
     scores = np.asarray(scores, np.float64)
     if radius <= 0 or not len(scores):
         return scores
+    tracks, frames = np.asarray(tracks), np.asarray(frames)
     smoothed = scores.copy()
-    tracked = np.nonzero(objects.tracks >= 0)[0]
+    tracked = np.nonzero(tracks >= 0)[0]
     if not len(tracked):
         return smoothed
-    order = tracked[np.lexsort((objects.frames[tracked], objects.tracks[tracked]))]
-    tracks, frames = objects.tracks[order], objects.frames[order]
-    values = scores[order]
-    starts = np.r_[0, np.nonzero(np.diff(tracks))[0] + 1]
+    order = tracked[np.lexsort((frames[tracked], tracks[tracked]))]
+    track_of, frame_of = tracks[order], frames[order]
+    cumulative = np.r_[0.0, np.cumsum(scores[order])]
+    starts = np.r_[0, np.nonzero(np.diff(track_of))[0] + 1]
     stops = np.r_[starts[1:], len(order)]
-    cumulative = np.r_[0.0, np.cumsum(values)]
     for start, stop in zip(starts, stops, strict=True):
-        track_frames = frames[start:stop]
+        track_frames = frame_of[start:stop]
         low = start + np.searchsorted(track_frames, track_frames - radius, side="left")
         high = start + np.searchsorted(track_frames, track_frames + radius, side="right")
         smoothed[order[start:stop]] = (cumulative[high] - cumulative[low]) / (high - low)

@@ -364,7 +364,7 @@ class AnoGraph(BaseEstimator):
         self._check_fitted()
         videos = list(videos)
         for video in videos:
-            self._check_layout(video)
+            self._check_features(video)
         standardized = [self.standardizer_.transform(self.selection_.select(video.features)) for video in videos]
         adjacency = self._graph(videos, standardized)
         node_features = np.concatenate(standardized)
@@ -379,7 +379,7 @@ class AnoGraph(BaseEstimator):
         if not hasattr(self, "dgi_"):
             raise NotFittedError("this AnoGraph model is not fitted yet; call fit() or AnoGraph.load()")
 
-    def _check_layout(self, video: VideoFeatures) -> None:
+    def _check_features(self, video: VideoFeatures) -> None:
         if video.metadata.feature_layout != self.feature_layout_:
             raise ModelArtifactError(
                 _video_path(video),
@@ -392,7 +392,7 @@ class AnoGraph(BaseEstimator):
     def window_graph(self, video: VideoFeatures, window_radius: int) -> WindowGraph:
         """The video's test-window graph with its objects' standardised features and GCN embeddings."""
         self._check_fitted()
-        self._check_layout(video)
+        self._check_features(video)
         features = self.standardizer_.transform(self.selection_.select(video.features))
         if not np.all(np.isfinite(features)):  # (x - mean) / std is finite exactly where x is
             raise InputError(_video_path(video), f"video {video.metadata.video!r} has NaN or infinite features")
@@ -419,6 +419,7 @@ class AnoGraph(BaseEstimator):
         scorers = self.scorer_names if scorers is None else list(scorers)
         node_scorers = [name for name in scorers if name != ATTRIBUTE_SCORER]
         self._scorers(node_scorers)
+        self._check_features(video)  # the attribute scorer reads the raw rows, without window_graph()
         if video.n_objects == 0:
             return {name: np.zeros(0) for name in scorers}
         scores: dict[str, np.ndarray] = {}

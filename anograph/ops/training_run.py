@@ -107,8 +107,7 @@ class TrainedModel:
             "n_training_edges": self.n_training_edges,
             "n_epochs": self.model.n_epochs_,
             "training_separation": self.model.training_separation_,
-            "gcn": {"role": self.gcn_role, "max_epochs": int(self.model.max_epochs), "epochs": self.model.n_epochs_,
-                    "seconds": self.seconds.get("train")},
+            "gcn": {"role": self.gcn_role, "max_epochs": int(self.model.max_epochs)},
         }
         if self.batch_nodes is not None:
             summary["batch_nodes"] = self.batch_nodes

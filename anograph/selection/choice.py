@@ -1,9 +1,10 @@
 """Choose a dataset's attribute ensemble from its normal footage (the protocol the report shows).
 
-1. **Velocity variant.** Each variant of the velocity density (speed alone or with direction,
-   each in frame heights, in the object's box heights, or position-aware; speed with the
-   direction histogram, in frame or box heights) is validated on the motion pseudo-anomalies (``speed``, ``reverse``,
-   ``cross``), and the one with the highest mean frame AUC is kept (ties, within
+1. **Velocity variant.** Each variant of the velocity density (:data:`VELOCITY_VARIANTS`:
+   speed alone or with direction, each in frame heights, in the object's box heights, or
+   position-aware; speed with the direction histogram, in frame or box heights) is validated
+   on the motion pseudo-anomalies (``speed``, ``reverse``, ``cross``), and the one with the
+   highest mean frame AUC is kept (ties, within
    :data:`AUC_TIE_TOLERANCE`, go to the simpler). Speeds per box height and position-aware
    densities suit strong perspective (and the latter fixed lanes), and cost accuracy where
    speed means the same everywhere; the footage decides which holds.

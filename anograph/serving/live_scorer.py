@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 import torch
 
+from anograph.attributes.track_smoothing import smooth_track_scores
 from anograph.errors import InputError, VideoReadError
 from anograph.extraction.detectors.base import Detector
 from anograph.extraction.features.extractor import FrameObjects, NodeFeatureExtractor
@@ -266,20 +267,18 @@ class StreamScorer:
     def _smoothed_along_tracks(self, frame: _Pending) -> np.ndarray:
         """The frame's attribute scores averaged along each object's track within ``track_radius`` frames.
 
-        The same mean :func:`anograph.attributes.track_smoothing.smooth_along_tracks` takes
-        offline, over the held frames (in causal mode only the past ones have arrived).
+        Offline's smoothing (:func:`anograph.attributes.track_smoothing.smooth_track_scores`) over
+        the held frames (in causal mode only the past ones have arrived).
         """
-        scores = np.asarray(frame.raw_scores, np.float64).copy()
         if frame.track_ids is None:
-            return scores
+            return np.asarray(frame.raw_scores, np.float64)
         near = [p for p in self._pending if abs(p.index - frame.index) <= self.track_radius
                 and p.size and p.track_ids is not None and p.raw_scores is not None]
-        tracks = np.concatenate([p.track_ids for p in near])
-        values = np.concatenate([np.asarray(p.raw_scores, np.float64) for p in near])
-        for row, track in enumerate(frame.track_ids):
-            if track >= 0:
-                scores[row] = values[tracks == track].mean()
-        return scores
+        smoothed = smooth_track_scores(np.concatenate([p.track_ids for p in near]),
+                                       np.concatenate([np.full(p.size, p.index) for p in near]),
+                                       np.concatenate([p.raw_scores for p in near]), self.track_radius)
+        start = sum(p.size for p in near if p.index < frame.index)
+        return smoothed[start : start + frame.size]
 
     def _track_objects(self, frame: ScoredFrame) -> None:
         """Keep the best objects of the interval the tracker has open (at most ``top_count``).

@@ -172,15 +172,17 @@ def _ablation_markdown(name: str, ablation: Mapping[str, Any], dataset: str, def
     return lines
 
 
-def gcn_training_note(gcn: Mapping[str, Any], default: str) -> str:
-    """What the report says of the GCN's training (``config.training.gcn``)."""
-    seconds = "" if gcn.get("seconds") is None else f", {gcn['seconds']:.1f} s"
+def gcn_training_note(training: Mapping[str, Any], default: str) -> str:
+    """What the report says of the GCN's training (``config.training``: its ``gcn``, epochs and seconds)."""
+    gcn, epochs = training["gcn"], training["n_epochs"]
+    train_seconds = (training.get("seconds") or {}).get("train")
+    seconds = "" if train_seconds is None else f", {train_seconds:.1f} s"
     if gcn.get("role") == "reference":
         return (f"GCN training: the default scorer `{default}` does not read the trained GCN, so it scores the same "
                 f"after any amount of training; the GCN was trained for at most {gcn['max_epochs']} epochs "
-                f"({gcn['epochs']} run{seconds}), only for the paper's reference scorers (`discriminator`, `knn`). "
+                f"({epochs} run{seconds}), only for the paper's reference scorers (`discriminator`, `knn`). "
                 "Their figures here are therefore not from a full training; `--epochs` sets a full budget.")
-    return (f"GCN training: the default scorer `{default}` reads the trained GCN; {gcn['epochs']} epochs of at most "
+    return (f"GCN training: the default scorer `{default}` reads the trained GCN; {epochs} epochs of at most "
             f"{gcn['max_epochs']}{seconds}, with early stopping on the training loss.")
 
 
@@ -265,9 +267,9 @@ def report_markdown(report: Mapping[str, Any]) -> str:
         "- Micro AUC pools every test frame into one ROC curve.",
         f"- {report.get('nlilo_accuracy_note', '')}",
     ]
-    gcn = report.get("config", {}).get("training", {}).get("gcn")
-    if gcn:
-        lines.append(f"- {gcn_training_note(gcn, default)}")
+    training = report.get("config", {}).get("training", {})
+    if training.get("gcn"):
+        lines.append(f"- {gcn_training_note(training, default)}")
     if report["config"]:
         lines += [
             "",
