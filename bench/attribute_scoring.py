@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from anograph.io.extraction_settings import fingerprint_of
 from anograph.io.shards import read_shard
 from anograph.io.storage import Storage
 from anograph.models.estimator import AnoGraph
@@ -44,15 +45,14 @@ def main() -> None:
     storage = Storage(args.store)
     names = model_names(storage)
     name = args.model or (names[0] if len(names) == 1 else parser.error(f"pick --model from {names}"))
-    model = AnoGraph.load(storage, resolve_model(storage, name).model_key)
-    # A run's model is named <dataset>-<extraction fingerprint>; its shards sit under shards/<fingerprint>/.
-    fingerprints = [folder for folder in {key.split("/")[1] for key in storage.list("shards")} if name.endswith(folder)]
-    if len(fingerprints) != 1:
-        parser.error(f"no shard folder of model {name} under {args.store}/shards")
-    videos = [read_shard(storage, key) for key in sorted(storage.list(f"shards/{fingerprints[0]}/test"))
+    record = resolve_model(storage, name)
+    model = AnoGraph.load(storage, record.model_key)
+    # The test shards of the model's own extraction: the fingerprint of its training shards.
+    fingerprint = fingerprint_of(record.training_manifest["shards"][0])
+    videos = [read_shard(storage, key) for key in sorted(storage.list(f"shards/{fingerprint}/test"))
               if key.endswith(".parquet")]
     if not videos:
-        parser.error(f"no test shards of model {name} under {args.store}/shards/{fingerprints[0]}/test")
+        parser.error(f"no test shards of model {name} under {args.store}/shards/{fingerprint}/test")
     radius = args.radius
     n_objects = sum(video.n_objects for video in videos)
 

@@ -32,6 +32,7 @@ import torchvision
 
 from anograph.extraction.features.motion_boxes import MotionBoxes
 from anograph.extraction.features.optical_flow import OpticalFlow
+from anograph.io.extraction_settings import fingerprint_of
 from anograph.io.shards import read_shard
 from anograph.io.storage import Storage
 from anograph.io.video import open_video
@@ -43,6 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", required=True, help="the store of an `anograph run` (OUT/store)")
     parser.add_argument("--frames", required=True, help="folder holding the training videos, by shard video name")
+    parser.add_argument("--fingerprint", help="shard folder under shards/ (default: the only one)")
     parser.add_argument("--covered", type=float, nargs="+", default=[0.5, 0.25, 0.1])
     parser.add_argument("--iou", type=float, nargs="+", default=[0.3, 0.1])
     parser.add_argument("--step", type=int, default=4, help="every step-th frame (default 4)")
@@ -51,9 +53,12 @@ def main() -> None:
     args = parser.parse_args()
 
     storage = Storage(args.store)
-    keys = sorted(key for key in storage.list("shards") if "/train/" in key and key.endswith(".parquet"))
+    fingerprints = sorted({fingerprint_of(key) for key in storage.list("shards") if key.endswith(".parquet")})
+    fingerprint = args.fingerprint or (fingerprints[0] if len(fingerprints) == 1 else
+                                       parser.error(f"pick --fingerprint from {fingerprints}"))
+    keys = sorted(key for key in storage.list(f"shards/{fingerprint}/train") if key.endswith(".parquet"))
     if not keys:
-        parser.error(f"no training shards under {args.store}/shards")
+        parser.error(f"no training shards under {args.store}/shards/{fingerprint}/train")
     proposers = {(covered, iou): MotionBoxes(max_covered_fraction=covered, max_iou=iou)
                  for covered, iou in itertools.product(args.covered, args.iou)}
     counts = {pair: {"recovered": 0, "proposed": 0, "spurious": 0} for pair in proposers}
