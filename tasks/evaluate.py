@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from anograph.datasets import load_dataset
 from anograph.datasets.base import Dataset
 from anograph.errors import InputError, ModelArtifactError
-from anograph.evaluation.ablations import attribute_variants, embedding_map
+from anograph.evaluation.ablations import attribute_subsets, embedding_map
 from anograph.evaluation.report import build_report, object_regions, store_report, write_report
 from anograph.graph.windows import frame_scores, window_radius_for
 from anograph.io.shards import read_metadata, read_shard
@@ -148,9 +148,10 @@ def write_report_task(out_dir: str, frame_scores_by_scorer: dict[str, dict[str, 
 @task(name="score-attribute-parts", task_run_name="attribute-parts-{shard_key}", cache_policy=NO_CACHE,
       retry_condition_fn=retry_unless_bad_input)
 def score_attribute_parts(model: AnoGraph, storage_root: str, shard_key: str) -> tuple[str, dict[str, np.ndarray]]:
-    """Frame scores of one test video per variant of the attribute ablation (``attribute_variants``)."""
+    """Frame scores of one test video per variant of the attribute ablation (``attribute_subsets``)."""
     video = read_shard(Storage(storage_root), shard_key)
-    variants = attribute_variants(model.attribute_scoring().part_scores(video))
+    scoring = model.attribute_scoring()
+    variants = scoring.score_subsets(video, attribute_subsets(scoring.labels))
     offsets = video.frame_offsets()
     return video.metadata.video, {variant: frame_scores(scores, offsets) for variant, scores in variants.items()}
 

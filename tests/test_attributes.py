@@ -164,12 +164,37 @@ def test_calibrated_held_out_training_scores_span_zero_to_one(videos, name, conf
     assert np.median(in_sample) <= np.median(calibrated) + 1e-9
 
 
+def single_parts(ensemble: AttributeEnsemble, objects) -> dict[str, np.ndarray]:
+    return ensemble.score_subsets(objects, {label: [label] for label in ensemble.labels})
+
+
 def test_ensemble_score_is_the_sum_of_its_parts(videos):
     ensemble = AttributeEnsemble(ALL_ATTRIBUTES).fit(videos[:4])
-    parts = ensemble.score_parts(videos[4])
+    parts = single_parts(ensemble, videos[4])
     assert list(parts) == ensemble.labels
     assert ensemble.labels == ["velocity(speed+direction+position)", "class", "appearance", "interaction"]
     np.testing.assert_allclose(ensemble.score(videos[4]), sum(parts.values()), rtol=1e-12)
+
+
+def test_the_max_rule_takes_each_objects_oddest_attribute_and_smooths_after_combining(videos):
+    fitted = AttributeEnsemble(ALL_ATTRIBUTES, combination="max").fit(videos[:4])
+    parts = single_parts(fitted, videos[4])
+    combined = np.max(list(parts.values()), axis=0)
+    np.testing.assert_allclose(fitted.score(videos[4]), combined, rtol=1e-12)
+    assert not np.allclose(combined, sum(parts.values()))
+    # Track smoothing averages the combined score: max(mean) is not mean(max), so the order matters.
+    fitted.track_radius = 3
+    smoothed = smooth_along_tracks(videos[4], combined, 3)
+    np.testing.assert_allclose(fitted.score(videos[4]), smoothed, rtol=1e-12)
+    everything = fitted.score_subsets(videos[4], {"all": fitted.labels, "without class": [
+        label for label in fitted.labels if label != "class"]})
+    np.testing.assert_allclose(everything["all"], smoothed, rtol=1e-12)
+    assert not np.allclose(everything["without class"], smoothed)
+
+
+def test_an_unknown_combination_rule_is_an_input_error():
+    with pytest.raises(InputError, match="combination"):
+        AttributeEnsemble(ALL_ATTRIBUTES, combination="product")
 
 
 def test_reused_held_out_fits_give_the_same_calibration(videos):
@@ -272,14 +297,14 @@ def test_density_state_round_trip_gives_identical_scores(videos, name, config):
 
 
 def test_ensemble_state_round_trip_gives_identical_scores(videos):
-    ensemble = AttributeEnsemble(ALL_ATTRIBUTES).fit(videos[:4])
+    ensemble = AttributeEnsemble(ALL_ATTRIBUTES, track_radius=2, combination="max").fit(videos[:4])
     description, arrays = ensemble.state()
     description = json.loads(json.dumps(description))
     assert all(isinstance(value, np.ndarray) for value in arrays.values())
     restored = AttributeEnsemble.from_state(description, {key: value.copy() for key, value in arrays.items()})
-    assert restored.labels == ensemble.labels
-    for label, scores in ensemble.score_parts(videos[4]).items():
-        np.testing.assert_array_equal(restored.score_parts(videos[4])[label], scores)
+    assert (restored.labels, restored.combination, restored.track_radius) == (ensemble.labels, "max", 2)
+    for label, scores in single_parts(ensemble, videos[4]).items():
+        np.testing.assert_array_equal(single_parts(restored, videos[4])[label], scores)
     np.testing.assert_array_equal(restored.score(videos[4]), ensemble.score(videos[4]))
 
 

@@ -6,8 +6,12 @@ mapped to ``(s - low) / (high - low)``, where ``low`` is the minimum and ``high`
 :data:`CALIBRATION_QUANTILE` quantile of its *held-out* scores on the training objects:
 every training video is scored by a density fitted without it, as an unseen normal video
 would be (in-sample scores are optimistic, most of all for kNN, where every object finds
-itself at distance 0). A normal object then scores about 0..1 in every attribute, and the
-ensemble's score is the sum.
+itself at distance 0). A normal object then scores about 0..1 in every attribute.
+
+The ensemble's score combines them by one of :data:`COMBINATIONS`: the **sum** (AI-VAD's rule:
+evidence adds up, but every attribute's noise on normal objects adds up too) or the **max**
+(an object is as odd as its oddest attribute: an attribute that sees nothing raises the score
+only where its own noise exceeds the others'). Model selection chooses the rule per dataset.
 
 The held-out fits (:class:`HeldOutFits`) serve twice: for this calibration, and for the
 label-free model selection (:mod:`anograph.selection`), which scores pseudo-anomalies of
@@ -31,6 +35,18 @@ from anograph.errors import InputError
 CALIBRATION_QUANTILE = 0.999
 #: At most this many held-out folds: with more training videos, each fold holds several.
 MAX_FOLDS = 8
+#: How calibrated attribute scores combine into an object's score, simplest (and AI-VAD's) first.
+COMBINATIONS = ("sum", "max")
+
+
+def combine_scores(parts: Sequence[np.ndarray], combination: str = "sum") -> np.ndarray:
+    """``(n,)`` the calibrated ``parts`` (each ``(n,)``) combined by ``combination`` (:data:`COMBINATIONS`)."""
+    if combination not in COMBINATIONS:
+        raise InputError(None, f"attribute combination must be one of {list(COMBINATIONS)}, not {combination!r}")
+    if not len(parts):
+        raise InputError(None, "nothing to combine: no attribute scores")
+    stacked = np.asarray(parts, np.float64)
+    return stacked.sum(axis=0) if combination == "sum" else stacked.max(axis=0)
 
 
 def held_out_parts(videos: Sequence[ObjectAttributes], max_folds: int = MAX_FOLDS) -> list[list[ObjectAttributes]]:
@@ -101,7 +117,7 @@ class CalibratedDensity:
 
 
 class AttributeEnsemble:
-    """The sum of calibrated attribute densities: ``fit`` on normal videos, ``score`` objects.
+    """Calibrated attribute densities, combined: ``fit`` on normal videos, ``score`` objects.
 
     Parameters
     ----------
@@ -114,17 +130,21 @@ class AttributeEnsemble:
     track_radius:
         Average the summed score along each object's track over this many frames on either side
         (:mod:`anograph.attributes.track_smoothing`). Default 0 (off).
+    combination:
+        How the calibrated scores combine (:data:`COMBINATIONS`). Default ``"sum"``.
     """
 
     def __init__(self, attributes: Sequence[tuple[str, Mapping[str, Any]]],
                  calibration_quantile: float = CALIBRATION_QUANTILE, max_folds: int = MAX_FOLDS,
-                 track_radius: int = 0) -> None:
+                 track_radius: int = 0, combination: str = "sum") -> None:
         if not attributes:
             raise InputError(None, "an attribute ensemble needs at least one attribute")
+        combine_scores([np.zeros(0)], combination)  # rejects an unknown rule now, not at scoring time
         self.attributes = [(str(name), dict(config)) for name, config in attributes]
         self.calibration_quantile = float(calibration_quantile)
         self.max_folds = int(max_folds)
         self.track_radius = int(track_radius)
+        self.combination = combination
 
     def fit(self, videos: Sequence[ObjectAttributes],
             held_out: Mapping[int, HeldOutFits] | None = None) -> AttributeEnsemble:
@@ -148,23 +168,25 @@ class AttributeEnsemble:
     def labels(self) -> list[str]:
         return [part.density.label for part in self.parts_]
 
-    def score_parts(self, objects: ObjectAttributes) -> dict[str, np.ndarray]:
-        """Each attribute's calibrated score (smoothed along tracks as the sum is), by label."""
-        return {part.density.label: smooth_along_tracks(objects, part.score(objects), self.track_radius)
-                for part in self.parts_}
+    def score_subsets(self, objects: ObjectAttributes, subsets: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
+        """``name -> (n,)`` scores of each subset of the attributes (by label), combined and smoothed as
+        :meth:`score` does; each density scores once (the per-attribute ablation)."""
+        parts = {part.density.label: part.score(objects) for part in self.parts_}
+        return {name: smooth_along_tracks(objects, combine_scores([parts[label] for label in labels], self.combination),
+                                          self.track_radius)
+                for name, labels in subsets.items()}
 
     def score(self, objects: ObjectAttributes) -> np.ndarray:
-        """``(n,)`` the sum of the calibrated attribute scores, smoothed along tracks."""
-        total = np.zeros(len(objects))
-        for part in self.parts_:
-            total += part.score(objects)
-        return smooth_along_tracks(objects, total, self.track_radius)
+        """``(n,)`` the calibrated attribute scores combined by :attr:`combination`, smoothed along tracks."""
+        return smooth_along_tracks(objects, combine_scores([part.score(objects) for part in self.parts_],
+                                                           self.combination), self.track_radius)
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``(JSON description, arrays)`` for the model artifact."""
         description = {
             "calibration_quantile": self.calibration_quantile,
             "track_radius": self.track_radius,
+            "combination": self.combination,
             "attributes": [
                 {"name": name, "config": part.density.config(), "low": part.low, "high": part.high}
                 for (name, _), part in zip(self.attributes, self.parts_, strict=True)
@@ -182,7 +204,8 @@ class AttributeEnsemble:
         """The ensemble :meth:`state` described."""
         entries = description["attributes"]
         ensemble = cls([(entry["name"], entry["config"]) for entry in entries], description["calibration_quantile"],
-                       track_radius=int(description.get("track_radius", 0)))
+                       track_radius=int(description.get("track_radius", 0)),
+                       combination=description.get("combination", "sum"))  # saved before the rule was chosen
         ensemble.parts_ = []
         for index, entry in enumerate(entries):
             prefix = f"{index}."

@@ -251,15 +251,16 @@ ATTRIBUTES_NOTE = (
 ALL_ATTRIBUTES_LABEL = "all chosen"
 
 
-def attribute_variants(part_scores: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Object scores of the per-attribute ablation: the whole ensemble, each part alone, the rest without it."""
-    total = sum(part_scores.values()) if part_scores else np.zeros(0)
-    variants = {ALL_ATTRIBUTES_LABEL: np.asarray(total, np.float64)}
-    if len(part_scores) > 1:
-        for label, scores in part_scores.items():
-            variants[f"only {label}"] = scores
-            variants[f"without {label}"] = total - scores
-    return variants
+def attribute_subsets(labels: Sequence[str]) -> dict[str, list[str]]:
+    """Variant name -> attribute labels of the per-attribute ablation: the whole ensemble, each part
+    alone, the rest without it (scored by :meth:`~anograph.attributes.ensemble.AttributeEnsemble.score_subsets`,
+    which combines them by the ensemble's own rule)."""
+    subsets = {ALL_ATTRIBUTES_LABEL: list(labels)}
+    if len(labels) > 1:
+        for label in labels:
+            subsets[f"only {label}"] = [label]
+            subsets[f"without {label}"] = [other for other in labels if other != label]
+    return subsets
 
 
 def attribute_ablation(results: Sequence[tuple[str, Mapping[str, np.ndarray]]], chosen: Sequence[str],

@@ -13,7 +13,7 @@ fit that never saw it, as it does for the kNN scorers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -82,9 +82,9 @@ class AttributeScoring:
                                  sources=sources)
         return self.ensemble.score(objects)
 
-    def part_scores(self, video: VideoFeatures) -> dict[str, np.ndarray]:
-        """Each chosen attribute's calibrated score, by label (for per-attribute ablations)."""
-        return self.ensemble.score_parts(object_attributes(video))
+    def score_subsets(self, video: VideoFeatures, subsets: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
+        """``name -> (n,)`` object scores of each subset of the chosen attributes, by label (ablations)."""
+        return self.ensemble.score_subsets(object_attributes(video), subsets)
 
     def held_out_for(self, video_name: str) -> AttributeScoring:
         """The scoring a fold fitted without ``video_name`` gives, or this one where there is none."""
@@ -111,7 +111,7 @@ def _fold_ensembles(ensemble: AttributeEnsemble) -> dict[str, AttributeEnsemble]
     for fold_index, fold in enumerate(fits[0].folds):
         names = {video.video for video in fold}
         fold_ensemble = AttributeEnsemble(ensemble.attributes, ensemble.calibration_quantile, ensemble.max_folds,
-                                          ensemble.track_radius)
+                                          ensemble.track_radius, ensemble.combination)
         fold_ensemble.parts_ = [
             CalibratedDensity(fit.models[fold_index], part.low, part.high)
             for fit, part in zip(fits, ensemble.parts_, strict=True)

@@ -10,11 +10,12 @@
    speed means the same everywhere; the footage decides which holds.
 2. **Attributes.** Every non-empty combination of the available attributes (that velocity,
    ``shape``, ``class`` where the detector has classes, ``appearance`` where the shards have it,
-   ``interaction``) is validated on every applicable pseudo-anomaly kind. Its figure is the
-   mean over anomaly families (:data:`KIND_FAMILIES`: motion, shape, class, interaction) of
-   each family's mean AUC; the highest wins, and ties (within :data:`AUC_TIE_TOLERANCE`) go
-   to fewer attributes. An attribute no pseudo-anomaly speaks for is kept only if it does
-   not cost the others.
+   ``interaction``) is validated on every applicable pseudo-anomaly kind, once per rule that
+   combines their calibrated scores (:data:`~anograph.attributes.ensemble.COMBINATIONS`: the
+   sum, then the max). Its figure is the mean over anomaly families (:data:`KIND_FAMILIES`:
+   motion, shape, class, interaction) of each family's mean AUC; the highest wins, and ties
+   (within :data:`AUC_TIE_TOLERANCE`) go to the sum, then to fewer attributes. An attribute no
+   pseudo-anomaly speaks for is kept only if it does not cost the others.
 3. **Track smoothing.** The chosen sum, averaged along each object's track over the test
    window (:mod:`anograph.attributes.track_smoothing`), against no smoothing, on the same
    pseudo-anomalies (which alter whole tracks); ties go to no smoothing.
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from anograph.attributes.densities import ClassRarity, make_density
-from anograph.attributes.ensemble import MAX_FOLDS, AttributeEnsemble, HeldOutFits, held_out_parts
+from anograph.attributes.ensemble import COMBINATIONS, MAX_FOLDS, AttributeEnsemble, HeldOutFits, held_out_parts
 from anograph.attributes.objects import ObjectAttributes
 from anograph.selection.pseudo_anomalies import MOTION_KINDS, applicable_kinds
 from anograph.selection.validation import ValidationScores
@@ -63,13 +64,14 @@ KIND_FAMILIES = {"speed": "motion", "reverse": "motion", "cross": "motion", "sha
 
 @dataclass
 class CandidateResult:
-    """One validated candidate: its attributes and its frame AUC per pseudo-anomaly kind."""
+    """One validated candidate: its attributes, how they combine, and its frame AUC per pseudo-anomaly kind."""
 
     attributes: list[tuple[str, dict[str, Any]]]
     labels: list[str]
     aucs: dict[str, float]
     step: str
     track_radius: int = 0
+    combination: str = "sum"
 
     @property
     def mean_auc(self) -> float:
@@ -82,7 +84,7 @@ class CandidateResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"step": self.step, "attributes": self.labels, "aucs": self.aucs, "mean_auc": self.mean_auc,
-                "track_radius": self.track_radius}
+                "track_radius": self.track_radius, "combination": self.combination}
 
 
 @dataclass
@@ -161,11 +163,13 @@ def select_attributes(videos: Sequence[ObjectAttributes], seed: int = 0, max_fol
     pool.append(add("interaction", {"seed": seed}))
 
     combinations = []
-    for size in range(1, len(pool) + 1):
-        for keys in itertools.combinations(pool, size):
-            result = CandidateResult([specs[key] for key in keys], [fits[key].models[0].label for key in keys],
-                                     {kind: scores.auc(list(keys), kind) for kind in kinds}, "attributes")
-            combinations.append((keys, result))
+    for rule in COMBINATIONS:
+        for size in range(1 if rule == COMBINATIONS[0] else 2, len(pool) + 1):  # one attribute: every rule agrees
+            for keys in itertools.combinations(pool, size):
+                result = CandidateResult([specs[key] for key in keys], [fits[key].models[0].label for key in keys],
+                                         {kind: scores.auc(list(keys), kind, combination=rule) for kind in kinds},
+                                         "attributes", combination=rule)
+                combinations.append((keys, result))
     candidates += [result for _, result in combinations]
     chosen_keys, chosen = next((keys, result) for keys, result in combinations
                                if result is _best([r for _, r in combinations]))
@@ -173,11 +177,13 @@ def select_attributes(videos: Sequence[ObjectAttributes], seed: int = 0, max_fol
     smoothing = [chosen]
     for radius in sorted({int(radius) for radius in track_radii} - {0}):
         smoothing.append(CandidateResult(chosen.attributes, chosen.labels,
-                                         {kind: scores.auc(list(chosen_keys), kind, radius) for kind in kinds},
-                                         f"track smoothing {radius}", track_radius=radius))
+                                         {kind: scores.auc(list(chosen_keys), kind, radius, chosen.combination)
+                                          for kind in kinds},
+                                         f"track smoothing {radius}", track_radius=radius,
+                                         combination=chosen.combination))
     candidates += smoothing[1:]
     chosen = _best(smoothing)
     ensemble = AttributeEnsemble([specs[key] for key in chosen_keys], max_folds=max_folds,
-                                 track_radius=chosen.track_radius)
+                                 track_radius=chosen.track_radius, combination=chosen.combination)
     ensemble.fit(videos, held_out={position: fits[key] for position, key in enumerate(chosen_keys)})
     return Selection(ensemble, chosen, candidates, kinds, len(folds), sorted(set(notes)))

@@ -9,7 +9,7 @@ asks what the product is judged on (ranking frames), and an attribute that only 
 to normal frames lowers it, as it would lower a real test AUC.
 
 Raw scores are computed once per attribute, fold, video and kind (:class:`ValidationScores`);
-a combination's figure then only sums calibrated scores, so many combinations cost little.
+a combination's figure then only combines calibrated scores, so many combinations cost little.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from anograph.attributes.ensemble import CALIBRATION_QUANTILE, HeldOutFits
+from anograph.attributes.ensemble import CALIBRATION_QUANTILE, HeldOutFits, combine_scores
 from anograph.attributes.objects import ObjectAttributes
 from anograph.attributes.track_smoothing import smooth_along_tracks
 from anograph.selection.pseudo_anomalies import GENERATORS, JOINING_KINDS, PseudoAnomalyContext, eligible_rows
@@ -115,21 +115,22 @@ class ValidationScores:
                 [scale(fits.score(index, video)) for video in fold] for index, fold in enumerate(self.altered[kind])
             ]
 
-    def auc(self, keys: Sequence[int], kind: str, track_radius: int = 0) -> float:
-        """Frame-level AUC of the sum of the attributes ``keys`` on pseudo-anomalies of ``kind``.
+    def auc(self, keys: Sequence[int], kind: str, track_radius: int = 0, combination: str = "sum") -> float:
+        """Frame-level AUC of the attributes ``keys``, combined by ``combination``, on pseudo-anomalies of ``kind``.
 
-        ``track_radius`` smooths the summed scores along tracks first, clean and altered alike
+        ``track_radius`` smooths the combined scores along tracks first, clean and altered alike
         (:func:`anograph.attributes.track_smoothing.smooth_along_tracks`).
         """
         clean_frames, altered_frames = [], []
         for fold_index, fold in enumerate(self.folds):
             for video_index, video in enumerate(fold):
-                clean = sum(self._clean[key][fold_index][video_index] for key in keys)
+                clean = combine_scores([self._clean[key][fold_index][video_index] for key in keys], combination)
                 chosen = self.chosen[kind][fold_index][video_index]
                 if not len(chosen):
                     continue
                 altered = clean.copy()
-                altered[chosen] = sum(self._bad[(key, kind)][fold_index][video_index][chosen] for key in keys)
+                altered[chosen] = combine_scores([self._bad[(key, kind)][fold_index][video_index][chosen] for key in keys],
+                                                 combination)
                 # The altered objects replace the originals: a change an attribute cannot see, or
                 # sees only as noise, leaves the figure at 0.5 rather than rewarding the noise.
                 clean = smooth_along_tracks(video, clean, track_radius)

@@ -15,12 +15,20 @@ def _auc(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
+def candidate_label(candidate: Mapping[str, Any]) -> str:
+    """``a + b`` for a sum of attributes, ``max(a, b)`` for their maximum (:mod:`anograph.attributes.ensemble`)."""
+    labels = list(candidate["attributes"])
+    if candidate.get("combination", "sum") == "max" and len(labels) > 1:
+        return f"max({', '.join(labels)})"
+    return " + ".join(labels)
+
+
 def selection_markdown(selection: Mapping[str, Any] | None) -> list[str]:
     """Markdown lines of the section, or none when the model has no attribute scorer."""
     if not selection:
         return []
     kinds = list(selection["kinds"])
-    chosen = selection["chosen"]["attributes"]
+    chosen = selection["chosen"]
     lines = [
         "",
         "## Model selection (training footage only)",
@@ -32,15 +40,19 @@ def selection_markdown(selection: Mapping[str, Any] | None) -> list[str]:
         "The test labels were not read. The GCN trained with DGI is not one of the attributes: it "
         "serves the `discriminator` and `knn` rows.",
         "",
-        f"Chosen: **{' + '.join(chosen)}**.",
+        f"Chosen: **{candidate_label(chosen)}**"
+        + (f", averaged along tracks over {chosen['track_radius']} frames each side" if chosen.get("track_radius") else "")
+        + ".",
         "",
         "| step | attributes | " + " | ".join(kinds) + " | mean |",
         "|---|---|" + "---|" * (len(kinds) + 1),
     ]
     for candidate in selection["candidates"]:
-        mark = "**" if candidate["step"] == "attributes" and candidate["attributes"] == chosen else ""
+        same = (candidate["attributes"] == chosen["attributes"]
+                and candidate.get("combination", "sum") == chosen.get("combination", "sum"))
+        mark = "**" if candidate["step"] == "attributes" and same else ""
         cells = [_auc(candidate["aucs"].get(kind)) for kind in kinds]
-        lines.append(f"| {candidate['step']} | {mark}{' + '.join(candidate['attributes'])}{mark} | "
+        lines.append(f"| {candidate['step']} | {mark}{candidate_label(candidate)}{mark} | "
                      + " | ".join(cells) + f" | {_auc(candidate['mean_auc'])} |")
     lines += [f"- {note}" for note in selection.get("notes", [])]
     return lines
