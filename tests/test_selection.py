@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 from synthetic_attributes import (
     any_heading,
     make_video,
@@ -18,7 +19,7 @@ from synthetic_attributes import (
 from anograph.attributes.densities import make_density
 from anograph.attributes.ensemble import HeldOutFits, held_out_parts
 from anograph.attributes.objects import MOVING_DX, MOVING_DY, MOVING_FRACTION, ORIENTATION_START
-from anograph.selection.choice import VELOCITY_VARIANTS, select_attributes
+from anograph.selection.choice import AUC_TIE_TOLERANCE, VELOCITY_VARIANTS, select_attributes
 from anograph.selection.pseudo_anomalies import (
     FOLLOW_GAP,
     GENERATORS,
@@ -32,7 +33,7 @@ from anograph.selection.pseudo_anomalies import (
     swap_class,
     swap_shape,
 )
-from anograph.selection.validation import ValidationScores
+from anograph.selection.validation import ValidationScores, frame_maxima
 
 FIELDS = [field.name for field in dataclasses.fields(make_video("v", np.random.default_rng(0), n_frames=2))]
 
@@ -156,6 +157,31 @@ def test_validation_auc_is_high_for_an_obvious_kind(validation):
     assert validation.auc([0, 1], "class") > validation.auc([0], "class") + 0.3
 
 
+def test_validation_combines_attributes_by_the_rule_it_is_given(validation):
+    # By hand: each object takes its largest calibrated score, the altered objects their largest
+    # altered one, and each frame its worst object.
+    clean_frames, altered_frames = [], []
+    for fold_index, fold in enumerate(validation.folds):
+        for video_index, video in enumerate(fold):
+            chosen = validation.chosen["class"][fold_index][video_index]
+            if not len(chosen):
+                continue
+            clean = np.maximum(validation._clean[1][fold_index][video_index], validation._clean[2][fold_index][video_index])
+            altered = clean.copy()
+            altered[chosen] = np.maximum(validation._bad[(1, "class")][fold_index][video_index][chosen],
+                                         validation._bad[(2, "class")][fold_index][video_index][chosen])
+            keep = np.isin(video.frames, video.frames[chosen])
+            sub = video.rows(keep)
+            clean_frames.append(frame_maxima(sub, clean[keep]))
+            altered_frames.append(frame_maxima(sub, altered[keep]))
+    clean_values, altered_values = np.concatenate(clean_frames), np.concatenate(altered_frames)
+    expected = roc_auc_score(np.r_[np.zeros(len(clean_values)), np.ones(len(altered_values))],
+                             np.r_[clean_values, altered_values])
+    # class + interaction on `class`: the interaction density's noise separates the two rules.
+    assert validation.auc([1, 2], "class", combination="max") == pytest.approx(expected, abs=1e-12)
+    assert abs(validation.auc([1, 2], "class", combination="sum") - expected) > 1e-3
+
+
 def test_validation_alters_whole_tracks_and_leaves_the_other_objects(validation):
     for kind in validation.kinds:
         _, changes = GENERATORS[kind]
@@ -272,3 +298,21 @@ def test_cross_turns_the_heading_a_quarter_and_shape_swaps_the_build(video):
     built = swap_shape(video, rng, context)
     np.testing.assert_array_equal(built.sizes, video.sizes[:, ::-1])
     assert built.flow is video.flow
+
+
+def test_selection_validates_both_combination_rules_and_fits_the_chosen_one():
+    selection = select_attributes(make_videos(4, seed=0, class_shares=(0.99, 0.005, 0.005)))
+    combined = [candidate for candidate in selection.candidates if candidate.step == "attributes"]
+    by_rule = {rule: [c for c in combined if c.combination == rule] for rule in ("sum", "max")}
+    # One attribute alone is the same under either rule, so only the sum lists it.
+    assert {len(c.labels) for c in by_rule["max"]} == {2, 3, 4, 5}
+    assert len(by_rule["max"]) == len([c for c in by_rule["sum"] if len(c.labels) > 1])
+    assert selection.ensemble.combination == selection.chosen.combination
+    best_sum = max(c.mean_auc for c in by_rule["sum"])
+    best_max = max(c.mean_auc for c in by_rule["max"])
+    # The max must beat the sum by more than the tolerance to be chosen; ties go to the sum.
+    expected = "max" if best_max > best_sum + AUC_TIE_TOLERANCE else "sum"
+    assert selection.chosen.combination == expected
+    record = selection.to_json()
+    assert record["chosen"]["combination"] == expected
+    assert {candidate["combination"] for candidate in record["candidates"]} == {"sum", "max"}

@@ -34,7 +34,13 @@ from typing import Any
 import numpy as np
 
 from anograph.attributes.densities import ClassRarity, make_density
-from anograph.attributes.ensemble import COMBINATIONS, MAX_FOLDS, AttributeEnsemble, HeldOutFits, held_out_parts
+from anograph.attributes.ensemble import (
+    COMBINATIONS,
+    MAX_FOLDS,
+    AttributeEnsemble,
+    HeldOutFits,
+    held_out_parts,
+)
 from anograph.attributes.objects import ObjectAttributes
 from anograph.selection.pseudo_anomalies import MOTION_KINDS, applicable_kinds
 from anograph.selection.validation import ValidationScores
