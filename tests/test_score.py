@@ -178,10 +178,13 @@ def test_live_scoring_of_a_looped_video_equals_offline_scoring(scene, tmp_path) 
     assert report.detection["mean_ms"] > 0 and report.scoring["mean_ms"] > 0
 
 
-@pytest.mark.parametrize("track_radius", [0, 3])
-def test_live_attribute_scores_equal_offline_ones_with_sources_and_track_smoothing(scene, track_radius) -> None:
+@pytest.mark.parametrize(("track_radius", "combination"), [(0, "sum"), (3, "sum"), (3, "max")])
+def test_live_attribute_scores_equal_offline_ones_with_sources_and_track_smoothing(scene, track_radius,
+                                                                                 combination) -> None:
     scoring = load_scoring_model(scene["model"])
-    scoring.model.attribute_scoring().ensemble.track_radius = track_radius  # as if the selection had chosen it
+    ensemble = scoring.model.attribute_scoring().ensemble
+    assert len(ensemble.labels) > 1  # so that the two rules differ
+    ensemble.track_radius, ensemble.combination = track_radius, combination  # as if the selection had chosen them
     offline = score_source(scoring, scene["video"], "attributes")
     assert (offline.video.sources == 1).any()  # motion regions are scored by their own shape mixture
     detector, extractor = build_extraction(scoring.model)
