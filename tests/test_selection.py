@@ -316,3 +316,20 @@ def test_selection_validates_both_combination_rules_and_fits_the_chosen_one():
     record = selection.to_json()
     assert record["chosen"]["combination"] == expected
     assert {candidate["combination"] for candidate in record["candidates"]} == {"sum", "max"}
+
+
+def test_the_report_names_the_rule_and_marks_the_chosen_candidate():
+    from anograph.evaluation.report.selection_markdown import selection_markdown
+
+    selection = select_attributes(make_videos(4, seed=0, class_shares=(0.99, 0.005, 0.005))).to_json()
+    chosen = {**selection["chosen"], "combination": "max", "track_radius": 3}
+    assert len(chosen["attributes"]) > 1  # so that a max candidate of the same attributes is listed
+    record = {**selection, "chosen": chosen}
+    text = "\n".join(selection_markdown(record))
+    labels = ", ".join(chosen["attributes"])
+    assert f"Chosen: **max({labels})**, averaged along tracks over 3 frames each side." in text
+    marked = [line for line in text.splitlines() if line.startswith("| attributes | **")]
+    assert marked == [line for line in text.splitlines() if f"| **max({labels})** |" in line]
+    assert len(marked) == 1
+    # The same attributes summed are listed, unmarked, as `a + b`.
+    assert f"| attributes | {' + '.join(chosen['attributes'])} |" in text
