@@ -183,10 +183,16 @@ def test_the_max_rule_takes_each_objects_oddest_attribute_and_smooths_after_comb
     np.testing.assert_allclose(fitted.score(videos[4]), combined, rtol=1e-12)
     assert not np.allclose(combined, sum(parts.values()))
     # Track smoothing averages the combined score: max(mean) is not mean(max), so the order matters.
+    frames = videos[4].frames
+    first_of_frame = np.searchsorted(frames, frames, side="left")
+    tracked = videos[4].with_changes(tracks=np.arange(len(frames)) - first_of_frame)  # k-th object: track k
     fitted.track_radius = 3
-    smoothed = smooth_along_tracks(videos[4], combined, 3)
-    np.testing.assert_allclose(fitted.score(videos[4]), smoothed, rtol=1e-12)
-    everything = fitted.score_subsets(videos[4], {"all": fitted.labels, "without class": [
+    smoothed = smooth_along_tracks(tracked, combined, 3)
+    assert not np.allclose(smoothed, combined)
+    smoothed_first = np.max([smooth_along_tracks(tracked, part, 3) for part in parts.values()], axis=0)
+    assert not np.allclose(smoothed, smoothed_first)
+    np.testing.assert_allclose(fitted.score(tracked), smoothed, rtol=1e-12)
+    everything = fitted.score_subsets(tracked, {"all": fitted.labels, "without class": [
         label for label in fitted.labels if label != "class"]})
     np.testing.assert_allclose(everything["all"], smoothed, rtol=1e-12)
     assert not np.allclose(everything["without class"], smoothed)

@@ -39,10 +39,16 @@ MAX_FOLDS = 8
 COMBINATIONS = ("sum", "max")
 
 
-def combine_scores(parts: Sequence[np.ndarray], combination: str = "sum") -> np.ndarray:
-    """``(n,)`` the calibrated ``parts`` (each ``(n,)``) combined by ``combination`` (:data:`COMBINATIONS`)."""
+def check_combination(combination: str) -> str:
+    """``combination`` if it is one of :data:`COMBINATIONS`, else an :class:`InputError` naming them."""
     if combination not in COMBINATIONS:
         raise InputError(None, f"attribute combination must be one of {list(COMBINATIONS)}, not {combination!r}")
+    return combination
+
+
+def combine_scores(parts: Sequence[np.ndarray], combination: str = "sum") -> np.ndarray:
+    """``(n,)`` the calibrated ``parts`` (each ``(n,)``) combined by ``combination`` (:data:`COMBINATIONS`)."""
+    check_combination(combination)
     if not len(parts):
         raise InputError(None, "nothing to combine: no attribute scores")
     stacked = np.asarray(parts, np.float64)
@@ -128,7 +134,7 @@ class AttributeEnsemble:
     max_folds:
         See :data:`MAX_FOLDS`.
     track_radius:
-        Average the summed score along each object's track over this many frames on either side
+        Average the combined score along each object's track over this many frames on either side
         (:mod:`anograph.attributes.track_smoothing`). Default 0 (off).
     combination:
         How the calibrated scores combine (:data:`COMBINATIONS`). Default ``"sum"``.
@@ -139,12 +145,11 @@ class AttributeEnsemble:
                  track_radius: int = 0, combination: str = "sum") -> None:
         if not attributes:
             raise InputError(None, "an attribute ensemble needs at least one attribute")
-        combine_scores([np.zeros(0)], combination)  # rejects an unknown rule now, not at scoring time
         self.attributes = [(str(name), dict(config)) for name, config in attributes]
         self.calibration_quantile = float(calibration_quantile)
         self.max_folds = int(max_folds)
         self.track_radius = int(track_radius)
-        self.combination = combination
+        self.combination = check_combination(combination)  # now, not at scoring time
 
     def fit(self, videos: Sequence[ObjectAttributes],
             held_out: Mapping[int, HeldOutFits] | None = None) -> AttributeEnsemble:

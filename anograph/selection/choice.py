@@ -16,7 +16,7 @@
    motion, shape, class, interaction) of each family's mean AUC; the highest wins, and ties
    (within :data:`AUC_TIE_TOLERANCE`) go to the sum, then to fewer attributes. An attribute no
    pseudo-anomaly speaks for is kept only if it does not cost the others.
-3. **Track smoothing.** The chosen sum, averaged along each object's track over the test
+3. **Track smoothing.** The chosen ensemble's combined score, averaged along each object's track over the test
    window (:mod:`anograph.attributes.track_smoothing`), against no smoothing, on the same
    pseudo-anomalies (which alter whole tracks); ties go to no smoothing.
 
