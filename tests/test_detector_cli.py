@@ -32,6 +32,8 @@ def test_flags_become_the_chosen_detectors_options(tmp_path: Path) -> None:
                                       "--batch-size", "4", "--confidence", "0.5"))
     assert options == {"weights": str(Path("w.pth").resolve()), "device": "auto", "batch_size": 4,
                        "confidence_threshold": 0.5}
+    options = detector_options_from(parse("--weights", "y.onnx", "--tiles", "2"))
+    assert options == {"weights": str(Path("y.onnx").resolve()), "tiles": 2, "device": "cpu"}
     options = detector_options_from(parse("--detector", "precomputed", "--detections", str(tmp_path)))
     assert options == {"root": str(tmp_path.resolve())}, "precomputed runs nothing, so it takes no device"
     options = detector_options_from(parse("--detector", "detectron2", "--detector-config", "c.yaml", "--weights", "w.pth"))
@@ -52,6 +54,7 @@ def test_device_and_precision_reach_the_model() -> None:
         (("--detector", "detectron2", "--weights", "w.pth"), "--detector detectron2 needs --detector-config"),
         (("--detector", "motion", "--batch-size", "2"), "--batch-size does not apply to --detector motion"),
         (("--detector", "yolox", "--detections", "d"), "--detections does not apply to --detector yolox"),
+        (("--detector", "motion", "--tiles", "2"), "--tiles does not apply to --detector motion"),
         (("--detector", "nonesuch"), "unknown detector 'nonesuch'"),
     ],
 )

@@ -70,7 +70,8 @@ def detector_options_from(arguments: argparse.Namespace) -> dict[str, Any]:
              "config": ("--detector-config", arguments.detector_config),
              "root": ("--detections", arguments.detections),
              "confidence_threshold": ("--confidence", arguments.confidence),
-             "batch_size": ("--batch-size", arguments.batch_size)}
+             "batch_size": ("--batch-size", arguments.batch_size),
+             "tiles": ("--tiles", getattr(arguments, "tiles", None))}
     for option, (flag, value) in flags.items():
         if value is None:
             continue

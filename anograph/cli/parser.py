@@ -119,6 +119,10 @@ def add_source_options(parser: argparse.ArgumentParser, detector_default: str | 
     parser.add_argument("--confidence", type=float, default=None,
                         help="detector confidence threshold (default: the detector's own, 0.3 for yolox and "
                              "torchvision, the paper's for detectron2)")
+    parser.add_argument("--tiles", type=int, default=None,
+                        help="yolox only: also detect on an N x N grid of overlapping tiles, merged with the "
+                             "full frame (finds small, far objects; costs about N*N + 1 detector passes a frame; "
+                             "default 1, the full frame only)")
     parser.add_argument("--fps", type=float, default=None, help="frame rate when the videos do not say")
 
 
