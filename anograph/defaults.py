@@ -39,6 +39,14 @@ def default_scorer_for(available: tuple[str, ...] | list[str]) -> tuple[str, str
 #: trained only for the paper's reference rows (``discriminator``, ``knn``); ``--epochs`` overrides.
 REFERENCE_MAX_EPOCHS = 20
 
+#: The reference GCN's node features (when the shards have them and no ``--feature-groups`` is
+#: given): the groups the label-free validation can alter consistently, so its figure is
+#: measured (``bench/gcn_validation.py``), each column standardised on its own. Group scaling
+#: divides a group by its total spread, and in ``flow_stats`` the direction histogram's spread
+#: drowns the speeds: a GCN so fed cannot see an object move twice as fast.
+REFERENCE_FEATURE_GROUPS = ("class", "geometry", "flow_stats")
+REFERENCE_FEATURE_SCALING = "column"
+
 #: What a report says when the user chose the scorer.
 CHOSEN_SCORER_REASON = "chosen by the user"
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from synthetic_features import make_videos
 
-from anograph.defaults import DEFAULT_SCORER, REFERENCE_MAX_EPOCHS
+from anograph.defaults import (
+    DEFAULT_SCORER,
+    REFERENCE_FEATURE_GROUPS,
+    REFERENCE_FEATURE_SCALING,
+    REFERENCE_MAX_EPOCHS,
+)
 from anograph.evaluation.report.markdown import gcn_training_note
 from anograph.io.shards import write_shard
 from anograph.io.storage import Storage
@@ -29,6 +34,18 @@ def test_a_reference_gcn_gets_the_reference_budget_unless_epochs_are_chosen():
     assert "max_epochs" not in options_for_headline({"hidden_channels": 8}, "knn")
     assert options_for_headline({"max_epochs": 7}, "attributes")["max_epochs"] == 7
     assert options_for_headline({"max_epochs": None}, "attributes")["max_epochs"] == REFERENCE_MAX_EPOCHS
+
+
+def test_a_reference_gcn_reads_the_validated_groups_where_the_shards_have_them():
+    layout = ["appearance", *REFERENCE_FEATURE_GROUPS, "motion"]
+    options = options_for_headline({}, "attributes", layout)
+    assert options["feature_groups"] == list(REFERENCE_FEATURE_GROUPS)
+    assert options["feature_scaling"] == REFERENCE_FEATURE_SCALING == "column"
+    # Shards without one of them (no flow statistics), a chosen input, or a GCN headline: untouched.
+    assert "feature_groups" not in options_for_headline({}, "attributes", ["class", "geometry", "motion"])
+    assert options_for_headline({"feature_groups": ["class"]}, None, layout)["feature_groups"] == ["class"]
+    assert "feature_groups" not in options_for_headline({"feature_scaling": "group"}, None, layout)
+    assert "feature_groups" not in options_for_headline({}, "knn", layout)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from anograph.datasets.synthetic import generate_synthetic_dataset
+from anograph.defaults import REFERENCE_FEATURE_GROUPS
 from anograph.io.extraction_settings import ExtractionSettings
 from flows.cli import main
 from flows.extract_features import ExtractionFailed, extract_features
@@ -29,6 +30,10 @@ def test_demo_runs_end_to_end_and_writes_the_report(tmp_path, capsys):
     # The synthetic anomalies (wrong direction, too fast, unusual object, converging, following) must be found well above chance.
     assert report["default_scorer"] == "attributes"
     assert report["frame_auc_micro"] > 0.8, report["scorers"]
+    # The reference GCN reads the groups the label-free validation measured, each column scaled.
+    gcn = report["config"]["training"]["gcn"]
+    assert gcn["role"] == "reference"
+    assert gcn["feature_groups"] == list(REFERENCE_FEATURE_GROUPS) and gcn["feature_scaling"] == "column"
     assert (out / "report.md").read_text().count("![") >= 2
     assert (out / "roc.png").stat().st_size > 5000
     shards = list((out / "store" / "shards").rglob("*.parquet"))

@@ -19,12 +19,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from anograph.defaults import DEFAULT_SCORER, DEFAULT_WINDOW_SECONDS, REFERENCE_MAX_EPOCHS
+from anograph.defaults import (
+    DEFAULT_SCORER,
+    DEFAULT_WINDOW_SECONDS,
+    REFERENCE_FEATURE_GROUPS,
+    REFERENCE_FEATURE_SCALING,
+    REFERENCE_MAX_EPOCHS,
+)
 from anograph.errors import InputError
 from anograph.evaluation.ablations import discard_training_frames
 from anograph.graph.batches import ShardVideos
 from anograph.graph.build import GraphConfig
-from anograph.io.shards import VideoFeatures, read_shard
+from anograph.io.shards import VideoFeatures, read_metadata, read_shard
 from anograph.io.storage import Storage
 from anograph.models.estimator import AnoGraph
 from anograph.models.scorers import GCN_SCORERS
@@ -59,17 +65,25 @@ def gcn_role(headline_scorer: str | None) -> str:
     return "headline" if (headline_scorer or DEFAULT_SCORER) in GCN_SCORERS else "reference"
 
 
-def options_for_headline(options: Mapping[str, Any] | None, headline_scorer: str | None) -> dict[str, Any]:
-    """``options`` with the GCN's training budget set by what the headline scorer needs.
+def options_for_headline(options: Mapping[str, Any] | None, headline_scorer: str | None,
+                         feature_groups: Sequence[str] = ()) -> dict[str, Any]:
+    """``options`` with the GCN's training budget and input set by what the headline scorer needs.
 
     A headline that does not read the GCN (:func:`gcn_role` ``"reference"``) scores the same
     after any training, so the GCN is trained for at most :data:`REFERENCE_MAX_EPOCHS`, which
-    keeps the paper's discriminator in the report without paying for a full fit. An explicit
-    ``max_epochs`` always wins.
+    keeps the paper's discriminator in the report without paying for a full fit. Its input is
+    then :data:`REFERENCE_FEATURE_GROUPS`, column-scaled, where the shards' ``feature_groups``
+    hold them (the input the validation measured). Explicit ``max_epochs``, ``feature_groups``
+    or ``feature_scaling`` always win; a GCN headline keeps the model's defaults.
     """
     options = dict(options or {})
-    if gcn_role(headline_scorer) == "reference" and options.get("max_epochs") is None:
+    if gcn_role(headline_scorer) != "reference":
+        return options
+    if options.get("max_epochs") is None:
         options["max_epochs"] = REFERENCE_MAX_EPOCHS
+    chosen_input = options.get("feature_groups") is not None or options.get("feature_scaling") is not None
+    if not chosen_input and set(REFERENCE_FEATURE_GROUPS) <= set(feature_groups):
+        options.update(feature_groups=list(REFERENCE_FEATURE_GROUPS), feature_scaling=REFERENCE_FEATURE_SCALING)
     return options
 
 
@@ -107,7 +121,8 @@ class TrainedModel:
             "n_training_edges": self.n_training_edges,
             "n_epochs": self.model.n_epochs_,
             "training_separation": self.model.training_separation_,
-            "gcn": {"role": self.gcn_role, "max_epochs": int(self.model.max_epochs)},
+            "gcn": {"role": self.gcn_role, "max_epochs": int(self.model.max_epochs),
+                    "feature_groups": list(self.model.feature_groups_), "feature_scaling": self.model.feature_scaling},
         }
         if self.batch_nodes is not None:
             summary["batch_nodes"] = self.batch_nodes
@@ -154,9 +169,10 @@ def train_model(
         ``progress(epoch, loss)`` after every epoch.
     headline_scorer:
         The scorer the model will be judged and served by (default :data:`DEFAULT_SCORER`); it
-        sets the GCN's training budget (:func:`options_for_headline`).
+        sets the GCN's training budget and input (:func:`options_for_headline`).
     """
-    model = new_model(options_for_headline(options, headline_scorer))
+    groups = read_metadata(storage, shard_keys[0]).feature_layout.names if shard_keys else ()
+    model = new_model(options_for_headline(options, headline_scorer, groups))
     seconds: dict[str, float] = {}
     if batch_nodes is not None:
         if keep_fraction < 1.0:

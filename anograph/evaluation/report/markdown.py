@@ -177,13 +177,16 @@ def gcn_training_note(training: Mapping[str, Any], default: str) -> str:
     gcn, epochs = training["gcn"], training["n_epochs"]
     train_seconds = (training.get("seconds") or {}).get("train")
     seconds = "" if train_seconds is None else f", {train_seconds:.1f} s"
+    groups = gcn.get("feature_groups")  # absent in reports written before the input was recorded
+    reads = "" if not groups else (f" It read the node-feature groups {', '.join(f'`{name}`' for name in groups)}, "
+                                   f"{gcn.get('feature_scaling', 'group')}-scaled.")
     if gcn.get("role") == "reference":
         return (f"GCN training: the default scorer `{default}` does not read the trained GCN, so it scores the same "
                 f"after any amount of training; the GCN was trained for at most {gcn['max_epochs']} epochs "
                 f"({epochs} run{seconds}), only for the paper's reference scorers (`discriminator`, `knn`). "
-                "Their figures here are therefore not from a full training; `--epochs` sets a full budget.")
+                f"Their figures here are therefore not from a full training; `--epochs` sets a full budget.{reads}")
     return (f"GCN training: the default scorer `{default}` reads the trained GCN; {epochs} epochs of at most "
-            f"{gcn['max_epochs']}{seconds}, with early stopping on the training loss.")
+            f"{gcn['max_epochs']}{seconds}, with early stopping on the training loss.{reads}")
 
 
 def report_markdown(report: Mapping[str, Any]) -> str:

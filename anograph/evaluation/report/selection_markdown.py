@@ -38,7 +38,9 @@ def selection_markdown(selection: Mapping[str, Any] | None) -> list[str]:
         "the frame AUC between held-out normal frames and the same frames with a third of their tracks made "
         "pseudo-anomalous (kinds: " + ", ".join(f"`{kind}`" for kind in kinds) + "). "
         "The test labels were not read. The GCN trained with DGI is not one of the attributes: it "
-        "serves the `discriminator` and `knn` rows.",
+        "serves the `discriminator` and `knn` rows. Put through this protocol on Ped2's training footage "
+        "(`bench/gcn_validation.py`), its embedding kNN added nothing beside the attributes and its "
+        "discriminator was at chance, so the selection does not pay for one GCN per fold.",
         "",
         f"Chosen: **{candidate_label(chosen)}**"
         + (f", averaged along tracks over {chosen['track_radius']} frames each side" if chosen.get("track_radius") else "")
