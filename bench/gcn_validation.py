@@ -102,9 +102,9 @@ def add_calibrated(validation: ValidationScores, key: int, clean: list, altered:
     low, high = float(values.min()), float(np.quantile(values, CALIBRATION_QUANTILE))
     high = max(high, low + 1e-12)
     scale = lambda scores: (scores - low) / (high - low)  # noqa: E731
-    validation._clean[key] = [[scale(scores) for scores in fold] for fold in clean]
-    for kind, per_fold in altered.items():
-        validation._bad[(key, kind)] = [[scale(scores) for scores in fold] for fold in per_fold]
+    validation.add_scores(key, [[scale(scores) for scores in fold] for fold in clean],
+                          {kind: [[scale(scores) for scores in fold] for fold in per_fold]
+                           for kind, per_fold in altered.items()})
 
 
 def main() -> None:

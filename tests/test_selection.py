@@ -182,6 +182,21 @@ def test_validation_combines_attributes_by_the_rule_it_is_given(validation):
     assert abs(validation.auc([1, 2], "class", combination="sum") - expected) > 1e-3
 
 
+def test_scores_made_elsewhere_validate_like_a_density():
+    """``add_scores`` (how bench/gcn_validation.py registers the GCN): a scorer that raises exactly the
+    altered objects is perfect on every kind, one that ignores them is at chance."""
+    videos = make_videos(4, seed=1)
+    scores = ValidationScores(held_out_parts(videos), ["speed", "class"], seed=0)
+    clean = [[np.zeros(len(video)) for video in fold] for fold in scores.folds]
+    marked = {kind: [[np.isin(np.arange(len(video)), chosen).astype(float) for video, chosen in zip(fold, picks, strict=True)]
+                     for fold, picks in zip(scores.folds, scores.chosen[kind], strict=True)] for kind in scores.kinds}
+    scores.add_scores(0, clean, marked)
+    scores.add_scores(1, clean, dict.fromkeys(scores.kinds, clean))
+    for kind in scores.kinds:
+        assert scores.auc([0], kind) == pytest.approx(1.0)
+        assert scores.auc([1], kind) == pytest.approx(0.5)
+
+
 def test_validation_alters_whole_tracks_and_leaves_the_other_objects(validation):
     for kind in validation.kinds:
         _, changes = GENERATORS[kind]

@@ -14,7 +14,7 @@ a combination's figure then only combines calibrated scores, so many combination
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -104,16 +104,23 @@ class ValidationScores:
         """Score every held-out video, clean and altered, with ``fits`` (stored under ``key``)."""
         low, high = fits.calibration(CALIBRATION_QUANTILE)
         scale = lambda values: (values - low) / (high - low)  # noqa: E731
-        self._clean[key] = [[scale(values) for values in fold] for fold in fits.scores]
+        clean = [[scale(values) for values in fold] for fold in fits.scores]
         reads = set(type(fits.models[0]).reads)
+        altered = {}
         for kind in self.kinds:
             _, changes = GENERATORS[kind]
-            if not reads & set(changes):
-                self._bad[(key, kind)] = self._clean[key]
-                continue
-            self._bad[(key, kind)] = [
+            altered[kind] = clean if not reads & set(changes) else [
                 [scale(fits.score(index, video)) for video in fold] for index, fold in enumerate(self.altered[kind])
             ]
+        self.add_scores(key, clean, altered)
+
+    def add_scores(self, key: int, clean: Sequence[Sequence[np.ndarray]],
+                   altered: Mapping[str, Sequence[Sequence[np.ndarray]]]) -> None:
+        """Store calibrated held-out scores made elsewhere under ``key``: per fold and video, clean and per kind
+        altered (a scorer outside the attribute densities, such as the GCN in ``bench/gcn_validation.py``)."""
+        self._clean[key] = [list(fold) for fold in clean]
+        for kind in self.kinds:
+            self._bad[(key, kind)] = [list(fold) for fold in altered[kind]]
 
     def auc(self, keys: Sequence[int], kind: str, track_radius: int = 0, combination: str = "sum") -> float:
         """Frame-level AUC of the attributes ``keys``, combined by ``combination``, on pseudo-anomalies of ``kind``.
