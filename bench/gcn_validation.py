@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anograph.attributes.ensemble import CALIBRATION_QUANTILE, held_out_parts
+from anograph.attributes.ensemble import calibration_bounds, held_out_parts
 from anograph.attributes.objects import ObjectAttributes, object_attributes
-from anograph.defaults import DEFAULT_WINDOW_SECONDS
+from anograph.defaults import DEFAULT_WINDOW_SECONDS, REFERENCE_FEATURE_GROUPS
 from anograph.graph.windows import window_radius
 from anograph.io.extraction_settings import fingerprint_of
 from anograph.io.shards import VideoFeatures, read_shard
@@ -47,8 +47,6 @@ from anograph.io.storage import Storage
 from anograph.selection.choice import CandidateResult, select_attributes
 from anograph.selection.validation import ValidationScores
 
-#: The feature groups the GCN reads here: the ones every pseudo-anomaly kind alters consistently.
-GCN_GROUPS = ("class", "geometry", "flow_stats")
 GCN_SCORERS = ("knn", "discriminator")
 
 
@@ -79,7 +77,7 @@ def gcn_scores(train: list[VideoFeatures], folds: list[list[ObjectAttributes]], 
     started = time.perf_counter()
     for fold_index, fold in enumerate(folds):
         others = [by_name[video.video] for other, part in enumerate(folds) if other != fold_index for video in part]
-        model = AnoGraph(feature_groups=GCN_GROUPS, max_epochs=epochs, seed=seed, feature_scaling=feature_scaling).fit(others)
+        model = AnoGraph(feature_groups=REFERENCE_FEATURE_GROUPS, max_epochs=epochs, seed=seed, feature_scaling=feature_scaling).fit(others)
         for name in GCN_SCORERS:
             clean[name].append([])
             for kind in validation.kinds:
@@ -98,9 +96,7 @@ def gcn_scores(train: list[VideoFeatures], folds: list[list[ObjectAttributes]], 
 
 def add_calibrated(validation: ValidationScores, key: int, clean: list, altered: dict[str, list]) -> None:
     """Register raw held-out scores with ``validation`` under ``key``, calibrated as an attribute's are."""
-    values = np.concatenate([scores for fold in clean for scores in fold])
-    low, high = float(values.min()), float(np.quantile(values, CALIBRATION_QUANTILE))
-    high = max(high, low + 1e-12)
+    low, high = calibration_bounds(np.concatenate([scores for fold in clean for scores in fold]))
     scale = lambda scores: (scores - low) / (high - low)  # noqa: E731
     validation.add_scores(key, [[scale(scores) for scores in fold] for fold in clean],
                           {kind: [[scale(scores) for scores in fold] for fold in per_fold]
@@ -114,7 +110,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20, help="DGI epochs per fold (the plain run's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--feature-scaling", default="group", choices=("group", "column"),
-                        help="the GCN's input scaling (AnoGraph feature_scaling; default group, the product's)")
+                        help="the GCN's input scaling (AnoGraph feature_scaling; default group, the model's own "
+                             "default; a plain run's reference GCN uses column)")
     parser.add_argument("--json", type=Path, default=None)
     arguments = parser.parse_args()
     torch.set_num_threads(2)
@@ -164,7 +161,7 @@ def main() -> None:
             "command": "python bench/gcn_validation.py --store OUT/store"
                        + (f" --feature-scaling {arguments.feature_scaling}" if arguments.feature_scaling != "group" else "")
                        + f" --json {arguments.json}",
-            "fingerprint": fingerprint, "gcn_groups": list(GCN_GROUPS), "epochs": arguments.epochs,
+            "fingerprint": fingerprint, "gcn_groups": list(REFERENCE_FEATURE_GROUPS), "epochs": arguments.epochs,
             "feature_scaling": arguments.feature_scaling,
             "seed": arguments.seed, "window_radius": radius, "n_folds": len(folds),
             "gcn_seconds": round(seconds, 1),

@@ -105,9 +105,13 @@ class HeldOutFits:
 
     def calibration(self, quantile: float = CALIBRATION_QUANTILE) -> tuple[float, float]:
         """``(low, high)`` of the held-out training scores (see the module docstring)."""
-        values = np.concatenate([scores for fold in self.scores for scores in fold])
-        low, high = float(values.min()), float(np.quantile(values, quantile))
-        return low, max(high, low + 1e-12)
+        return calibration_bounds(np.concatenate([scores for fold in self.scores for scores in fold]), quantile)
+
+
+def calibration_bounds(values: np.ndarray, quantile: float = CALIBRATION_QUANTILE) -> tuple[float, float]:
+    """``(low, high)``: the minimum and the ``quantile`` quantile of held-out ``values``, ``high > low``."""
+    low, high = float(np.min(values)), float(np.quantile(values, quantile))
+    return low, max(high, low + 1e-12)
 
 
 @dataclass

@@ -71,7 +71,7 @@ def detector_options_from(arguments: argparse.Namespace) -> dict[str, Any]:
              "root": ("--detections", arguments.detections),
              "confidence_threshold": ("--confidence", arguments.confidence),
              "batch_size": ("--batch-size", arguments.batch_size),
-             "tiles": ("--tiles", getattr(arguments, "tiles", None))}
+             "tiles": ("--tiles", arguments.tiles)}
     for option, (flag, value) in flags.items():
         if value is None:
             continue
