@@ -14,8 +14,9 @@ name                   what is rare
                        the frame: Gaussian mixture, negative log likelihood (AI-VAD's velocity
                        density, on box flow statistics)
 ``shape``              the box's build at its place (log width and height, vertical position),
-                       against normal objects of the same source: Gaussian mixture per source,
-                       negative log likelihood
+                       against normal whole boxes of the same source: Gaussian mixture per
+                       source, negative log likelihood of what the frame edge leaves intact
+                       (:mod:`.shape`)
 ``class``              the detector's class: each class weighted by minus the log of its share
                        of the training objects' class scores
 ``appearance``         the appearance vector: mean distance to the k nearest training vectors
@@ -27,14 +28,13 @@ name                   what is rare
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
-from sklearn.mixture import GaussianMixture
-from threadpoolctl import threadpool_limits
 
+from anograph.attributes.base import AttributeDensity, MixtureDensity, concatenate_values
 from anograph.attributes.objects import (
     FLOW_MEAN,
     FLOW_P90,
@@ -44,6 +44,7 @@ from anograph.attributes.objects import (
     ORIENTATION_START,
     ObjectAttributes,
 )
+from anograph.attributes.shape import ShapeDensity
 from anograph.errors import InputError
 from anograph.models.knn import knn_mean_distance
 
@@ -55,103 +56,6 @@ ALONE_DISTANCE = 4.0
 MIN_BOX_HEIGHT = 0.01
 #: Standard deviations below this are treated as this when standardising kNN inputs.
 SPREAD_FLOOR = 1e-6
-
-
-class AttributeDensity(ABC):
-    """A density over one attribute of normal objects."""
-
-    name: ClassVar[str]
-    #: The :class:`ObjectAttributes` fields the score depends on (validation reuses a score
-    #: when a pseudo-anomaly changed none of them).
-    reads: ClassVar[tuple[str, ...]]
-
-    @abstractmethod
-    def fit(self, videos: Sequence[ObjectAttributes]) -> AttributeDensity:
-        """Fit on the objects of normal videos; returns ``self``."""
-
-    @abstractmethod
-    def score(self, objects: ObjectAttributes) -> np.ndarray:
-        """``(n,)`` float64 rarity of each object (higher = more anomalous)."""
-
-    @abstractmethod
-    def config(self) -> dict[str, Any]:
-        """The constructor's parameters (JSON)."""
-
-    @abstractmethod
-    def state(self) -> dict[str, np.ndarray]:
-        """The fitted arrays."""
-
-    @abstractmethod
-    def load_state(self, state: Mapping[str, np.ndarray]) -> AttributeDensity:
-        """Restore the fitted arrays of :meth:`state`; returns ``self``."""
-
-    @property
-    def label(self) -> str:
-        """The name with its variant, as reports show it."""
-        return self.name
-
-
-def _concatenate(videos: Sequence[ObjectAttributes], values) -> np.ndarray:
-    rows = [values(video) for video in videos if len(video)]
-    if not rows:
-        raise InputError(None, "no objects in the training videos to fit an attribute density on")
-    return np.concatenate(rows)
-
-
-class MixtureDensity(AttributeDensity):
-    """Gaussian mixture (full covariance) over :meth:`values`; the score is the negative log likelihood.
-
-    The values are standardised first (each column by its training mean and standard
-    deviation), so that the mixture's small covariance regulariser means the same whatever a
-    column's unit: speeds in frame heights, speeds in box heights and histogram bins differ by
-    orders of magnitude, and an unscaled regulariser would smooth some variants far more than
-    others, confounding the selection between them. A constant column is left unscaled.
-    """
-
-    n_components: int
-    seed: int
-
-    @abstractmethod
-    def values(self, objects: ObjectAttributes) -> np.ndarray:
-        """The rows the mixture models, one per object."""
-
-    def fit(self, videos: Sequence[ObjectAttributes]) -> MixtureDensity:
-        values = _concatenate(videos, self.values)
-        self.center_ = values.mean(axis=0)
-        spread = values.std(axis=0)
-        self.scale_ = np.where(spread > 0, spread, 1.0)
-        components = max(1, min(self.n_components, len(values)))
-        # One thread: on a busy machine the k-means initialisation's OpenMP threads spin, and a small fit crawls.
-        with threadpool_limits(limits=1):
-            self.mixture_ = GaussianMixture(components, covariance_type="full", reg_covar=1e-6,
-                                            random_state=self.seed).fit(self._standardized(values))
-        return self
-
-    def _standardized(self, values: np.ndarray) -> np.ndarray:
-        return (values - self.center_) / self.scale_
-
-    def score(self, objects: ObjectAttributes) -> np.ndarray:
-        if not len(objects):
-            return np.zeros(0)
-        return -self.mixture_.score_samples(self._standardized(self.values(objects)))
-
-    def state(self) -> dict[str, np.ndarray]:
-        mixture = self.mixture_
-        return {"weights": mixture.weights_, "means": mixture.means_, "covariances": mixture.covariances_,
-                "precisions_cholesky": mixture.precisions_cholesky_, "center": self.center_, "scale": self.scale_}
-
-    def load_state(self, state: Mapping[str, np.ndarray]) -> MixtureDensity:
-        mixture = GaussianMixture(len(state["weights"]), covariance_type="full")
-        mixture.weights_ = np.asarray(state["weights"], np.float64)
-        mixture.means_ = np.asarray(state["means"], np.float64)
-        mixture.covariances_ = np.asarray(state["covariances"], np.float64)
-        mixture.precisions_cholesky_ = np.asarray(state["precisions_cholesky"], np.float64)
-        self.mixture_ = mixture
-        width = mixture.means_.shape[1]
-        # A model saved before the standardisation has neither: its mixture is over raw values.
-        self.center_ = np.asarray(state.get("center", np.zeros(width)), np.float64)
-        self.scale_ = np.asarray(state.get("scale", np.ones(width)), np.float64)
-        return self
 
 
 class VelocityDensity(MixtureDensity):
@@ -217,93 +121,6 @@ class VelocityDensity(MixtureDensity):
                 "histogram": self.histogram, "n_components": self.n_components, "seed": self.seed}
 
 
-class BuildMixture(MixtureDensity):
-    """Gaussian mixture over log width, log height and vertical position (one source's objects)."""
-
-    name = "build"
-    reads = ("centres", "sizes")
-
-    def __init__(self, n_components: int = 2, seed: int = 0) -> None:
-        self.n_components = int(n_components)
-        self.seed = int(seed)
-
-    def values(self, objects: ObjectAttributes) -> np.ndarray:
-        sizes = np.log(np.maximum(objects.sizes.astype(np.float64), 1e-4))
-        return np.concatenate([sizes, objects.centres[:, 1:].astype(np.float64)], axis=1)
-
-    def config(self) -> dict[str, Any]:
-        return {"n_components": self.n_components, "seed": self.seed}
-
-
-class ShapeDensity(AttributeDensity):
-    """The box's build at its place, against the normal objects of the same source.
-
-    A wide vehicle among upright walkers, or an object far bigger than what usually appears
-    at that distance from the camera. Detector boxes outline objects, while a moving region's
-    box outlines its motion, so each source (:data:`anograph.io.shards.OBJECT_SOURCES`) gets
-    its own :class:`BuildMixture`, fitted on that source's training objects: a moving region
-    is compared with the moving regions of normal footage. A source with fewer than
-    ``min_objects`` training objects (or none) has no mixture, and its objects score as the
-    most ordinary training object does.
-
-    Parameters
-    ----------
-    n_components:
-        Mixture components per source. Default 2.
-    min_objects:
-        Training objects a source needs for a mixture of its own. Default 50.
-    seed:
-        Seeds the mixtures' initialisation. Default 0.
-    """
-
-    name = "shape"
-    reads = ("centres", "sizes")
-
-    def __init__(self, n_components: int = 2, min_objects: int = 50, seed: int = 0) -> None:
-        self.n_components = int(n_components)
-        self.min_objects = int(min_objects)
-        self.seed = int(seed)
-
-    def fit(self, videos: Sequence[ObjectAttributes]) -> ShapeDensity:
-        sources = np.unique(np.concatenate([video.sources for video in videos]))
-        self.mixtures_: dict[int, BuildMixture] = {}
-        for source in sources:
-            of_source = [video.rows(video.sources == source) for video in videos]
-            if sum(len(video) for video in of_source) >= self.min_objects:
-                self.mixtures_[int(source)] = BuildMixture(self.n_components, self.seed).fit(of_source)
-        if not self.mixtures_:  # too few objects of any one source: one mixture over all of them
-            self.mixtures_ = {int(source): BuildMixture(self.n_components, self.seed).fit(videos) for source in sources}
-        self.floor_ = 0.0  # placeholder while the floor itself is computed (sources without a mixture)
-        self.floor_ = float(min(self.score(video).min() for video in videos if len(video)))
-        return self
-
-    def score(self, objects: ObjectAttributes) -> np.ndarray:
-        scores = np.full(len(objects), self.floor_)
-        for source, mixture in self.mixtures_.items():
-            rows = objects.sources == source
-            if rows.any():
-                scores[rows] = mixture.score(objects.rows(rows))
-        return scores
-
-    def config(self) -> dict[str, Any]:
-        return {"n_components": self.n_components, "min_objects": self.min_objects, "seed": self.seed}
-
-    def state(self) -> dict[str, np.ndarray]:
-        arrays = {"floor": np.array([self.floor_]), "sources": np.array(sorted(self.mixtures_), np.int64)}
-        for source, mixture in self.mixtures_.items():
-            arrays.update({f"source{source}_{key}": value for key, value in mixture.state().items()})
-        return arrays
-
-    def load_state(self, state: Mapping[str, np.ndarray]) -> ShapeDensity:
-        self.floor_ = float(np.asarray(state["floor"]).reshape(-1)[0])
-        self.mixtures_ = {}
-        for source in np.asarray(state["sources"]).reshape(-1).tolist():
-            prefix = f"source{source}_"
-            own = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
-            self.mixtures_[int(source)] = BuildMixture(self.n_components, self.seed).load_state(own)
-        return self
-
-
 class ClassRarity(AttributeDensity):
     """Each class scored by minus the log of its share of the normal objects' class scores.
 
@@ -317,7 +134,7 @@ class ClassRarity(AttributeDensity):
     reads = ("class_scores",)
 
     def fit(self, videos: Sequence[ObjectAttributes]) -> ClassRarity:
-        mass = _concatenate(videos, lambda video: video.class_scores).sum(axis=0).astype(np.float64)
+        mass = concatenate_values(videos, lambda video: video.class_scores).sum(axis=0).astype(np.float64)
         share = mass / max(mass.sum(), 1e-12)
         rarity = -np.log(np.maximum(share, CLASS_SHARE_FLOOR))
         self.rarity_ = rarity - rarity.min()
@@ -365,7 +182,7 @@ class KnnDensity(AttributeDensity):
         """The rows compared, one per object."""
 
     def fit(self, videos: Sequence[ObjectAttributes]) -> KnnDensity:
-        values = _concatenate(videos, self.values).astype(np.float32)
+        values = concatenate_values(videos, self.values).astype(np.float32)
         self.mean_ = values.mean(axis=0)
         self.spread_ = np.maximum(values.std(axis=0), SPREAD_FLOOR)
         rng = np.random.default_rng(self.seed)

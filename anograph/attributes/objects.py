@@ -22,6 +22,8 @@ from anograph.io.shards import VideoFeatures
 #: (:mod:`anograph.extraction.features.flow_stats`).
 FLOW_MEAN, FLOW_P50, FLOW_P90, MOVING_DX, MOVING_DY, MOVING_MAGNITUDE, MOVING_FRACTION = range(7)
 ORIENTATION_START = 7
+#: A box edge this close to the frame's edge (in frame heights) is taken to be cut by it.
+FRAME_EDGE_MARGIN = 0.01
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class ObjectAttributes:
     sources:
         ``(n,)`` 0 for a detector's object, 1 for a moving region no detection explained (its box
         is the region's, not an object's outline).
+    frame_width:
+        The frame's width in frame heights (its aspect ratio), or ``None`` where unknown; then
+        only the left, top and bottom edges are known to :meth:`cut_by_frame_edge`.
     """
 
     video: str
@@ -62,6 +67,7 @@ class ObjectAttributes:
     appearance: np.ndarray | None
     tracks: np.ndarray | None = None
     sources: np.ndarray | None = None
+    frame_width: float | None = None
 
     def __post_init__(self) -> None:
         if self.tracks is None:
@@ -76,6 +82,20 @@ class ObjectAttributes:
     def velocity(self) -> np.ndarray:
         """``(n, 2)`` mean flow of the object's moving pixels, frame heights per frame."""
         return self.flow[:, [MOVING_DX, MOVING_DY]]
+
+    def cut_by_frame_edge(self) -> np.ndarray:
+        """``(n, 2)`` bool: whether the frame's edge cuts each box's width (left or right) and height (top or bottom).
+
+        A cut box shows only the part of its object inside the frame, so its size along that
+        axis (and its centre) says nothing about the object's build.
+        """
+        low = self.centres - self.sizes / 2
+        high = self.centres + self.sizes / 2
+        width_cut = low[:, 0] < FRAME_EDGE_MARGIN
+        if self.frame_width is not None:
+            width_cut |= high[:, 0] > self.frame_width - FRAME_EDGE_MARGIN
+        height_cut = (low[:, 1] < FRAME_EDGE_MARGIN) | (high[:, 1] > 1.0 - FRAME_EDGE_MARGIN)
+        return np.stack([width_cut, height_cut], axis=1)
 
     def with_changes(self, **changes: np.ndarray) -> ObjectAttributes:
         """A copy with some arrays replaced (the pseudo-anomaly generators use this)."""
@@ -105,13 +125,18 @@ def object_attributes(video: VideoFeatures) -> ObjectAttributes:
     """
     return cut_attributes(video.metadata.video, video.frames, int(video.metadata.n_frames), video.boxes,
                           video.features, video.metadata.feature_layout, float(video.metadata.height),
-                          video.metadata.source or None, tracks=video.track_ids, sources=video.sources)
+                          video.metadata.source or None, tracks=video.track_ids, sources=video.sources,
+                          frame_width=float(video.metadata.width) or None)
 
 
 def cut_attributes(name: str, frames: np.ndarray, n_frames: int, boxes: np.ndarray, features: np.ndarray,
                    layout: FeatureLayout, frame_height: float, source: str | None = None,
-                   tracks: np.ndarray | None = None, sources: np.ndarray | None = None) -> ObjectAttributes:
-    """:class:`ObjectAttributes` from raw shard-layout rows (also one live frame at a time)."""
+                   tracks: np.ndarray | None = None, sources: np.ndarray | None = None,
+                   frame_width: float | None = None) -> ObjectAttributes:
+    """:class:`ObjectAttributes` from raw shard-layout rows (also one live frame at a time).
+
+    ``frame_height`` and ``frame_width`` are in pixels; the width may be ``None`` where unknown.
+    """
     missing = [group for group in REQUIRED_GROUPS if group not in layout.names]
     if missing:
         raise InputError(
@@ -136,4 +161,5 @@ def cut_attributes(name: str, frames: np.ndarray, n_frames: int, boxes: np.ndarr
         appearance=appearance,
         tracks=None if tracks is None else np.asarray(tracks).astype(np.int64),
         sources=None if sources is None else np.asarray(sources).astype(np.int8),
+        frame_width=None if not frame_width else float(frame_width) / height,
     )

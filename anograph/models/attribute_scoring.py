@@ -72,14 +72,17 @@ class AttributeScoring:
         return self.ensemble.score(object_attributes(video))
 
     def score_frame(self, boxes: np.ndarray, raw_features: np.ndarray, layout: FeatureLayout,
-                    frame_height: float, sources: np.ndarray | None = None) -> np.ndarray:
+                    frame_height: float, sources: np.ndarray | None = None,
+                    frame_width: float | None = None) -> np.ndarray:
         """Scores of one frame's objects from their raw rows and sources (live scoring: no window needed).
+
+        ``frame_width`` (pixels) lets boxes cut by the frame's right edge be told apart, as offline.
 
         Track smoothing spans frames, so it is left to the caller
         (:class:`anograph.serving.live_scorer.StreamScorer`).
         """
         objects = cut_attributes("live", np.zeros(len(boxes), np.int64), 1, boxes, raw_features, layout, frame_height,
-                                 sources=sources)
+                                 sources=sources, frame_width=frame_width)
         return self.ensemble.score(objects)
 
     def score_subsets(self, video: VideoFeatures, subsets: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:

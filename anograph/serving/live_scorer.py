@@ -157,11 +157,13 @@ class StreamScorer:
 
     def push(self, boxes: np.ndarray, class_ids: np.ndarray, raw_features: np.ndarray,
              frame_height: float | None = None, sources: np.ndarray | None = None,
-             track_ids: np.ndarray | None = None) -> tuple[list[ScoredFrame], list[StreamAlert]]:
+             track_ids: np.ndarray | None = None,
+             frame_width: float | None = None) -> tuple[list[ScoredFrame], list[StreamAlert]]:
         """Add the next frame (its detections and raw shard-layout node features).
 
         ``frame_height`` (pixels) is needed by the ``attributes`` scorer, whose speeds and sizes
-        are in frame heights; it also reads each object's ``sources`` and ``track_ids``
+        are in frame heights, and ``frame_width`` (pixels) tells it which boxes the frame's right
+        edge cuts; it also reads each object's ``sources`` and ``track_ids``
         (:class:`anograph.extraction.features.extractor.FrameObjects`), as offline scoring does.
         """
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
@@ -176,7 +178,7 @@ class StreamScorer:
                 raise InputError(None, "the attributes scorer needs each frame's height: pass frame_height")
             pending.track_ids = None if track_ids is None else np.asarray(track_ids, np.int64).reshape(-1)
             pending.raw_scores = self.model.attribute_scoring().score_frame(
-                boxes, raw_features, self.model.feature_layout_, frame_height, sources=sources)
+                boxes, raw_features, self.model.feature_layout_, frame_height, sources=sources, frame_width=frame_width)
         self._pending.append(pending)
         self._next_frame += 1
         self._next_object += len(boxes)
@@ -423,7 +425,8 @@ def run_stream(frames: Iterator[np.ndarray], detector: Detector, extractor: Node
         for objects in ready:
             tock, cpu_tock = time.perf_counter(), time.process_time()
             result = scorer.push(objects.detections.boxes, objects.detections.class_ids, objects.features,
-                                 frame_height=height, sources=objects.sources, track_ids=objects.track_ids)
+                                 frame_height=height, sources=objects.sources, track_ids=objects.track_ids,
+                                 frame_width=width)
             scoring.add(time.perf_counter() - tock, time.process_time() - cpu_tock)
             max_held = max(max_held, scorer.frames_held)
             deliver(*result)
@@ -431,9 +434,10 @@ def run_stream(frames: Iterator[np.ndarray], detector: Detector, extractor: Node
     # push() holds a video's first frame until the second arrives (its flow comes from the
     # next frame), and adds motion-blob objects: live rows then equal offline extraction's.
     height: float | None = None
+    width: float | None = None
     for frame in frames:
         tick, cpu_tick = time.perf_counter(), time.process_time()
-        height = float(frame.shape[0])
+        height, width = float(frame.shape[0]), float(frame.shape[1])
         ready = extractor.push(frame, detector.detect(frame))
         detection.add(time.perf_counter() - tick, time.process_time() - cpu_tick)
         score_ready(ready)

@@ -1,0 +1,89 @@
+"""The shape density's treatment of boxes the frame's edge cuts, on hand-made boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+from synthetic_attributes import FRAME_ASPECT, hand_made, make_videos
+
+from anograph.attributes.objects import ObjectAttributes
+from anograph.attributes.shape import BuildMixture, ShapeDensity, whole_boxes
+
+
+def boxes(centres: list[tuple[float, float]], sizes: list[tuple[float, float]],
+          frame_width: float | None = FRAME_ASPECT) -> ObjectAttributes:
+    objects = hand_made(list(range(len(centres))), centres, [(0.0, 0.0)] * len(centres))
+    return objects.with_changes(sizes=np.asarray(sizes, np.float32), frame_width=frame_width)
+
+
+def test_cut_by_frame_edge_names_the_axis_each_edge_cuts():
+    objects = boxes(
+        centres=[(0.6, 0.5), (0.02, 0.5), (FRAME_ASPECT - 0.02, 0.5), (0.6, 0.03), (0.6, 0.96), (0.02, 0.96)],
+        sizes=[(0.04, 0.1)] * 6,
+    )
+    np.testing.assert_array_equal(objects.cut_by_frame_edge(), [[False, False], [True, False], [True, False],
+                                                                 [False, True], [False, True], [True, True]])
+    # Without the frame's width, the right edge is unknown; the others still are.
+    unknown_width = objects.with_changes(frame_width=None).cut_by_frame_edge()
+    np.testing.assert_array_equal(unknown_width[:, 0], [False, True, False, False, False, True])
+
+
+def test_marginal_score_is_the_mixture_of_the_components_marginals():
+    videos = make_videos(3, seed=5)
+    mixture = BuildMixture(n_components=2).fit(videos)
+    objects = videos[0].rows(np.arange(40))
+    everything = np.ones((len(objects), 3), bool)
+    full = -mixture.mixture_.score_samples(mixture._standardized(mixture.values(objects)))
+    np.testing.assert_allclose(mixture.marginal_score(objects, everything), full, rtol=1e-8)
+
+    # Log width alone: each component's 1-D marginal, by scipy, mixed with the mixture's weights.
+    only_width = np.zeros((len(objects), 3), bool)
+    only_width[:, 0] = True
+    values = mixture._standardized(mixture.values(objects))[:, :1]
+    per_component = [np.log(weight) + multivariate_normal(mean[:1], covariance[:1, :1]).logpdf(values)
+                     for weight, mean, covariance in zip(mixture.mixture_.weights_, mixture.mixture_.means_,
+                                                         mixture.mixture_.covariances_, strict=True)]
+    expected = -logsumexp(np.stack(per_component), axis=0)
+    np.testing.assert_allclose(mixture.marginal_score(objects, only_width), expected, rtol=1e-8)
+    assert np.isnan(mixture.marginal_score(objects, np.zeros((len(objects), 3), bool))).all()
+
+
+def test_a_walker_cut_by_the_bottom_edge_is_ordinary_and_the_same_box_inside_the_frame_is_not():
+    training = [video.with_changes(frame_width=FRAME_ASPECT) for video in make_videos(4, seed=3)]
+    density = ShapeDensity().fit(training)
+    normal = np.concatenate([density.score(video) for video in training])
+    # A walker of the usual width, its box cut to a short strip by the bottom edge of the frame.
+    width, cut_height = 0.4 * 0.125, 0.06
+    at_the_edge = boxes([(0.6, 1.0 - cut_height / 2)], [(width, cut_height)])
+    inside = boxes([(0.6, 0.6)], [(width, cut_height)])
+    assert density.score(at_the_edge)[0] < np.quantile(normal, 0.9)
+    assert density.score(inside)[0] > np.quantile(normal, 0.999)
+    # A box twice the usual width is rare whether or not the edge cuts its height.
+    wide_at_the_edge = boxes([(0.6, 1.0 - cut_height / 2)], [(3 * width, cut_height)])
+    assert density.score(wide_at_the_edge)[0] > np.quantile(normal, 0.999)
+
+
+def test_cut_boxes_do_not_shape_the_fit():
+    training = [video.with_changes(frame_width=FRAME_ASPECT) for video in make_videos(4, seed=3)]
+    whole = [whole_boxes(video) for video in training]
+    # Many short boxes at the bottom edge join the training set: the fitted build stays the same.
+    clipped = boxes([(0.6, 0.97)] * 300, [(0.07, 0.06)] * 300)
+    with_clipped = ShapeDensity().fit([*training, clipped])
+    without = ShapeDensity().fit(whole)
+    np.testing.assert_allclose(with_clipped.mixtures_[0].mixture_.means_, without.mixtures_[0].mixture_.means_)
+    restored = ShapeDensity().load_state(with_clipped.state())
+    probe = training[0]
+    np.testing.assert_allclose(restored.score(probe), with_clipped.score(probe))
+
+
+def test_a_model_saved_before_cut_boxes_were_told_apart_scores_every_box_as_whole():
+    training = [video.with_changes(frame_width=FRAME_ASPECT) for video in make_videos(3, seed=4)]
+    density = ShapeDensity().fit(training)
+    old_state = {key: value for key, value in density.state().items() if "quantiles" not in key}
+    old = ShapeDensity().load_state(old_state)
+    cut = boxes([(0.6, 0.97)], [(0.05, 0.06)])
+    mixture = old.mixtures_[0]
+    expected = -mixture.mixture_.score_samples(mixture._standardized(mixture.values(cut)))
+    np.testing.assert_allclose(old.score(cut), expected)
+    assert not np.isclose(density.score(cut), expected).any()
