@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import scipy.sparse as sparse
-from synthetic_features import make_video, make_videos
+from synthetic_features import DEFAULT_LAYOUT, make_video, make_videos
 
 from anograph.errors import ModelArtifactError
+from anograph.evaluation.report.alert_threshold import training_videos_markdown
 from anograph.graph.windows import frame_scores
 from anograph.io.storage import Storage
 from anograph.models.estimator import AnoGraph
@@ -154,6 +157,30 @@ def test_frame_calibration_leaves_each_video_out(fitted: AnoGraph, training_vide
     older = alert_threshold(fitted, None, "knn", 0.95)
     assert older.source == "object_calibration"
     assert older.value == pytest.approx(np.quantile(fitted.calibration_scores_["knn"], 0.95))
+
+
+def test_a_training_video_unlike_the_others_has_the_most_frames_over_when_held_out() -> None:
+    normal = make_videos(4, seed=1, n_frames=40)
+    odd = make_video("odd", np.random.default_rng(7), n_frames=40,
+                     track_patterns=np.random.default_rng(8).normal(3.0, 1.0, (4, DEFAULT_LAYOUT.width - 4)))
+    training = [*normal, odd]
+    model = AnoGraph(**SMALL).fit(training)
+    calibration = calibrate_frame_scores(model, training, scorers=["feature_knn"])
+    over = calibration.video_frames_over["feature_knn"]
+    pooled = np.asarray(calibration.frame_scores["feature_knn"])
+    # Against the other videos' 0.99 quantile, a normal video has few frames over; the odd one most of its frames.
+    assert all(over[video.metadata.video] <= 0.1 * calibration.video_frames[video.metadata.video] for video in normal)
+    assert over["odd"] >= 0.5 * calibration.video_frames["odd"]
+    assert sum(calibration.video_frames.values()) == len(pooled)
+    assert max(over, key=lambda video: over[video] / calibration.video_frames[video]) == "odd"
+
+    threshold = asdict(alert_threshold(model, calibration, "feature_knn"))
+    assert threshold["training_videos"]["odd"] == [over["odd"], calibration.video_frames["odd"]]
+    lines = training_videos_markdown(threshold)
+    marked = [line for line in lines if line.startswith("|") and "unlike the others" in line]
+    assert marked and marked[0].startswith("| `odd`")
+    # At another quantile the counts (made at the default one) do not apply, and are not shown.
+    assert alert_threshold(model, calibration, "feature_knn", 0.9).training_videos is None
 
 
 def test_one_training_video_calibrates_on_its_halves(training_videos) -> None:

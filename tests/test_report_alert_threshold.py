@@ -29,3 +29,15 @@ def test_the_report_carries_the_threshold_of_its_scorer():
                           default_scorer_reason="test", alert_threshold=THRESHOLD)
     assert report["alert_threshold"]["anomalous_frames_flagged"] == 20
     assert report["alert_threshold"]["normal_frames_flagged"] == 0
+
+
+def test_training_videos_are_listed_most_over_first_and_the_odd_one_is_marked():
+    videos = {f"train{index:02d}": [1, 100] for index in range(12)}
+    videos["train05"] = [40, 100]
+    summary = threshold_on_test({**THRESHOLD, "training_videos": videos}, {}, {})
+    text = "\n".join(threshold_markdown(summary))
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert rows[0] == "| `train05` **unlike the others** | 40 | 100 | 40.0% |"
+    assert len(rows) == 10 and sum("unlike the others" in row for row in rows) == 1
+    assert "2 more, each at or under 1.0%." in text
+    assert "Training videos" not in "\n".join(threshold_markdown(threshold_on_test(THRESHOLD, {}, {})))

@@ -16,6 +16,12 @@ threshold for alerts is ``quantile(frame scores, q)`` with
 --threshold-quantile``). A normal video then has about ``1 - q`` of its frames over the
 threshold, before the alert rules (minimum duration, gap merge) remove isolated ones.
 
+Each training video's count of frames over the default quantile of the *other* training videos'
+frame scores is kept too: the held-out scores of whole normal videos. A training video with far
+more than ``1 - q`` of its frames over looks unlike the other training videos to a model fitted
+without it: footage with an anomaly in it, or a camera that moved. The report lists them
+(:mod:`anograph.evaluation.report.alert_threshold`).
+
 Artifact: ``<model key>/frame_calibration.json`` beside the model's ``model.json``
 (contract in the README, "Scoring outputs"), added to the model folder's manifest
 (:mod:`anograph.models.manifest`) when it is saved, so it is only ever read with the model
@@ -29,7 +35,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -59,6 +65,10 @@ class FrameCalibration:
     default_quantile: float = DEFAULT_THRESHOLD_QUANTILE
     method: str = "leave-one-video-out kNN banks (discriminator in-sample); frame = max over objects"
     format_version: int = CALIBRATION_FORMAT_VERSION
+    #: Frames with an object, per training video (empty in calibrations saved before it was kept).
+    video_frames: dict[str, int] = field(default_factory=dict)
+    #: Per scorer, per training video: its frames over the ``default_quantile`` of the other videos' frame scores.
+    video_frames_over: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def threshold(self, scorer: str, quantile: float | None = None) -> float:
         """``quantile`` (default :attr:`default_quantile`) of the training frame scores of ``scorer``."""
@@ -114,6 +124,7 @@ def calibrate_frame_scores(
         raise ValueError("frame calibration needs the model right after fit (bank_nodes_ is not saved)")
     scorers = model.scorer_names if scorers is None else list(scorers)
     collected: dict[str, list[np.ndarray]] = {name: [] for name in scorers}
+    by_video: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in scorers}
     radii, steps = [], []
     node_start = 0
     for video_index in range(len(videos)):
@@ -134,12 +145,13 @@ def calibrate_frame_scores(
             for name, values in object_scores.items():
                 scores = frame_scores(values, video.frame_offsets())[first:stop]
                 collected[name].append(scores[np.isfinite(scores)])
+                by_video[name].setdefault(video.metadata.video, []).append(collected[name][-1])
         radii.append(radius)
         steps.append(model.propagation_steps(radius))
     if node_start != model.n_training_nodes_:
         raise ValueError(f"{node_start} objects in the videos given, but the model was fitted on "
                          f"{model.n_training_nodes_}: pass the training videos in fitting order")
-    return FrameCalibration(
+    calibration = FrameCalibration(
         frame_scores={name: np.sort(np.concatenate(parts)).tolist() for name, parts in collected.items()},
         window_seconds=float(window_seconds),
         window_radii=sorted(set(radii)),
@@ -147,6 +159,29 @@ def calibrate_frame_scores(
         n_videos=len(videos),
         default_quantile=float(default_quantile),
     )
+    calibration.video_frames, calibration.video_frames_over = _frames_over_the_others(by_video, default_quantile)
+    return calibration
+
+
+def _frames_over_the_others(by_video: dict[str, dict[str, list[np.ndarray]]],
+                            quantile: float) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Frames per video, and per scorer each video's frames over the ``quantile`` of the *other* videos' frames.
+
+    Against the pooled threshold, a video unlike the rest would set the tail itself; against
+    the others' it stands out. With one training video there are no others, and no counts.
+    """
+    frames: dict[str, int] = {}
+    over: dict[str, dict[str, int]] = {}
+    for name, videos_of in by_video.items():
+        if len(videos_of) < 2:
+            continue
+        scores = {video: np.concatenate(parts) for video, parts in videos_of.items()}
+        frames = {video: len(values) for video, values in scores.items()}
+        over[name] = {}
+        for video, values in scores.items():
+            others = np.concatenate([other for key, other in scores.items() if key != video])
+            over[name][video] = int((values > np.quantile(others, quantile)).sum()) if len(others) else 0
+    return frames, over
 
 
 def save_frame_calibration(calibration: FrameCalibration, storage: Storage, model_key: str) -> None:
@@ -194,6 +229,8 @@ class AlertThreshold:
     quantile: float
     scorer: str
     source: str
+    #: ``{training video: [frames over, frames]}`` held out, where the calibration has them at this quantile.
+    training_videos: dict[str, list[int]] | None = None
 
 
 def alert_threshold(model: AnoGraph, calibration: FrameCalibration | None, scorer: str,
@@ -201,7 +238,10 @@ def alert_threshold(model: AnoGraph, calibration: FrameCalibration | None, score
     """Threshold from the frame calibration, else from the object-level training scores (older models)."""
     if calibration is not None:
         level = calibration.default_quantile if quantile is None else float(quantile)
-        return AlertThreshold(calibration.threshold(scorer, level), level, scorer, "frame_calibration")
+        over = calibration.video_frames_over.get(scorer) if level == calibration.default_quantile else None
+        training_videos = ({video: [count, calibration.video_frames[video]] for video, count in over.items()}
+                           if over else None)
+        return AlertThreshold(calibration.threshold(scorer, level), level, scorer, "frame_calibration", training_videos)
     level = DEFAULT_THRESHOLD_QUANTILE if quantile is None else float(quantile)
     _check_quantile(level)
     if scorer not in model.calibration_scores_:
