@@ -15,6 +15,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from anograph.attributes.objects import FRAME_EDGE_MARGIN, object_attributes
 from anograph.datasets.synthetic import SYNTHETIC_MANIFEST, generate_synthetic_dataset
 from anograph.errors import ModelArtifactError
 from anograph.extraction.extract import extract_video
@@ -187,6 +188,9 @@ def test_live_attribute_scores_equal_offline_ones_with_sources_and_track_smoothi
     ensemble.track_radius, ensemble.combination = track_radius, combination  # as if the selection had chosen them
     offline = score_source(scoring, scene["video"], "attributes")
     assert (offline.video.sources == 1).any()  # motion regions are scored by their own shape mixture
+    objects = object_attributes(offline.video)
+    right_edge = (objects.centres[:, 0] + objects.sizes[:, 0] / 2) > objects.frame_width - FRAME_EDGE_MARGIN
+    assert right_edge.any()  # boxes the right edge cuts: live scoring must know the frame's width to match
     detector, extractor = build_extraction(scoring.model)
     scorer = StreamScorer(scoring.model, "attributes", offline.window_radius, offline.threshold.value)
     assert scorer.latency_frames >= track_radius
