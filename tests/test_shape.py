@@ -87,3 +87,16 @@ def test_a_model_saved_before_cut_boxes_were_told_apart_scores_every_box_as_whol
     expected = -mixture.mixture_.score_samples(mixture._standardized(mixture.values(cut)))
     np.testing.assert_allclose(old.score(cut), expected)
     assert not np.isclose(density.score(cut), expected).any()
+
+
+def test_footage_whose_boxes_are_all_cut_still_fits_and_scores_finite():
+    # A close-up camera: every box touches the bottom edge. There is no whole box to fit on, so all are used.
+    rng = np.random.default_rng(0)
+    n = 200
+    heights = rng.uniform(0.3, 0.5, n)
+    objects = boxes([(x, 1.0 - h / 2) for x, h in zip(rng.uniform(0.3, 1.0, n), heights, strict=True)],
+                    [(0.4 * h, h) for h in heights])
+    assert objects.cut_by_frame_edge()[:, 1].all()
+    density = ShapeDensity().fit([objects])
+    scores = density.score(objects)
+    assert np.isfinite(scores).all() and np.isfinite(density.floor_)
