@@ -63,11 +63,11 @@ class BuildMixture(MixtureDensity):
 
     def fit(self, videos: Sequence[ObjectAttributes]) -> BuildMixture:
         super().fit(videos)
-        whole = [video for video in videos if len(video)]
-        full = np.concatenate([super(BuildMixture, self).score(video) for video in whole])
+        fitted = [video for video in videos if len(video)]
+        full = np.concatenate([MixtureDensity.score(self, video) for video in fitted])
         self.quantiles_ = {"whole": np.quantile(full, MATCHING_LEVELS)}
         for cut, pattern in CUT_PATTERNS.items():
-            marginal = np.concatenate([self.marginal_score(video, np.tile(pattern, (len(video), 1))) for video in whole])
+            marginal = np.concatenate([self.marginal_score(video, np.tile(pattern, (len(video), 1))) for video in fitted])
             self.quantiles_[cut] = np.quantile(marginal, MATCHING_LEVELS)
         return self
 
