@@ -181,6 +181,9 @@ def test_a_training_video_unlike_the_others_has_the_most_frames_over_when_held_o
     assert marked and marked[0].startswith("| `odd`")
     # At another quantile the counts (made at the default one) do not apply, and are not shown.
     assert alert_threshold(model, calibration, "feature_knn", 0.9).training_videos is None
+    # A calibration saved before the counts were kept loads without them.
+    older = {key: value for key, value in calibration.to_dict().items() if not key.startswith("video_")}
+    assert alert_threshold(model, FrameCalibration.from_dict(older), "feature_knn").training_videos is None
 
 
 def test_one_training_video_calibrates_on_its_halves(training_videos) -> None:
