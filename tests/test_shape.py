@@ -1,12 +1,14 @@
-"""The shape density's treatment of boxes the frame's edge cuts, on hand-made boxes."""
+"""How the shape and velocity densities treat boxes the frame's edge cuts, on hand-made and synthetic boxes."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
-from synthetic_attributes import FRAME_ASPECT, hand_made, make_videos
+from synthetic_attributes import FRAME_ASPECT, hand_made, make_videos, perspective_speed
 
+from anograph.attributes.densities import VelocityDensity
 from anograph.attributes.objects import ObjectAttributes
 from anograph.attributes.shape import BuildMixture, ShapeDensity, whole_boxes
 
@@ -100,3 +102,52 @@ def test_footage_whose_boxes_are_all_cut_still_fits_and_scores_finite():
     density = ShapeDensity().fit([objects])
     scores = density.score(objects)
     assert np.isfinite(scores).all() and np.isfinite(density.floor_)
+
+
+# --- velocity, where the frame's edge cuts the box ----------------------------------------------
+
+
+def cut_at_the_bottom(objects: ObjectAttributes, visible_height: float = 0.06) -> ObjectAttributes:
+    """The same objects (same flow), each box cut by the frame's bottom edge to ``visible_height``."""
+    sizes = objects.sizes.copy()
+    sizes[:, 1] = visible_height
+    centres = objects.centres.copy()
+    centres[:, 1] = 1.0 - visible_height / 2
+    return objects.with_changes(sizes=sizes, centres=centres)
+
+
+@pytest.fixture(scope="module")
+def perspective_scene():
+    return [video.with_changes(frame_width=FRAME_ASPECT)
+            for video in make_videos(4, seed=3, speed=perspective_speed, speed_spread=0.05)]
+
+
+def test_a_cut_walker_keeps_its_pace_per_height(perspective_scene):
+    density = VelocityDensity(per_height=True).fit(perspective_scene)
+    assert density.height_per_width_ == pytest.approx(2.5, rel=1e-3)  # the scene's walkers are 0.4 as wide as tall
+    near = perspective_scene[0].rows(perspective_scene[0].centres[:, 1] > 0.8)
+    normal = np.concatenate([density.score(video) for video in perspective_scene])
+    cut = cut_at_the_bottom(near)
+    assert np.median(density.score(cut)) < np.quantile(normal, 0.9)
+    # Measured in the cut box's own height, the same walkers would look three times as fast.
+    unraised = VelocityDensity(per_height=True).load_state(
+        {key: value for key, value in density.state().items() if key != "height_per_width"})
+    assert unraised.height_per_width_ is None
+    assert np.median(unraised.score(cut)) > np.quantile(normal, 0.999)
+    restored = VelocityDensity(per_height=True).load_state(density.state())
+    np.testing.assert_allclose(restored.score(cut), density.score(cut))
+
+
+def test_position_aware_velocity_leaves_out_the_place_of_a_cut_box(perspective_scene):
+    density = VelocityDensity(position_aware=True).fit(perspective_scene)
+    normal = np.concatenate([density.score(video) for video in perspective_scene])
+    near = perspective_scene[0].rows(perspective_scene[0].centres[:, 1] > 0.8)
+    cut = cut_at_the_bottom(near)
+    assert np.median(density.score(cut)) < np.quantile(normal, 0.9)
+    # Doubled speed stays rare at the edge: the speeds are still read.
+    fast = cut.with_changes(flow=cut.flow * 2.0)
+    assert np.median(density.score(fast)) > np.quantile(normal, 0.99)
+    # Without position, velocity reads no value a cut hides: every box is scored as it is.
+    plain = VelocityDensity().fit(perspective_scene)
+    mixture_scores = -plain.mixture_.score_samples(plain._standardized(plain.values(cut)))
+    np.testing.assert_allclose(plain.score(cut), mixture_scores)

@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from anograph.attributes.base import AttributeDensity, MixtureDensity, concatenate_values
+from anograph.attributes.base import AttributeDensity, concatenate_values
+from anograph.attributes.frame_edge import CutAwareMixture, whole_boxes
 from anograph.attributes.objects import (
     FLOW_MEAN,
     FLOW_P90,
@@ -58,7 +59,7 @@ MIN_BOX_HEIGHT = 0.01
 SPREAD_FLOOR = 1e-6
 
 
-class VelocityDensity(MixtureDensity):
+class VelocityDensity(CutAwareMixture):
     """Gaussian mixture over the box's flow speed (and optionally direction and position).
 
     Parameters
@@ -77,7 +78,9 @@ class VelocityDensity(MixtureDensity):
     per_height:
         Measure speeds in the object's own box heights per frame instead of frame heights, so
         that a near and a far walker at the same pace look alike under perspective (AI-VAD
-        divides person speeds by box height on ShanghaiTech). Default False.
+        divides person speeds by box height on ShanghaiTech). A box whose height the frame's
+        edge cuts is at least as tall as its width times the normal boxes' median height per
+        width, and is measured in that height. Default False.
     n_components:
         Mixture components. Default 2.
     seed:
@@ -95,6 +98,7 @@ class VelocityDensity(MixtureDensity):
         self.histogram = bool(histogram)
         self.position_aware = bool(position_aware)
         self.per_height = bool(per_height)
+        self.height_per_width_: float | None = None
         self.n_components = int(n_components)
         self.seed = int(seed)
 
@@ -104,6 +108,28 @@ class VelocityDensity(MixtureDensity):
                  + (["histogram"] if self.histogram else []))
         return "velocity(" + "+".join(parts + (["position"] if self.position_aware else [])) + ")"
 
+    def fit(self, videos: Sequence[ObjectAttributes]) -> VelocityDensity:
+        self.height_per_width_ = None
+        if self.per_height:
+            sizes = concatenate_values([whole_boxes(video) for video in videos] if any(
+                len(whole_boxes(video)) for video in videos) else videos, lambda video: video.sizes)
+            self.height_per_width_ = float(np.median(sizes[:, 1] / np.maximum(sizes[:, 0], MIN_BOX_HEIGHT)))
+        return super().fit(videos)
+
+    def intact_columns(self, width_cut: bool, height_cut: bool, n_columns: int) -> tuple[bool, ...] | None:
+        """Position-aware: a cut width hides the centre's x, a cut height its y and the box height (the last three)."""
+        if not self.position_aware:
+            return None
+        return (True,) * (n_columns - 3) + (not width_cut, not height_cut, not height_cut)
+
+    def heights(self, objects: ObjectAttributes) -> np.ndarray:
+        """``(n,)`` box heights, a cut one raised to its width times the normal height per width where that is more."""
+        heights = objects.sizes[:, 1].astype(np.float64)
+        if self.height_per_width_ is not None:
+            cut = objects.cut_by_frame_edge()[:, 1]
+            heights[cut] = np.maximum(heights[cut], objects.sizes[cut, 0] * self.height_per_width_)
+        return heights
+
     def values(self, objects: ObjectAttributes) -> np.ndarray:
         columns = [FLOW_MEAN, FLOW_P90] + ([MOVING_DX, MOVING_DY] if self.direction else [])
         values = objects.flow[:, columns].astype(np.float64)
@@ -111,10 +137,21 @@ class VelocityDensity(MixtureDensity):
             bins = objects.flow[:, ORIENTATION_START:] * objects.flow[:, MOVING_FRACTION : MOVING_FRACTION + 1]
             values = np.concatenate([values, bins.astype(np.float64)], axis=1)
         if self.per_height:
-            values = values / np.maximum(objects.sizes[:, 1:].astype(np.float64), MIN_BOX_HEIGHT)
+            values = values / np.maximum(self.heights(objects), MIN_BOX_HEIGHT)[:, None]
         if self.position_aware:
             values = np.concatenate([values, objects.centres, objects.sizes[:, 1:]], axis=1)
         return values
+
+    def state(self) -> dict[str, np.ndarray]:
+        extra = {} if self.height_per_width_ is None else {"height_per_width": np.array([self.height_per_width_])}
+        return {**super().state(), **extra}
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> VelocityDensity:
+        super().load_state(state)
+        # A model saved before cut heights were raised has none, and measures every box as it is.
+        self.height_per_width_ = (float(np.asarray(state["height_per_width"]).reshape(-1)[0])
+                                  if "height_per_width" in state else None)
+        return self
 
     def config(self) -> dict[str, Any]:
         return {"direction": self.direction, "position_aware": self.position_aware, "per_height": self.per_height,
