@@ -40,8 +40,9 @@ def selection_markdown(selection: Mapping[str, Any] | None) -> list[str]:
         "The test labels were not read. The GCN trained with DGI is not one of the attributes: it "
         "serves the `discriminator` and `knn` rows. Put through this protocol on Ped2's training footage "
         "(`bench/gcn_validation.py`), its embedding kNN added nothing beside the attributes and its "
-        "discriminator was at chance, so the selection does not pay for one GCN per fold. `shape` judges a box "
-        "the frame's edge cuts on what the cut leaves intact (docs/model-selection.md).",
+        "discriminator was at chance, so the selection does not pay for one GCN per fold. `shape`, and the "
+        "velocity variants that read a box's place or height, judge a box the frame's edge cuts on what the cut "
+        "leaves intact (docs/model-selection.md).",
         "",
         f"Chosen: **{candidate_label(chosen)}**"
         + (f", averaged along tracks over {chosen['track_radius']} frames each side" if chosen.get("track_radius") else "")
