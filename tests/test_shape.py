@@ -9,8 +9,9 @@ from scipy.stats import multivariate_normal
 from synthetic_attributes import FRAME_ASPECT, hand_made, make_videos, perspective_speed
 
 from anograph.attributes.densities import VelocityDensity
+from anograph.attributes.frame_edge import whole_boxes
 from anograph.attributes.objects import ObjectAttributes
-from anograph.attributes.shape import BuildMixture, ShapeDensity, whole_boxes
+from anograph.attributes.shape import BuildMixture, ShapeDensity
 
 
 def boxes(centres: list[tuple[float, float]], sizes: list[tuple[float, float]],

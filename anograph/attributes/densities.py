@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from anograph.attributes.base import AttributeDensity, concatenate_values
-from anograph.attributes.frame_edge import CutAwareMixture, whole_boxes
+from anograph.attributes.frame_edge import CutAwareMixture, whole_or_all
 from anograph.attributes.objects import (
     FLOW_MEAN,
     FLOW_P90,
@@ -111,8 +111,7 @@ class VelocityDensity(CutAwareMixture):
     def fit(self, videos: Sequence[ObjectAttributes]) -> VelocityDensity:
         self.height_per_width_ = None
         if self.per_height:
-            sizes = concatenate_values([whole_boxes(video) for video in videos] if any(
-                len(whole_boxes(video)) for video in videos) else videos, lambda video: video.sizes)
+            sizes = concatenate_values(whole_or_all(videos), lambda video: video.sizes)
             self.height_per_width_ = float(np.median(sizes[:, 1] / np.maximum(sizes[:, 0], MIN_BOX_HEIGHT)))
         return super().fit(videos)
 

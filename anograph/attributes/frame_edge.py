@@ -46,6 +46,12 @@ def whole_boxes(objects: ObjectAttributes) -> ObjectAttributes:
     return objects.rows(~objects.cut_by_frame_edge().any(axis=1))
 
 
+def whole_or_all(videos: Sequence[ObjectAttributes]) -> list[ObjectAttributes]:
+    """Each video's whole boxes, or every box where the frame's edge cuts them all (a frame-filling view)."""
+    whole = [whole_boxes(video) for video in videos]
+    return whole if sum(len(video) for video in whole) else list(videos)
+
+
 class CutAwareMixture(MixtureDensity):
     """A :class:`MixtureDensity` some of whose columns a cut hides (see the module docstring)."""
 
@@ -54,16 +60,19 @@ class CutAwareMixture(MixtureDensity):
         """Which of the ``n_columns`` :meth:`values` columns a box cut so still measures (``None``: all of them)."""
 
     def _cut_patterns(self, n_columns: int) -> dict[str, np.ndarray]:
+        """Each cut's intact columns; empty when no cut hides any column (the mixture is then a plain one)."""
         patterns = {cut: self.intact_columns(*flags, n_columns) for cut, flags in CUTS.items()}
-        return {cut: np.asarray(pattern, bool) for cut, pattern in patterns.items() if pattern is not None}
+        if all(pattern is None for pattern in patterns.values()):
+            return {}
+        return {cut: np.ones(n_columns, bool) if pattern is None else np.asarray(pattern, bool)
+                for cut, pattern in patterns.items()}
 
     def fit(self, videos: Sequence[ObjectAttributes]) -> CutAwareMixture:
         self.quantiles_: dict[str, np.ndarray] = {}
         sample = next((video for video in videos if len(video)), None)
         if sample is None or not self._cut_patterns(self.values(sample.rows(np.arange(1))).shape[1]):
             return super().fit(videos)
-        whole = [whole_boxes(video) for video in videos]
-        fitted = [video for video in (whole if sum(len(video) for video in whole) else videos) if len(video)]
+        fitted = [video for video in whole_or_all(videos) if len(video)]
         super().fit(fitted)
         self.quantiles_["whole"] = np.quantile(
             np.concatenate([MixtureDensity.score(self, video) for video in fitted]), MATCHING_LEVELS)
@@ -86,11 +95,7 @@ class CutAwareMixture(MixtureDensity):
             scores[whole] = super().score(objects.rows(whole))
         for cut, (width, height) in CUTS.items():
             rows = (width_cut == width) & (height_cut == height)
-            if not rows.any():
-                continue
-            if cut not in patterns:  # this cut hides nothing: scored as a whole box
-                scores[rows] = super().score(objects.rows(rows))
-            elif cut in self.quantiles_:
+            if rows.any() and cut in self.quantiles_:
                 marginal = self.marginal_score(objects.rows(rows), np.tile(patterns[cut], (int(rows.sum()), 1)))
                 scores[rows] = match_quantiles(marginal, self.quantiles_[cut], self.quantiles_["whole"])
         return scores

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from anograph.attributes.base import AttributeDensity
-from anograph.attributes.frame_edge import CutAwareMixture, whole_boxes
+from anograph.attributes.frame_edge import CutAwareMixture, whole_or_all
 from anograph.attributes.objects import ObjectAttributes
 
 
@@ -72,9 +72,7 @@ class ShapeDensity(AttributeDensity):
         self.seed = int(seed)
 
     def fit(self, videos: Sequence[ObjectAttributes]) -> ShapeDensity:
-        whole = [whole_boxes(video) for video in videos]
-        if not sum(len(video) for video in whole):  # every box cut (a frame-filling object): use them as they are
-            whole = list(videos)
+        whole = whole_or_all(videos)
         sources = np.unique(np.concatenate([video.sources for video in whole]))
         self.mixtures_: dict[int, BuildMixture] = {}
         for source in sources:

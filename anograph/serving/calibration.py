@@ -123,7 +123,6 @@ def calibrate_frame_scores(
     if not hasattr(model, "bank_nodes_"):
         raise ValueError("frame calibration needs the model right after fit (bank_nodes_ is not saved)")
     scorers = model.scorer_names if scorers is None else list(scorers)
-    collected: dict[str, list[np.ndarray]] = {name: [] for name in scorers}
     by_video: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in scorers}
     radii, steps = [], []
     node_start = 0
@@ -144,15 +143,15 @@ def calibrate_frame_scores(
             object_scores = left_out.score_video(video, window_radius=radius, scorers=scorers)
             for name, values in object_scores.items():
                 scores = frame_scores(values, video.frame_offsets())[first:stop]
-                collected[name].append(scores[np.isfinite(scores)])
-                by_video[name].setdefault(video.metadata.video, []).append(collected[name][-1])
+                by_video[name].setdefault(video.metadata.video, []).append(scores[np.isfinite(scores)])
         radii.append(radius)
         steps.append(model.propagation_steps(radius))
     if node_start != model.n_training_nodes_:
         raise ValueError(f"{node_start} objects in the videos given, but the model was fitted on "
                          f"{model.n_training_nodes_}: pass the training videos in fitting order")
     calibration = FrameCalibration(
-        frame_scores={name: np.sort(np.concatenate(parts)).tolist() for name, parts in collected.items()},
+        frame_scores={name: np.sort(np.concatenate([part for parts in videos_of.values() for part in parts])).tolist()
+                      for name, videos_of in by_video.items()},
         window_seconds=float(window_seconds),
         window_radii=sorted(set(radii)),
         propagation_steps=sorted(set(steps)),
