@@ -19,7 +19,7 @@ from synthetic_attributes import (
 from anograph.attributes.densities import make_density
 from anograph.attributes.ensemble import HeldOutFits, held_out_parts
 from anograph.attributes.objects import MOVING_DX, MOVING_DY, MOVING_FRACTION, ORIENTATION_START
-from anograph.selection.choice import AUC_TIE_TOLERANCE, VELOCITY_VARIANTS, select_attributes
+from anograph.selection.choice import AUC_TIE_TOLERANCE, SPEED_VARIANTS, VELOCITY_VARIANTS, select_attributes
 from anograph.selection.pseudo_anomalies import (
     FOLLOW_GAP,
     GENERATORS,
@@ -228,6 +228,13 @@ def chosen_velocity(selection) -> dict:
     return {"step1_best": best.attributes[0][1], "chosen": velocity[0] if velocity else None}
 
 
+def chosen_motion(selection) -> dict | None:
+    """The config of the chosen attribute that reads speeds (the velocity mixture or one-sided speed), if any."""
+    motion = [config for name, config in selection.chosen.attributes if name in ("velocity", "speed")]
+    assert len(motion) <= 1 or selection.chosen.combination in ("sum", "max")
+    return motion[0] if motion else None
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_perspective_scene_chooses_a_velocity_that_corrects_for_perspective(seed):
     # Image speed is proportional to box height here: speed per height is exactly the walking pace.
@@ -235,17 +242,21 @@ def test_perspective_scene_chooses_a_velocity_that_corrects_for_perspective(seed
     step1 = {candidate.labels[0]: candidate.aucs["speed"] for candidate in selection.candidates[:len(VELOCITY_VARIANTS)]}
     assert step1["velocity(speed+position)"] > step1["velocity(speed)"] + 0.05
     assert step1["velocity(speed per height)"] > step1["velocity(speed)"] + 0.05
-    velocity = chosen_velocity(selection)["chosen"]
-    assert velocity is not None and (velocity.get("per_height") or velocity.get("position_aware"))
+    speed_step = {candidate.labels[0]: candidate.aucs["speed"] for candidate in selection.candidates
+                  if candidate.step == "speed variant"}
+    assert len(speed_step) == len(SPEED_VARIANTS)
+    assert speed_step["speed per height"] > speed_step["speed"] + 0.05
+    motion = chosen_motion(selection)
+    assert motion is not None and (motion.get("per_height") or motion.get("position_aware"))
 
 
 @pytest.mark.parametrize("seed", [0, 2])
 def test_uniform_scene_takes_no_perspective_correction(seed):
     # Speed means the same everywhere: position adds nothing (the flow vector may, since it holds the speed too).
     selection = select_attributes(make_videos(4, seed=seed, speed=uniform_speed, heading=any_heading), seed=seed)
-    velocity = chosen_velocity(selection)["chosen"]
-    assert velocity is not None
-    assert not velocity.get("position_aware") and not velocity.get("per_height")
+    motion = chosen_motion(selection)
+    assert motion is not None
+    assert not motion.get("position_aware") and not motion.get("per_height")
 
 
 def test_one_way_lane_chooses_the_direction_variant():
@@ -319,8 +330,9 @@ def test_selection_validates_both_combination_rules_and_fits_the_chosen_one():
     selection = select_attributes(make_videos(4, seed=0, class_shares=(0.99, 0.005, 0.005)))
     combined = [candidate for candidate in selection.candidates if candidate.step == "attributes"]
     by_rule = {rule: [c for c in combined if c.combination == rule] for rule in ("sum", "max")}
-    # One attribute alone is the same under either rule, so only the sum lists it.
-    assert {len(c.labels) for c in by_rule["max"]} == {2, 3, 4, 5}
+    # One attribute alone is the same under either rule, so only the sum lists it. The pool: velocity,
+    # speed, shape, class, appearance, interaction.
+    assert {len(c.labels) for c in by_rule["max"]} == {2, 3, 4, 5, 6}
     assert len(by_rule["max"]) == len([c for c in by_rule["sum"] if len(c.labels) > 1])
     assert selection.ensemble.combination == selection.chosen.combination
     best_sum = max(c.mean_auc for c in by_rule["sum"])

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from anograph.attributes.base import AttributeDensity, concatenate_values
-from anograph.attributes.frame_edge import CutAwareMixture, whole_or_all
+from anograph.attributes.frame_edge import CutAwareMixture, box_heights, median_height_per_width
 from anograph.attributes.objects import (
     FLOW_MEAN,
     FLOW_P90,
@@ -46,6 +46,7 @@ from anograph.attributes.objects import (
     ObjectAttributes,
 )
 from anograph.attributes.shape import ShapeDensity
+from anograph.attributes.speed import SpeedDensity
 from anograph.errors import InputError
 from anograph.models.knn import knn_mean_distance
 
@@ -109,10 +110,7 @@ class VelocityDensity(CutAwareMixture):
         return "velocity(" + "+".join(parts + (["position"] if self.position_aware else [])) + ")"
 
     def fit(self, videos: Sequence[ObjectAttributes]) -> VelocityDensity:
-        self.height_per_width_ = None
-        if self.per_height:
-            sizes = concatenate_values(whole_or_all(videos), lambda video: video.sizes)
-            self.height_per_width_ = float(np.median(sizes[:, 1] / np.maximum(sizes[:, 0], MIN_BOX_HEIGHT)))
+        self.height_per_width_ = median_height_per_width(videos) if self.per_height else None
         return super().fit(videos)
 
     def intact_columns(self, width_cut: bool, height_cut: bool, n_columns: int) -> tuple[bool, ...] | None:
@@ -121,14 +119,6 @@ class VelocityDensity(CutAwareMixture):
             return None
         return (True,) * (n_columns - 3) + (not width_cut, not height_cut, not height_cut)
 
-    def heights(self, objects: ObjectAttributes) -> np.ndarray:
-        """``(n,)`` box heights, a cut one raised to its width times the normal height per width where that is more."""
-        heights = objects.sizes[:, 1].astype(np.float64)
-        if self.height_per_width_ is not None:
-            cut = objects.cut_by_frame_edge()[:, 1]
-            heights[cut] = np.maximum(heights[cut], objects.sizes[cut, 0] * self.height_per_width_)
-        return heights
-
     def values(self, objects: ObjectAttributes) -> np.ndarray:
         columns = [FLOW_MEAN, FLOW_P90] + ([MOVING_DX, MOVING_DY] if self.direction else [])
         values = objects.flow[:, columns].astype(np.float64)
@@ -136,7 +126,7 @@ class VelocityDensity(CutAwareMixture):
             bins = objects.flow[:, ORIENTATION_START:] * objects.flow[:, MOVING_FRACTION : MOVING_FRACTION + 1]
             values = np.concatenate([values, bins.astype(np.float64)], axis=1)
         if self.per_height:
-            values = values / np.maximum(self.heights(objects), MIN_BOX_HEIGHT)[:, None]
+            values = values / np.maximum(box_heights(objects, self.height_per_width_), MIN_BOX_HEIGHT)[:, None]
         if self.position_aware:
             values = np.concatenate([values, objects.centres, objects.sizes[:, 1:]], axis=1)
         return values
@@ -303,7 +293,8 @@ class InteractionDensity(KnnDensity):
 
 
 DENSITY_CLASSES: dict[str, type[AttributeDensity]] = {
-    cls.name: cls for cls in (VelocityDensity, ShapeDensity, ClassRarity, AppearanceKnn, InteractionDensity)
+    cls.name: cls for cls in (VelocityDensity, SpeedDensity, ShapeDensity, ClassRarity, AppearanceKnn,
+                               InteractionDensity)
 }
 
 

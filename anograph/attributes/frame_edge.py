@@ -24,6 +24,8 @@ from anograph.attributes.objects import ObjectAttributes
 
 #: The cuts a box can have: ``(width cut, height cut)``.
 CUTS = {"width_cut": (True, False), "height_cut": (False, True), "both_cut": (True, True)}
+#: Box widths (frame heights) are floored here before a height is divided by them.
+MIN_BOX_SIZE = 0.01
 #: Quantile levels at which a cut box's marginal score is matched to the whole boxes' scores.
 MATCHING_LEVELS = np.linspace(0.0, 1.0, 201)
 
@@ -50,6 +52,25 @@ def whole_or_all(videos: Sequence[ObjectAttributes]) -> list[ObjectAttributes]:
     """Each video's whole boxes, or every box where the frame's edge cuts them all (a frame-filling view)."""
     whole = [whole_boxes(video) for video in videos]
     return whole if sum(len(video) for video in whole) else list(videos)
+
+
+def median_height_per_width(videos: Sequence[ObjectAttributes]) -> float:
+    """The normal boxes' median height per width (whole boxes where there are any)."""
+    sizes = np.concatenate([video.sizes for video in whole_or_all(videos) if len(video)])
+    return float(np.median(sizes[:, 1] / np.maximum(sizes[:, 0], MIN_BOX_SIZE)))
+
+
+def box_heights(objects: ObjectAttributes, height_per_width: float | None) -> np.ndarray:
+    """``(n,)`` box heights; one the frame's edge cuts raised to its width times ``height_per_width`` where that is more.
+
+    A walker leaving at the bottom of the frame keeps its width while its box loses height, so
+    speeds measured in box heights would make it look fast; ``None`` measures every box as it is.
+    """
+    heights = objects.sizes[:, 1].astype(np.float64)
+    if height_per_width is not None:
+        cut = objects.cut_by_frame_edge()[:, 1]
+        heights[cut] = np.maximum(heights[cut], objects.sizes[cut, 0] * height_per_width)
+    return heights
 
 
 class CutAwareMixture(MixtureDensity):

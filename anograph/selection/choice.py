@@ -7,9 +7,11 @@
    highest mean frame AUC is kept (ties, within
    :data:`AUC_TIE_TOLERANCE`, go to the simpler). Speeds per box height and position-aware
    densities suit strong perspective (and the latter fixed lanes), and cost accuracy where
-   speed means the same everywhere; the footage decides which holds.
+   speed means the same everywhere; the footage decides which holds. Likewise the variant of
+   the one-sided ``speed`` density (:data:`SPEED_VARIANTS`: in frame or box heights), on the
+   ``speed`` pseudo-anomalies alone, since it reads no direction.
 2. **Attributes.** Every non-empty combination of the available attributes (that velocity,
-   ``shape``, ``class`` where the detector has classes, ``appearance`` where the shards have it,
+   that ``speed``, ``shape``, ``class`` where the detector has classes, ``appearance`` where the shards have it,
    ``interaction``) is validated on every applicable pseudo-anomaly kind, once per rule that
    combines their calibrated scores (:data:`~anograph.attributes.ensemble.COMBINATIONS`: the
    sum, then the max). Its figure is the mean over anomaly families (:data:`KIND_FAMILIES`:
@@ -56,6 +58,9 @@ VELOCITY_VARIANTS = (
     {"histogram": True},
     {"histogram": True, "per_height": True},
 )
+#: The one-sided speed variants tried in step 1, simplest first, and the kinds they are validated on.
+SPEED_VARIANTS = ({}, {"per_height": True})
+SPEED_KINDS = ("speed",)
 #: Mean-AUC gains below this are within the validation's sampling noise (a direction term on
 #: footage without a usual direction gains a little by chance): the simpler candidate wins.
 AUC_TIE_TOLERANCE = 0.01
@@ -148,17 +153,21 @@ def select_attributes(videos: Sequence[ObjectAttributes], seed: int = 0, max_fol
         scores.add(len(fits) - 1, fit)
         return len(fits) - 1
 
-    candidates: list[CandidateResult] = []
-    velocity_results = []
-    for variant in VELOCITY_VARIANTS:
-        key = add("velocity", dict(variant, seed=seed))
-        result = CandidateResult([specs[key]], [fits[key].models[0].label],
-                                 {kind: scores.auc([key], kind) for kind in MOTION_KINDS}, "velocity variant")
-        velocity_results.append((key, result))
-    candidates += [result for _, result in velocity_results]
-    velocity_key = next(key for key, result in velocity_results if result is _best([r for _, r in velocity_results]))
+    def best_variant(name: str, variants: Sequence[dict[str, Any]], kinds_here: Sequence[str]) -> int:
+        """Validate each variant of one density on ``kinds_here``; list them all and return the best one's key."""
+        results = []
+        for variant in variants:
+            key = add(name, dict(variant, seed=seed) if name == "velocity" else dict(variant))
+            results.append((key, CandidateResult([specs[key]], [fits[key].models[0].label],
+                                                 {kind: scores.auc([key], kind) for kind in kinds_here},
+                                                 f"{name} variant")))
+        candidates.extend(result for _, result in results)
+        best = _best([result for _, result in results])
+        return next(key for key, result in results if result is best)
 
-    pool = [velocity_key, add("shape", {"seed": seed})]
+    candidates: list[CandidateResult] = []
+    pool = [best_variant("velocity", VELOCITY_VARIANTS, MOTION_KINDS), best_variant("speed", SPEED_VARIANTS, SPEED_KINDS),
+            add("shape", {"seed": seed})]
     class_fit = ClassRarity().fit(videos)
     if class_fit.informative:
         pool.append(add("class", {}))

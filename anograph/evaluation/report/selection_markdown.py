@@ -33,7 +33,7 @@ def selection_markdown(selection: Mapping[str, Any] | None) -> list[str]:
         "",
         "## Model selection (training footage only)",
         "",
-        "The `attributes` scorer's attributes, the rule combining them and the velocity variant were chosen by "
+        "The `attributes` scorer's attributes, the rule combining them and the velocity and speed variants were chosen by "
         f"{selection['protocol']}, over {selection['n_folds']} folds of training videos. Each figure is "
         "the frame AUC between held-out normal frames and the same frames with a third of their tracks made "
         "pseudo-anomalous (kinds: " + ", ".join(f"`{kind}`" for kind in kinds) + "). "

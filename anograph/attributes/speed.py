@@ -1,0 +1,110 @@
+"""The ``speed`` attribute: how fast an object's moving pixels move, rare only when faster than normal.
+
+A density over speed that is two-sided (a Gaussian mixture's negative log likelihood) calls an
+object rare for moving *less* than usual as readily as for moving more, so slow and still objects
+(people standing, a box whose pixels barely move) reach its tail on normal footage beside the fast
+ones, while the speed anomalies a camera watches for (a cyclist among walkers, a runner, a cart)
+are all faster than normal. So this density scores the upper tail alone:
+
+    score(s) = -log P(S >= s)
+
+with ``S`` the speed of a normal training object: an object no faster than most normal ones scores
+near 0, a still one exactly 0, and each halving of the chance of being that fast adds log 2. Up to
+the ``tail_quantile`` quantile the probability is read off the training speeds' quantiles; above
+it, where training speeds are few, an exponential tail with the mean excess over that quantile as
+its scale takes over, so speeds past anything seen in training keep rising in score. Direction is
+the ``direction`` attribute's business (:class:`anograph.attributes.densities.DirectionDensity`).
+
+The speed read is the mean flow magnitude of the box's moving pixels, which the static background
+inside a box does not dilute (:mod:`anograph.extraction.features.flow_stats`), in frame heights per
+frame, or, with ``per_height``, in the object's own box heights per frame (one walking pace near and
+far under perspective; a box the frame's edge cuts is measured in at least its width times the
+normal boxes' median height per width, as :func:`~anograph.attributes.frame_edge.box_heights` says).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from anograph.attributes.base import AttributeDensity, concatenate_values
+from anograph.attributes.frame_edge import box_heights, median_height_per_width
+from anograph.attributes.objects import MOVING_MAGNITUDE, ObjectAttributes
+from anograph.errors import InputError
+
+#: Box heights (frame heights) are floored here before speeds are divided by them.
+MIN_BOX_HEIGHT = 0.01
+#: Quantile levels at which the training speeds' distribution is kept.
+LEVELS = 201
+
+
+class SpeedDensity(AttributeDensity):
+    """Upper-tail rarity of the moving pixels' speed: ``-log P(S >= s)`` (see the module docstring).
+
+    Parameters
+    ----------
+    per_height:
+        Measure speeds in the object's box heights per frame instead of frame heights. Default False.
+    tail_quantile:
+        Above this quantile of the training speeds the tail is exponential. Default 0.99.
+    """
+
+    name = "speed"
+    reads = ("flow", "centres", "sizes")
+
+    def __init__(self, per_height: bool = False, tail_quantile: float = 0.99) -> None:
+        if not 0.5 <= tail_quantile < 1.0:
+            raise InputError(None, f"tail_quantile must be in [0.5, 1), got {tail_quantile}")
+        self.per_height = bool(per_height)
+        self.tail_quantile = float(tail_quantile)
+        self.height_per_width_: float | None = None
+
+    @property
+    def label(self) -> str:
+        return "speed per height" if self.per_height else "speed"
+
+    def values(self, objects: ObjectAttributes) -> np.ndarray:
+        """``(n,)`` the moving pixels' mean speed, per frame height or (``per_height``) per box height."""
+        speeds = objects.flow[:, MOVING_MAGNITUDE].astype(np.float64)
+        if self.per_height:
+            speeds = speeds / np.maximum(box_heights(objects, self.height_per_width_), MIN_BOX_HEIGHT)
+        return speeds
+
+    def fit(self, videos: Sequence[ObjectAttributes]) -> SpeedDensity:
+        self.height_per_width_ = median_height_per_width(videos) if self.per_height else None
+        speeds = concatenate_values(videos, self.values)
+        levels = np.linspace(0.0, self.tail_quantile, LEVELS)
+        grid = np.quantile(speeds, levels)
+        # Repeated quantiles (many still objects share speed 0): keep each value's lowest level,
+        # the share of training speeds below it, so that a still object's P(S >= 0) is 1.
+        self.grid_, first = np.unique(grid, return_index=True)
+        self.levels_ = levels[first]
+        excess = speeds[speeds > grid[-1]] - grid[-1]
+        self.tail_start_ = float(grid[-1])
+        self.tail_scale_ = max(float(excess.mean()) if len(excess) else 0.0, 1e-9)
+        return self
+
+    def score(self, objects: ObjectAttributes) -> np.ndarray:
+        speeds = self.values(objects)
+        below = 1.0 - np.interp(speeds, self.grid_, self.levels_)
+        above = (1.0 - self.tail_quantile) * np.exp(-(speeds - self.tail_start_) / self.tail_scale_)
+        survival = np.where(speeds <= self.tail_start_, below, above)
+        return -np.log(np.maximum(survival, np.finfo(np.float64).tiny))
+
+    def config(self) -> dict[str, Any]:
+        return {"per_height": self.per_height, "tail_quantile": self.tail_quantile}
+
+    def state(self) -> dict[str, np.ndarray]:
+        extra = {} if self.height_per_width_ is None else {"height_per_width": np.array([self.height_per_width_])}
+        return {"grid": self.grid_, "levels": self.levels_,
+                "tail": np.array([self.tail_start_, self.tail_scale_]), **extra}
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> SpeedDensity:
+        self.grid_ = np.asarray(state["grid"], np.float64)
+        self.levels_ = np.asarray(state["levels"], np.float64)
+        self.tail_start_, self.tail_scale_ = (float(value) for value in np.asarray(state["tail"]).reshape(-1))
+        self.height_per_width_ = (float(np.asarray(state["height_per_width"]).reshape(-1)[0])
+                                  if "height_per_width" in state else None)
+        return self
