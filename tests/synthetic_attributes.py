@@ -111,3 +111,29 @@ def hand_made(frames: list[int], centres: list[tuple[float, float]], velocities:
         flow=flow_rows(np.asarray(velocities, np.float64), rng),
         class_scores=np.ones((n, 1), np.float32), appearance=np.zeros((n, APPEARANCE_WIDTH), np.float32),
     )
+
+
+def make_tracked_video(name: str, rng: np.random.Generator, n_tracks: int = 12, n_frames: int = 60,
+                       flow_noise: float = 0.6) -> ObjectAttributes:
+    """Walkers each followed over every frame: a steady velocity per track, its flow noisy from frame to frame.
+
+    Each frame's flow statistics are the track's velocity times a log-normal factor of spread
+    ``flow_noise`` (optical flow's frame-to-frame noise); averaged along the track, it is steady.
+    """
+    tracks = np.tile(np.arange(n_tracks), n_frames)
+    frames = np.repeat(np.arange(n_frames), n_tracks).astype(np.int64)
+    n = len(frames)
+    start = np.stack([rng.uniform(0.1, FRAME_ASPECT - 0.1, n_tracks), rng.uniform(0.2, 0.8, n_tracks)], axis=1)
+    heading = rng.uniform(-np.pi, np.pi, n_tracks)
+    pace = 0.01 * rng.lognormal(0.0, 0.1, n_tracks)
+    velocity = (pace[:, None] * np.stack([np.cos(heading), np.sin(heading)], axis=1))[tracks]
+    centres = start[tracks] + 0.1 * velocity * frames[:, None]
+    heights = np.full(n, 0.12)
+    noisy = velocity * rng.lognormal(0.0, flow_noise, n)[:, None]
+    class_scores = np.zeros((n, 2), np.float32)
+    class_scores[:, 0] = 0.9
+    return ObjectAttributes(
+        video=name, frames=frames, n_frames=n_frames, centres=centres.astype(np.float32),
+        sizes=np.stack([0.4 * heights, heights], axis=1).astype(np.float32), flow=flow_rows(noisy, rng),
+        class_scores=class_scores, appearance=None, tracks=tracks.astype(np.int64),
+    )

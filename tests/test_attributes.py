@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from synthetic_attributes import hand_made, make_video, make_videos
+from synthetic_attributes import hand_made, make_tracked_video, make_video, make_videos
 
 from anograph.attributes.densities import (
     ALONE_DISTANCE,
@@ -25,7 +25,7 @@ from anograph.attributes.ensemble import (
     held_out_parts,
 )
 from anograph.attributes.objects import FLOW_MEAN, FLOW_P90, MOVING_DX, MOVING_DY, ObjectAttributes
-from anograph.attributes.track_smoothing import smooth_along_tracks
+from anograph.attributes.track_smoothing import smooth_along_tracks, smooth_track_scores
 from anograph.errors import InputError
 
 ALL_ATTRIBUTES = [
@@ -330,6 +330,34 @@ def test_track_smoothing_averages_each_track_over_the_radius_and_leaves_untracke
     smoothed = smooth_along_tracks(objects, scores, radius=1)
     np.testing.assert_allclose(smoothed, [1.5, 10.0, 3.0, 20.0, 4.5, 25.0, 7.0])
     np.testing.assert_array_equal(smooth_along_tracks(objects, scores, radius=0), scores)
+
+
+def test_track_smoothing_of_rows_averages_each_column_as_its_own_score():
+    rng = np.random.default_rng(0)
+    tracks, frames = np.array([0, 1, 0, 1, 0, -1, 1]), np.array([0, 0, 1, 1, 2, 2, 3])
+    rows = rng.normal(size=(7, 3))
+    smoothed = smooth_track_scores(tracks, frames, rows, 1)
+    for column in range(3):
+        np.testing.assert_allclose(smoothed[:, column], smooth_track_scores(tracks, frames, rows[:, column], 1))
+    assert not np.allclose(smoothed, rows)
+
+
+def test_velocity_averaged_along_tracks_reads_the_averaged_flow():
+    video = make_tracked_video("walk", np.random.default_rng(1))
+    averaged = VelocityDensity(direction=True, track_radius=3).fit([video])
+    assert averaged.label == "velocity(speed+direction+track 3)"
+    plain = VelocityDensity(direction=True)
+    plain.height_per_width_, plain.mixture_, plain.center_, plain.scale_ = (
+        averaged.height_per_width_, averaged.mixture_, averaged.center_, averaged.scale_)
+    steady = video.with_changes(flow=smooth_along_tracks(video, video.flow, 3))
+    np.testing.assert_allclose(averaged.score(video), plain.score(steady))
+    assert not np.allclose(averaged.score(video), plain.score(video))
+    restored = make_density("velocity", averaged.config()).load_state(averaged.state())
+    np.testing.assert_array_equal(restored.score(video), averaged.score(video))
+    saved_before = {key: value for key, value in averaged.config().items() if key != "track_radius"}
+    assert make_density("velocity", saved_before).track_radius == 0  # a model saved before the option reads as before
+    with pytest.raises(InputError, match="track_radius"):
+        VelocityDensity(track_radius=-1)
 
 
 def test_shape_density_finds_a_wide_box_rare_and_scores_an_unseen_source_as_ordinary(videos):

@@ -179,13 +179,18 @@ def test_live_scoring_of_a_looped_video_equals_offline_scoring(scene, tmp_path) 
     assert report.detection["mean_ms"] > 0 and report.scoring["mean_ms"] > 0
 
 
-@pytest.mark.parametrize(("track_radius", "combination"), [(0, "sum"), (3, "sum"), (3, "max")])
+@pytest.mark.parametrize(("track_radius", "combination", "feature_radius"),
+                         [(0, "sum", 0), (3, "sum", 0), (3, "max", 0), (0, "max", 2), (3, "max", 2)])
 def test_live_attribute_scores_equal_offline_ones_with_sources_and_track_smoothing(scene, track_radius,
-                                                                                 combination) -> None:
+                                                                                 combination, feature_radius) -> None:
     scoring = load_scoring_model(scene["model"])
     ensemble = scoring.model.attribute_scoring().ensemble
     assert len(ensemble.labels) > 1  # so that the two rules differ
     ensemble.track_radius, ensemble.combination = track_radius, combination  # as if the selection had chosen them
+    motion = [part.density for part in ensemble.parts_ if part.density.name == "velocity"]
+    assert motion, "the scene's ensemble has no velocity attribute to average along tracks"
+    motion[0].track_radius = feature_radius  # its flow averaged along tracks, as if chosen
+    assert ensemble.feature_radius == feature_radius
     offline = score_source(scoring, scene["video"], "attributes")
     assert (offline.video.sources == 1).any()  # motion regions are scored by their own shape mixture
     objects = object_attributes(offline.video)
@@ -193,7 +198,7 @@ def test_live_attribute_scores_equal_offline_ones_with_sources_and_track_smoothi
     assert right_edge.any()  # boxes the right edge cuts: live scoring must know the frame's width to match
     detector, extractor = build_extraction(scoring.model)
     scorer = StreamScorer(scoring.model, "attributes", offline.window_radius, offline.threshold.value)
-    assert scorer.latency_frames >= track_radius
+    assert scorer.latency_frames >= track_radius + feature_radius
     streamed = {}
     run_stream(iter_source_frames(scene["video"]), detector, extractor, scorer,
                on_frame=lambda frame: streamed.__setitem__(frame.frame, frame.score))

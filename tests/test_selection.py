@@ -9,6 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from synthetic_attributes import (
     any_heading,
+    make_tracked_video,
     make_video,
     make_videos,
     perspective_speed,
@@ -19,7 +20,13 @@ from synthetic_attributes import (
 from anograph.attributes.densities import make_density
 from anograph.attributes.ensemble import HeldOutFits, held_out_parts
 from anograph.attributes.objects import MOVING_DX, MOVING_DY, MOVING_FRACTION, ORIENTATION_START
-from anograph.selection.choice import AUC_TIE_TOLERANCE, SPEED_VARIANTS, VELOCITY_VARIANTS, select_attributes
+from anograph.selection.choice import (
+    AUC_TIE_TOLERANCE,
+    SPEED_VARIANTS,
+    VELOCITY_VARIANTS,
+    averaging_radii,
+    select_attributes,
+)
 from anograph.selection.pseudo_anomalies import (
     FOLLOW_GAP,
     GENERATORS,
@@ -360,3 +367,31 @@ def test_the_report_names_the_rule_and_marks_the_chosen_candidate():
     assert len(marked) == 1
     # The same attributes summed are listed, unmarked, as `a + b`.
     assert f"| attributes | {' + '.join(chosen['attributes'])} |" in text
+
+
+def test_averaging_radii_are_half_of_each_offered_radius_and_the_radius():
+    assert averaging_radii([0, 10]) == [5, 10]
+    assert averaging_radii([0]) == []
+    assert averaging_radii([1]) == [1]
+
+
+def test_noisy_flow_along_steady_tracks_chooses_the_track_averaged_velocity():
+    # Each walker keeps its pace; the flow of one frame is off by a factor of about 1.8 either way.
+    rng = np.random.default_rng(3)
+    selection = select_attributes([make_tracked_video(f"v{index}", rng) for index in range(4)], track_radii=[0, 6])
+    averaged = {candidate.labels[0]: candidate for candidate in selection.candidates
+                if candidate.step == "velocity averaged along tracks"}
+    assert len(averaged) == len(averaging_radii([0, 6]))
+    velocity = chosen_velocity(selection)
+    assert velocity["chosen"] is not None and velocity["chosen"].get("track_radius") in (3, 6)
+    raw = next(candidate for candidate in selection.candidates if candidate.step == "velocity variant"
+               and candidate.attributes[0][1] == {key: value for key, value in velocity["chosen"].items()
+                                                  if key != "track_radius"})
+    best = max(averaged.values(), key=lambda candidate: candidate.mean_auc)
+    assert best.aucs["speed"] > raw.aucs["speed"] + 0.05
+
+
+def test_untracked_objects_gain_nothing_from_averaging_and_keep_the_plain_velocity():
+    selection = select_attributes(make_videos(4, seed=0, heading=rightward_heading), track_radii=[0, 6])
+    velocity = chosen_velocity(selection)["chosen"]
+    assert velocity is not None and not velocity.get("track_radius")

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from anograph.attributes.base import AttributeDensity, concatenate_values
-from anograph.attributes.frame_edge import CutAwareMixture, box_heights, median_height_per_width
+from anograph.attributes.frame_edge import MIN_BOX_SIZE, CutAwareMixture, box_heights, median_height_per_width
 from anograph.attributes.objects import (
     FLOW_MEAN,
     FLOW_P90,
@@ -47,6 +47,7 @@ from anograph.attributes.objects import (
 )
 from anograph.attributes.shape import ShapeDensity
 from anograph.attributes.speed import SpeedDensity
+from anograph.attributes.track_smoothing import smooth_along_tracks
 from anograph.errors import InputError
 from anograph.models.knn import knn_mean_distance
 
@@ -54,8 +55,6 @@ from anograph.models.knn import knn_mean_distance
 CLASS_SHARE_FLOOR = 1e-4
 #: Neighbour distances (in mean box heights) are capped here: farther is "alone".
 ALONE_DISTANCE = 4.0
-#: Box heights (frame heights) are floored here before speeds are divided by them.
-MIN_BOX_HEIGHT = 0.01
 #: Standard deviations below this are treated as this when standardising kNN inputs.
 SPREAD_FLOOR = 1e-6
 
@@ -82,6 +81,11 @@ class VelocityDensity(CutAwareMixture):
         divides person speeds by box height on ShanghaiTech). A box whose height the frame's
         edge cuts is at least as tall as its width times the normal boxes' median height per
         width, and is measured in that height. Default False.
+    track_radius:
+        Read the flow statistics averaged along the object's track over this many frames on
+        either side (:mod:`anograph.attributes.track_smoothing`): a real anomaly's motion lasts,
+        while optical flow is noisy from one frame to the next. Live scoring holds that many
+        frames before scoring one. Default 0 (each frame's own statistics).
     n_components:
         Mixture components. Default 2.
     seed:
@@ -92,9 +96,12 @@ class VelocityDensity(CutAwareMixture):
     reads = ("flow", "centres", "sizes")
 
     def __init__(self, direction: bool = False, position_aware: bool = False, per_height: bool = False,
-                 histogram: bool = False, n_components: int = 2, seed: int = 0) -> None:
+                 histogram: bool = False, track_radius: int = 0, n_components: int = 2, seed: int = 0) -> None:
         if direction and histogram:
             raise InputError(None, "velocity takes the flow vector (direction) or the histogram, not both")
+        if track_radius < 0:
+            raise InputError(None, f"velocity's track_radius must be 0 or more, got {track_radius}")
+        self.track_radius = int(track_radius)
         self.direction = bool(direction)
         self.histogram = bool(histogram)
         self.position_aware = bool(position_aware)
@@ -107,11 +114,23 @@ class VelocityDensity(CutAwareMixture):
     def label(self) -> str:
         parts = (["speed per height" if self.per_height else "speed"] + (["direction"] if self.direction else [])
                  + (["histogram"] if self.histogram else []))
-        return "velocity(" + "+".join(parts + (["position"] if self.position_aware else [])) + ")"
+        parts += (["position"] if self.position_aware else []) + (
+            [f"track {self.track_radius}"] if self.track_radius else [])
+        return "velocity(" + "+".join(parts) + ")"
+
+    def track_averaged(self, objects: ObjectAttributes) -> ObjectAttributes:
+        """The objects with their flow statistics averaged along their tracks (as they are without a ``track_radius``)."""
+        if not self.track_radius:
+            return objects
+        return objects.with_changes(flow=smooth_along_tracks(objects, objects.flow, self.track_radius))
 
     def fit(self, videos: Sequence[ObjectAttributes]) -> VelocityDensity:
         self.height_per_width_ = median_height_per_width(videos) if self.per_height else None
-        return super().fit(videos)
+        return super().fit([self.track_averaged(video) for video in videos])
+
+    def score(self, objects: ObjectAttributes) -> np.ndarray:
+        # Averaged over whole tracks first, so that the cut and whole boxes scored apart share it.
+        return super().score(self.track_averaged(objects))
 
     def intact_columns(self, width_cut: bool, height_cut: bool, n_columns: int) -> tuple[bool, ...] | None:
         """Position-aware: a cut width hides the centre's x, a cut height its y and the box height (the last three)."""
@@ -126,7 +145,7 @@ class VelocityDensity(CutAwareMixture):
             bins = objects.flow[:, ORIENTATION_START:] * objects.flow[:, MOVING_FRACTION : MOVING_FRACTION + 1]
             values = np.concatenate([values, bins.astype(np.float64)], axis=1)
         if self.per_height:
-            values = values / np.maximum(box_heights(objects, self.height_per_width_), MIN_BOX_HEIGHT)[:, None]
+            values = values / np.maximum(box_heights(objects, self.height_per_width_), MIN_BOX_SIZE)[:, None]
         if self.position_aware:
             values = np.concatenate([values, objects.centres, objects.sizes[:, 1:]], axis=1)
         return values
@@ -144,7 +163,8 @@ class VelocityDensity(CutAwareMixture):
 
     def config(self) -> dict[str, Any]:
         return {"direction": self.direction, "position_aware": self.position_aware, "per_height": self.per_height,
-                "histogram": self.histogram, "n_components": self.n_components, "seed": self.seed}
+                "histogram": self.histogram, "track_radius": self.track_radius, "n_components": self.n_components,
+                "seed": self.seed}
 
 
 class ClassRarity(AttributeDensity):

@@ -185,10 +185,18 @@ class AttributeEnsemble:
                                           self.track_radius)
                 for name, labels in subsets.items()}
 
+    @property
+    def feature_radius(self) -> int:
+        """Frames on either side whose features an object's score reads (a density averaging along tracks)."""
+        return max((int(getattr(part.density, "track_radius", 0)) for part in self.parts_), default=0)
+
+    def combined(self, objects: ObjectAttributes) -> np.ndarray:
+        """``(n,)`` the calibrated attribute scores combined by :attr:`combination`, before track smoothing."""
+        return combine_scores([part.score(objects) for part in self.parts_], self.combination)
+
     def score(self, objects: ObjectAttributes) -> np.ndarray:
-        """``(n,)`` the calibrated attribute scores combined by :attr:`combination`, smoothed along tracks."""
-        return smooth_along_tracks(objects, combine_scores([part.score(objects) for part in self.parts_],
-                                                           self.combination), self.track_radius)
+        """``(n,)`` :meth:`combined`, smoothed along tracks."""
+        return smooth_along_tracks(objects, self.combined(objects), self.track_radius)
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``(JSON description, arrays)`` for the model artifact."""

@@ -24,7 +24,7 @@ from anograph.attributes.objects import ObjectAttributes
 
 #: The cuts a box can have: ``(width cut, height cut)``.
 CUTS = {"width_cut": (True, False), "height_cut": (False, True), "both_cut": (True, True)}
-#: Box widths (frame heights) are floored here before a height is divided by them.
+#: Box sizes (frame heights) are floored here before anything is divided by them.
 MIN_BOX_SIZE = 0.01
 #: Quantile levels at which a cut box's marginal score is matched to the whole boxes' scores.
 MATCHING_LEVELS = np.linspace(0.0, 1.0, 201)

@@ -13,7 +13,8 @@ near 0, a still one exactly 0, and each halving of the chance of being that fast
 the ``tail_quantile`` quantile the probability is read off the training speeds' quantiles; above
 it, where training speeds are few, an exponential tail with the mean excess over that quantile as
 its scale takes over, so speeds past anything seen in training keep rising in score. Direction is
-the ``direction`` attribute's business (:class:`anograph.attributes.densities.DirectionDensity`).
+the velocity mixture's business (:class:`anograph.attributes.densities.VelocityDensity`); the
+selection decides per dataset whether an ensemble takes one, the other or both.
 
 The speed read is the mean flow magnitude of the box's moving pixels, which the static background
 inside a box does not dilute (:mod:`anograph.extraction.features.flow_stats`), in frame heights per
@@ -30,12 +31,10 @@ from typing import Any
 import numpy as np
 
 from anograph.attributes.base import AttributeDensity, concatenate_values
-from anograph.attributes.frame_edge import box_heights, median_height_per_width
+from anograph.attributes.frame_edge import MIN_BOX_SIZE, box_heights, median_height_per_width
 from anograph.attributes.objects import MOVING_MAGNITUDE, ObjectAttributes
 from anograph.errors import InputError
 
-#: Box heights (frame heights) are floored here before speeds are divided by them.
-MIN_BOX_HEIGHT = 0.01
 #: Quantile levels at which the training speeds' distribution is kept.
 LEVELS = 201
 
@@ -69,7 +68,7 @@ class SpeedDensity(AttributeDensity):
         """``(n,)`` the moving pixels' mean speed, per frame height or (``per_height``) per box height."""
         speeds = objects.flow[:, MOVING_MAGNITUDE].astype(np.float64)
         if self.per_height:
-            speeds = speeds / np.maximum(box_heights(objects, self.height_per_width_), MIN_BOX_HEIGHT)
+            speeds = speeds / np.maximum(box_heights(objects, self.height_per_width_), MIN_BOX_SIZE)
         return speeds
 
     def fit(self, videos: Sequence[ObjectAttributes]) -> SpeedDensity:

@@ -79,11 +79,30 @@ class AttributeScoring:
         ``frame_width`` (pixels) lets boxes cut by the frame's right edge be told apart, as offline.
 
         Track smoothing spans frames, so it is left to the caller
-        (:class:`anograph.serving.live_scorer.StreamScorer`).
+        (:class:`anograph.serving.live_scorer.StreamScorer`); so does a density that averages
+        features along tracks (:attr:`feature_radius` > 0), which :meth:`score_frames` serves.
         """
-        objects = cut_attributes("live", np.zeros(len(boxes), np.int64), 1, boxes, raw_features, layout, frame_height,
+        return self.score_frames(np.zeros(len(boxes), np.int64), boxes, raw_features, layout, frame_height,
                                  sources=sources, frame_width=frame_width)
-        return self.ensemble.score(objects)
+
+    def score_frames(self, frames: np.ndarray, boxes: np.ndarray, raw_features: np.ndarray, layout: FeatureLayout,
+                     frame_height: float, sources: np.ndarray | None = None, track_ids: np.ndarray | None = None,
+                     frame_width: float | None = None) -> np.ndarray:
+        """Combined scores, before track smoothing, of the objects of consecutive frames (0-based ``frames``).
+
+        Live scoring passes the frames it holds around the one it scores, with their ``track_ids``,
+        so that a density averaging features along tracks sees what offline scoring sees.
+        """
+        frames = np.asarray(frames, np.int64).reshape(-1)
+        n_frames = int(frames.max()) + 1 if len(frames) else 1
+        objects = cut_attributes("live", frames, n_frames, boxes, raw_features, layout, frame_height,
+                                 tracks=track_ids, sources=sources, frame_width=frame_width)
+        return self.ensemble.combined(objects)
+
+    @property
+    def feature_radius(self) -> int:
+        """Frames on either side whose features one object's score reads (:attr:`AttributeEnsemble.feature_radius`)."""
+        return self.ensemble.feature_radius
 
     def score_subsets(self, video: VideoFeatures, subsets: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
         """``name -> (n,)`` object scores of each subset of the chosen attributes, by label (ablations)."""

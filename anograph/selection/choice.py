@@ -7,7 +7,10 @@
    highest mean frame AUC is kept (ties, within
    :data:`AUC_TIE_TOLERANCE`, go to the simpler). Speeds per box height and position-aware
    densities suit strong perspective (and the latter fixed lanes), and cost accuracy where
-   speed means the same everywhere; the footage decides which holds. Likewise the variant of
+   speed means the same everywhere; the footage decides which holds. The chosen variant is then
+   validated again with its flow statistics averaged along each track (over half the offered
+   smoothing radius, and over all of it; :func:`averaging_radii`): a real anomaly's motion lasts,
+   one frame's flow noise does not. Likewise the variant of
    the one-sided ``speed`` density (:data:`SPEED_VARIANTS`: in frame or box heights), on the
    ``speed`` pseudo-anomalies alone, since it reads no direction.
 2. **Attributes.** Every non-empty combination of the available attributes (that velocity,
@@ -129,6 +132,12 @@ def _best(results: Sequence[CandidateResult]) -> CandidateResult:
     return best
 
 
+def averaging_radii(track_radii: Sequence[int]) -> list[int]:
+    """The track-averaging radii step 1 offers the velocity variant: half of each offered radius, and the radius."""
+    offered = [int(radius) for radius in track_radii if int(radius) > 0]
+    return sorted({radius // 2 for radius in offered if radius > 1} | set(offered))
+
+
 def select_attributes(videos: Sequence[ObjectAttributes], seed: int = 0, max_folds: int = MAX_FOLDS,
                       track_radii: Sequence[int] = (0,)) -> Selection:
     """Validate the candidates on pseudo-anomalies of ``videos`` and fit the winner on all of them.
@@ -153,20 +162,31 @@ def select_attributes(videos: Sequence[ObjectAttributes], seed: int = 0, max_fol
         scores.add(len(fits) - 1, fit)
         return len(fits) - 1
 
-    def best_variant(name: str, variants: Sequence[dict[str, Any]], kinds_here: Sequence[str]) -> int:
-        """Validate each variant of one density on ``kinds_here``; list them all and return the best one's key."""
-        results = []
+    def best_variant(name: str, variants: Sequence[dict[str, Any]], kinds_here: Sequence[str], step: str,
+                     incumbent: int | None = None) -> int:
+        """Validate each variant of one density on ``kinds_here``, list them, and return the best one's key.
+
+        ``incumbent``, a key validated before on the same kinds, is the simplest candidate: the
+        variants must beat it.
+        """
+        results = [] if incumbent is None else [(incumbent, validated[incumbent])]
         for variant in variants:
-            key = add(name, dict(variant, seed=seed) if name == "velocity" else dict(variant))
-            results.append((key, CandidateResult([specs[key]], [fits[key].models[0].label],
-                                                 {kind: scores.auc([key], kind) for kind in kinds_here},
-                                                 f"{name} variant")))
-        candidates.extend(result for _, result in results)
+            key = add(name, dict(variant))
+            validated[key] = CandidateResult([specs[key]], [fits[key].models[0].label],
+                                             {kind: scores.auc([key], kind) for kind in kinds_here}, step)
+            results.append((key, validated[key]))
+            candidates.append(validated[key])
         best = _best([result for _, result in results])
         return next(key for key, result in results if result is best)
 
     candidates: list[CandidateResult] = []
-    pool = [best_variant("velocity", VELOCITY_VARIANTS, MOTION_KINDS), best_variant("speed", SPEED_VARIANTS, SPEED_KINDS),
+    validated: dict[int, CandidateResult] = {}
+    velocity = best_variant("velocity", [dict(variant, seed=seed) for variant in VELOCITY_VARIANTS], MOTION_KINDS,
+                            "velocity variant")
+    velocity = best_variant("velocity", [dict(specs[velocity][1], track_radius=radius)
+                                         for radius in averaging_radii(track_radii)],
+                            MOTION_KINDS, "velocity averaged along tracks", incumbent=velocity)
+    pool = [velocity, best_variant("speed", SPEED_VARIANTS, SPEED_KINDS, "speed variant"),
             add("shape", {"seed": seed})]
     class_fit = ClassRarity().fit(videos)
     if class_fit.informative:

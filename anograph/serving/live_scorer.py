@@ -92,6 +92,10 @@ class _Pending:
     columns: slice | None = None
     raw_scores: np.ndarray | None = None
     track_ids: np.ndarray | None = None
+    # Kept while the attribute scores wait for later frames (a density averaging along tracks).
+    raw_rows: np.ndarray | None = None
+    sources: np.ndarray | None = None
+    frame_size: tuple[float, float | None] | None = None
 
     @property
     def size(self) -> int:
@@ -130,6 +134,8 @@ class StreamScorer:
         self.encoder_weight = model.encoder_.linear.weight
         # The attribute scorer's track smoothing, as offline: a track's scores within this many frames.
         self.track_radius = model.attribute_scoring().ensemble.track_radius if scorer == ATTRIBUTE_SCORER else 0
+        # Frames on either side whose features an attribute score reads (flow averaged along tracks).
+        self.feature_radius = model.attribute_scoring().feature_radius if scorer == ATTRIBUTE_SCORER else 0
         self.reset()
 
     def reset(self) -> None:
@@ -153,7 +159,18 @@ class StreamScorer:
     @property
     def latency_frames(self) -> int:
         """Frames that must arrive after frame ``t`` before its score is final."""
-        return 0 if self.causal else max(self.window.lookahead + self.steps, self.track_radius)
+        return 0 if self.causal else max(self.window.lookahead + self.steps, self.attribute_reach)
+
+    @property
+    def attribute_reach(self) -> int:
+        """Frames after (and before) a frame that its final attribute score reads.
+
+        Its own score reads the features ``feature_radius`` frames away, and track smoothing (or
+        score propagation) reads the scores of frames ``track_radius`` (``steps``) away.
+        """
+        if not self.feature_radius:
+            return self.track_radius
+        return max(self.track_radius, self.steps) + self.feature_radius
 
     def push(self, boxes: np.ndarray, class_ids: np.ndarray, raw_features: np.ndarray,
              frame_height: float | None = None, sources: np.ndarray | None = None,
@@ -177,8 +194,13 @@ class StreamScorer:
             if frame_height is None:
                 raise InputError(None, "the attributes scorer needs each frame's height: pass frame_height")
             pending.track_ids = None if track_ids is None else np.asarray(track_ids, np.int64).reshape(-1)
-            pending.raw_scores = self.model.attribute_scoring().score_frame(
-                boxes, raw_features, self.model.feature_layout_, frame_height, sources=sources, frame_width=frame_width)
+            if self.feature_radius:  # scored once the frames its features are averaged over have arrived
+                pending.raw_rows, pending.frame_size = np.asarray(raw_features), (frame_height, frame_width)
+                pending.sources = None if sources is None else np.asarray(sources).reshape(-1)
+            else:
+                pending.raw_scores = self.model.attribute_scoring().score_frame(
+                    boxes, raw_features, self.model.feature_layout_, frame_height, sources=sources,
+                    frame_width=frame_width)
         self._pending.append(pending)
         self._next_frame += 1
         self._next_object += len(boxes)
@@ -227,8 +249,8 @@ class StreamScorer:
             return [], []
         last_embedded = embedded[-1].index
         ready_until = last_embedded if (self.causal or end_of_stream) else last_embedded - self.steps
-        if self.track_radius and not (self.causal or end_of_stream):
-            ready_until = min(ready_until, self._pending[-1].index - self.track_radius)
+        if self.attribute_reach and not (self.causal or end_of_stream):
+            ready_until = min(ready_until, self._pending[-1].index - self.attribute_reach)
         scored, alerts = [], []
         while self._next_final <= ready_until:
             frame = self._score_final(self._next_final)
@@ -237,13 +259,17 @@ class StreamScorer:
             self._track_objects(frame)
             self._next_final += 1
         # Keep what the next final frame, and the next embeddings, still need.
-        keep_from = min(self._next_final - max(self.steps, self.track_radius),
+        keep_from = min(self._next_final - max(self.steps, self.attribute_reach),
                         self._next_embed - self.window.effective_radius)
         while self._pending and self._pending[0].index < keep_from:
             self._pending.popleft()
         return scored, alerts
 
     def _score_final(self, index: int) -> ScoredFrame:
+        if self.feature_radius:
+            for pending in self._pending:
+                if abs(pending.index - index) <= max(self.track_radius, self.steps) and pending.raw_scores is None:
+                    pending.raw_scores = self._attribute_scores(pending)
         frame = self._frame(index)
         scores = frame.raw_scores
         if self.steps and frame.size:
@@ -265,6 +291,24 @@ class StreamScorer:
             scores = self._smoothed_along_tracks(frame)
         score = float(np.max(scores)) if len(scores) else float("nan")
         return ScoredFrame(index, score, frame.boxes, frame.class_ids, np.asarray(scores, np.float64))
+
+    def _attribute_scores(self, frame: _Pending) -> np.ndarray:
+        """A frame's attribute scores read with the held frames within ``feature_radius`` of it, as offline."""
+        if not frame.size:
+            return np.zeros(0)
+        near = [p for p in self._pending if abs(p.index - frame.index) <= self.feature_radius and p.size]
+        first = near[0].index
+        frame_height, frame_width = frame.frame_size
+        untracked = [np.full(p.size, -1, np.int64) for p in near]
+        scores = self.model.attribute_scoring().score_frames(
+            np.concatenate([np.full(p.size, p.index - first) for p in near]), np.concatenate([p.boxes for p in near]),
+            np.concatenate([p.raw_rows for p in near]), self.model.feature_layout_, frame_height,
+            sources=None if any(p.sources is None for p in near) else np.concatenate([p.sources for p in near]),
+            track_ids=np.concatenate([p.track_ids if p.track_ids is not None else fill
+                                      for p, fill in zip(near, untracked, strict=True)]),
+            frame_width=frame_width)
+        start = sum(p.size for p in near if p.index < frame.index)
+        return scores[start : start + frame.size]
 
     def _smoothed_along_tracks(self, frame: _Pending) -> np.ndarray:
         """The frame's attribute scores averaged along each object's track within ``track_radius`` frames.
