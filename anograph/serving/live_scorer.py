@@ -299,13 +299,12 @@ class StreamScorer:
         near = [p for p in self._pending if abs(p.index - frame.index) <= self.feature_radius and p.size]
         first = near[0].index
         frame_height, frame_width = frame.frame_size
-        untracked = [np.full(p.size, -1, np.int64) for p in near]
         scores = self.model.attribute_scoring().score_frames(
             np.concatenate([np.full(p.size, p.index - first) for p in near]), np.concatenate([p.boxes for p in near]),
             np.concatenate([p.raw_rows for p in near]), self.model.feature_layout_, frame_height,
             sources=None if any(p.sources is None for p in near) else np.concatenate([p.sources for p in near]),
-            track_ids=np.concatenate([p.track_ids if p.track_ids is not None else fill
-                                      for p, fill in zip(near, untracked, strict=True)]),
+            track_ids=np.concatenate([np.full(p.size, -1, np.int64) if p.track_ids is None else p.track_ids
+                                      for p in near]),
             frame_width=frame_width)
         start = sum(p.size for p in near if p.index < frame.index)
         return scores[start : start + frame.size]
