@@ -11,8 +11,9 @@ run's shards) is hidden at random, and the proposer runs against the remaining b
   objects, flow smear, or real misses).
 
 Each ``--covered`` x ``--iou`` pair of :class:`MotionBoxes` thresholds is measured on the same
-frames and the same hidden boxes. The default ``max_covered_fraction`` is the best F1 here on
-UCSD Ped2's training videos; no test video is read.
+frames and the same hidden boxes, at the default border margin; each ``--margins`` entry is
+measured at the default thresholds. The default ``max_covered_fraction`` and ``border_margin``
+are the best F1 here on UCSD Ped2's training videos; no test video is read.
 
     python bench/motion_box_precision.py --store OUT/store \\
         --frames ../shared/data/UCSD_Anomaly_Dataset.v1p2/UCSDped2/Train --json bench/motion_box_precision.json
@@ -47,6 +48,8 @@ def main() -> None:
     parser.add_argument("--fingerprint", help="shard folder under shards/ (default: the only one)")
     parser.add_argument("--covered", type=float, nargs="+", default=[0.5, 0.25, 0.1])
     parser.add_argument("--iou", type=float, nargs="+", default=[0.3, 0.1])
+    parser.add_argument("--margins", type=int, nargs="+", default=[0, 4, 8, 12],
+                        help="border margins (pixels) to measure at the default thresholds")
     parser.add_argument("--step", type=int, default=4, help="every step-th frame (default 4)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default="bench/motion_box_precision.json")
@@ -59,9 +62,10 @@ def main() -> None:
     keys = sorted(key for key in storage.list(f"shards/{fingerprint}/train") if key.endswith(".parquet"))
     if not keys:
         parser.error(f"no training shards under {args.store}/shards/{fingerprint}/train")
-    proposers = {(covered, iou): MotionBoxes(max_covered_fraction=covered, max_iou=iou)
+    proposers = {("thresholds", covered, iou): MotionBoxes(max_covered_fraction=covered, max_iou=iou)
                  for covered, iou in itertools.product(args.covered, args.iou)}
-    counts = {pair: {"recovered": 0, "proposed": 0, "spurious": 0} for pair in proposers}
+    proposers.update({("margin", margin): MotionBoxes(border_margin=margin) for margin in args.margins})
+    counts = {setting: {"recovered": 0, "proposed": 0, "spurious": 0} for setting in proposers}
     rng = np.random.default_rng(args.seed)
     flow = OpticalFlow()
     n_frames = 0
@@ -79,24 +83,27 @@ def main() -> None:
             hidden = int(rng.integers(len(detected)))
             rest, target = np.delete(detected, hidden, axis=0), torch.from_numpy(detected[hidden : hidden + 1])
             n_frames += 1
-            for pair, proposer in proposers.items():
-                counts[pair]["spurious"] += len(proposer.propose(frame_flow, detected)[0])
+            for setting, proposer in proposers.items():
+                counts[setting]["spurious"] += len(proposer.propose(frame_flow, detected)[0])
                 boxes = proposer.propose(frame_flow, rest)[0]
-                counts[pair]["proposed"] += len(boxes)
+                counts[setting]["proposed"] += len(boxes)
                 if len(boxes):
                     matched = torchvision.ops.box_iou(torch.from_numpy(boxes), target).numpy()[:, 0] >= MATCH_IOU
-                    counts[pair]["recovered"] += int(matched.any())
+                    counts[setting]["recovered"] += int(matched.any())
         print(f"{video.metadata.video}: {n_frames} frames so far", flush=True)
 
     rows = []
-    print(f"{'covered':>7} {'iou':>5} {'recall':>7} {'precision':>9} {'F1':>6} {'spurious/frame':>14}")
-    for (covered, iou), count in counts.items():
+    print(f"{'covered':>7} {'iou':>5} {'margin':>6} {'recall':>7} {'precision':>9} {'F1':>6} {'spurious/frame':>14}")
+    for setting, count in counts.items():
+        proposer = proposers[setting]
         recall = count["recovered"] / n_frames
         precision = count["recovered"] / max(count["proposed"], 1)
         f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-        rows.append({"max_covered_fraction": covered, "max_iou": iou, "recall": recall, "precision": precision,
+        rows.append({"max_covered_fraction": proposer.max_covered_fraction, "max_iou": proposer.max_iou,
+                     "border_margin": proposer.border_margin, "recall": recall, "precision": precision,
                      "f1": f1, "spurious_per_frame": count["spurious"] / n_frames})
-        print(f"{covered:>7} {iou:>5} {recall:>7.3f} {precision:>9.3f} {f1:>6.3f} {rows[-1]['spurious_per_frame']:>14.3f}")
+        print(f"{proposer.max_covered_fraction:>7} {proposer.max_iou:>5} {proposer.border_margin:>6} {recall:>7.3f} "
+              f"{precision:>9.3f} {f1:>6.3f} {rows[-1]['spurious_per_frame']:>14.3f}")
     Path(args.json).write_text(json.dumps({
         "settings": vars(args), "frames": n_frames, "match_iou": MATCH_IOU, "rows": rows,
         "machine": f"{os.cpu_count()}-core x86_64 CPU, torch CPU capability {torch.backends.cpu.get_cpu_capability()}",

@@ -15,7 +15,7 @@ from anograph.extraction.features.extractor import SOURCE_DETECTOR, SOURCE_MOTIO
 from anograph.extraction.features.flow_stats import FlowStatistics
 from anograph.extraction.features.motion import MotionFeatures
 from anograph.extraction.features.motion_boxes import UNKNOWN_CLASS_ID, MotionBoxes
-from anograph.extraction.features.optical_flow import OpticalFlow
+from anograph.extraction.features.optical_flow import FrameFlow, OpticalFlow
 from anograph.extraction.features.tracks import BoxTracker
 from anograph.io.shards import OBJECT_SOURCES, read_shard, write_shard
 from anograph.io.storage import Storage
@@ -215,6 +215,25 @@ def test_motion_blobs_add_the_square_the_detector_missed() -> None:
     assert all(len(frame.detections) == 1 for frame in plain)
     both = pushed(extractor, frames, boxes)
     assert all(frame.sources.tolist() == [SOURCE_DETECTOR] * 2 for frame in both)
+
+
+def test_moving_pixels_along_the_frame_edge_seed_no_region() -> None:
+    # A 240 x 360 flow field: a strip of flow noise along the bottom edge (3 px tall, as DIS
+    # leaves at the edges when compression noise changes), an object inside the frame, and an
+    # object entering at the left edge.
+    flow = np.zeros((240, 360, 2), np.float32)
+    flow[237:, 100:200, 0] = 2.0
+    flow[100:130, 150:170, 0] = 2.0
+    flow[60:90, 0:20, 1] = 2.0
+    frame_flow = FrameFlow.of(flow)
+    with_margin, _ = MotionBoxes().propose(frame_flow, np.zeros((0, 4)))
+    without, _ = MotionBoxes(border_margin=0).propose(frame_flow, np.zeros((0, 4)))
+    # The strip lies within the default margin and is gone; the entering object keeps the part
+    # past the margin, and the inner object is untouched.
+    assert sorted(map(tuple, without.astype(int).tolist())) == [(0, 60, 20, 90), (100, 237, 200, 240), (150, 100, 170, 130)]
+    assert sorted(map(tuple, with_margin.astype(int).tolist())) == [(4, 60, 20, 90), (150, 100, 170, 130)]
+    with pytest.raises(InputError, match="border_margin"):
+        MotionBoxes(border_margin=-1)
 
 
 def test_motion_boxes_settings_are_checked() -> None:
