@@ -63,9 +63,9 @@ class MotionBoxes:
     border_margin:
         Moving pixels this close to the frame's edge, in pixels, seed no region; an object
         entering the frame is found once it is further in (the detector finds the ones it knows
-        at the edge too). Default 4: on normal training footage, of margins 0, 4, 8 and 12, it
-        has the best F1, for a sixth fewer proposals on frames where nothing was missed
-        (``bench/motion_box_precision.py``).
+        at the edge too). Default 4: on normal training footage it has the best F1 of the margins
+        tried, with fewer spurious proposals than none (``bench/motion_box_precision.py``; the
+        figures are in docs/model-selection.md).
     """
 
     def __init__(
