@@ -236,6 +236,43 @@ def test_moving_pixels_along_the_frame_edge_seed_no_region() -> None:
         MotionBoxes(border_margin=-1)
 
 
+def test_the_moving_floor_is_a_speed_whatever_the_frame_size_and_rate() -> None:
+    flow_field = OpticalFlow()
+    # Half a pixel a frame on UCSD's 240-pixel, 10 fps footage, where the floor was set in pixels.
+    assert flow_field.moving_floor(240) == 0.5
+    flow_field.start_video(25.0)
+    assert flow_field.moving_floor(480) == pytest.approx(0.4)
+    # A walker at 1/40 frame heights a second, and a drift at half the floor's speed, at several sizes and rates.
+    for height, rate in ((240, 10.0), (120, 10.0), (240, 25.0), (480, 25.0)):
+        flow_field.start_video(rate)
+        flow = np.zeros((height, height * 3 // 2, 2), np.float32)
+        walker, drift = (slice(height // 4, height // 2), slice(10, 30)), (slice(height // 4, height // 2), slice(60, 80))
+        flow[walker + (0,)] = height / 40 / rate
+        flow[drift + (0,)] = 0.5 * flow_field.min_moving_speed * height / rate
+        moving = flow_field.frame_flow(flow).moving
+        assert moving[walker].all() and not moving[drift].any(), (height, rate)
+    with pytest.raises(InputError, match="frame rate"):
+        flow_field.start_video(-1.0)
+
+
+def test_the_videos_frame_rate_sets_what_counts_as_moving(tmp_path: Path) -> None:
+    frames, _ = square_scene(4, [(30, 30, 1, 0)])  # one pixel a frame on a 120-pixel-high frame
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for index, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{index:03d}.png"), frame)
+    moving_fraction = {}
+    for rate in (10.0, 2.0):
+        extractor = NodeFeatureExtractor(appearance=None)
+        video = extract_video(open_video(folder, fps=rate), FirstSquareDetector(), extractor)
+        assert extractor.optical_flow is not None and extractor.optical_flow.frame_rate == rate
+        moving_fraction[rate] = [flow_stats_of(extractor, row)["moving_fraction"] for row in video.features[1:]]
+    # At 10 fps the square moves 1/12 frame heights a second, above the floor; read as 2 fps it
+    # crawls at 1/60, under it (the floor is 1/48), and no pixel of it counts as moving.
+    assert min(moving_fraction[10.0]) > 0.3
+    assert max(moving_fraction[2.0]) == 0.0
+
+
 def test_motion_boxes_settings_are_checked() -> None:
     with pytest.raises(InputError, match="min_area_fraction"):
         MotionBoxes(min_area_fraction=0.5, max_area_fraction=0.1)

@@ -77,7 +77,7 @@ def extract_video(
     start_video = getattr(detector, "start_video", None)
     if start_video is not None:
         start_video(reader.name, len(reader))
-    extractor.reset()
+    extractor.reset(reader.fps)
     layout = extractor.layout(detector.class_names, feature_width(detector))
     objects: list[FrameObjects] = []
     n_frames = 0

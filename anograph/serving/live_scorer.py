@@ -441,14 +441,17 @@ class StreamReport:
 
 def run_stream(frames: Iterator[np.ndarray], detector: Detector, extractor: NodeFeatureExtractor,
                scorer: StreamScorer, on_frame: Callable[[ScoredFrame], None] | None = None,
-               on_alert: Callable[[StreamAlert], None] | None = None) -> StreamReport:
+               on_alert: Callable[[StreamAlert], None] | None = None,
+               frame_rate: float | None = None) -> StreamReport:
     """Detect, featurise and score every frame as it arrives; call back on scores and alerts.
+
+    ``frame_rate`` is the source's (the flow's moving floor is a speed; ``None`` assumes 10 fps).
 
     Latency is split per arriving frame: ``detection`` = detector + node features,
     ``scoring`` = graph, embedding, scorer, propagation and alert rules; wall clock and CPU time.
     """
     detector.reset()
-    extractor.reset()
+    extractor.reset(frame_rate)
     detection, scoring = LatencyStats(), LatencyStats()
     n_alerts, max_held = 0, 0
     started = time.perf_counter()

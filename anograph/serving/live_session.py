@@ -130,7 +130,8 @@ def run_live(scoring: ScoringModel, source: str, out: str | Path, scorer: str,
         frames = iter_source_frames(source, loop=loop, max_frames=max_frames, fps=fps)
         with torch_threads(threads):
             used_threads = torch.get_num_threads()
-            measured = run_stream(frames, detector, extractor, scorer_state, on_frame=on_frame, on_alert=on_alert)
+            measured = run_stream(frames, detector, extractor, scorer_state, on_frame=on_frame, on_alert=on_alert,
+                                  frame_rate=rate)
     report = {
         "source": str(source), "model": scoring.uri, "scorer": scorer, "causal": causal,
         "threshold": {"value": threshold.value, "quantile": threshold.quantile, "source": threshold.source},

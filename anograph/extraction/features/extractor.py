@@ -171,10 +171,17 @@ class NodeFeatureExtractor:
             groups.append(("flow_stats", self.flow_stats.width))
         return FeatureLayout.of(groups)
 
-    def reset(self) -> None:
-        """Forget per-video state (previous frame, tracks, a held first frame). Call before each video."""
+    def reset(self, frame_rate: float | None = None) -> None:
+        """Forget per-video state (previous frame, tracks, a held first frame). Call before each video.
+
+        ``frame_rate`` is the video's, which turns the flow's moving floor (a speed) into pixels
+        per frame (:meth:`~anograph.extraction.features.optical_flow.OpticalFlow.start_video`);
+        ``None`` assumes UCSD's 10 frames a second.
+        """
         if self.motion is not None:
             self.motion.reset()
+        if self.optical_flow is not None:
+            self.optical_flow.start_video(frame_rate)
         self._previous_grey: np.ndarray | None = None
         self._pending: _PendingFrame | None = None
         self._next_index = 0

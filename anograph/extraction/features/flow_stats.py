@@ -7,7 +7,7 @@ pixel is moving when its magnitude is above both
 
 * the frame's moving threshold
   (:attr:`anograph.extraction.features.optical_flow.FrameFlow.moving_threshold`: twice the
-  frame's median magnitude, at least ``min_moving_magnitude`` pixels), which separates
+  frame's median magnitude, at least the flow's moving floor), which separates
   motion from the static background's flow noise, and
 * ``object_fraction`` (default one half) of the box's 90th-percentile magnitude: dense flow
   smears an object's motion a few pixels onto the background around it, in a ramp that
@@ -116,7 +116,7 @@ class FlowStatistics:
         return {
             "columns": list(self.column_names),
             "speed_unit": "pixels per frame / frame height",
-            "moving_pixels": "magnitude > max(min_moving_magnitude, 2 x frame median, object_fraction x box p90)",
+            "moving_pixels": "magnitude > max(moving floor, 2 x frame median, object_fraction x box p90)",
             "object_fraction": self.object_fraction,
         }
 

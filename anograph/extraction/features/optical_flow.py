@@ -19,6 +19,12 @@ so a box of frame ``t`` reads the flow of what is inside it in frame ``t``. The 
 of a video has no previous frame; it takes the forward flow ``flow(0 -> 1)`` instead, which
 is at frame 0's pixels too (see :class:`anograph.extraction.features.extractor.NodeFeatureExtractor.push`).
 
+What counts as moving: a pixel whose flow exceeds both twice the frame's median magnitude
+(the background's noise) and a floor that is a *speed*, in frame heights per second, turned into
+pixels per frame for each video's frame height and frame rate. The same walker then counts as
+moving whatever the footage's size and frame rate: a floor fixed in pixels per frame silences
+every walker on footage at half UCSD's size, and more of them at a higher frame rate.
+
 Camera motion: by default the frame's median flow vector is subtracted from every pixel
 before anything reads the flow. Most of a surveillance frame is background, so the median is
 the camera's own shake or drift; without it, a shaking camera makes every object look fast.
@@ -51,7 +57,11 @@ FARNEBACK_PARAMETERS = {
     "poly_sigma": 1.2,
     "flags": 0,
 }
-DEFAULT_MIN_MOVING_MAGNITUDE = 0.5
+#: Slowest motion that counts as moving, in frame heights per second: half a pixel a frame on
+#: UCSD's 240-pixel-high footage at 10 frames a second, where the floor was first set in pixels.
+DEFAULT_MIN_MOVING_SPEED = 0.5 / 240 * 10
+#: Frame rate assumed for footage that does not state one (UCSD's).
+DEFAULT_FRAME_RATE = 10.0
 MOVING_MEDIAN_FACTOR = 2.0
 
 
@@ -67,9 +77,10 @@ class OpticalFlow:
     scale:
         Frame size factor at which the flow is computed; ``None`` (default) means 1.0 for
         DIS and 0.5 for Farneback. The result is always resized to the full frame.
-    min_moving_magnitude:
-        Smallest flow magnitude, in full-frame pixels per frame, of a moving pixel
-        (:attr:`FrameFlow.moving_threshold`). Default 0.5.
+    min_moving_speed:
+        Slowest motion of a moving pixel, in frame heights per second
+        (:attr:`FrameFlow.moving_threshold`; :meth:`moving_floor` gives it in pixels per frame).
+        Default :data:`DEFAULT_MIN_MOVING_SPEED`, half a pixel a frame at 240 pixels and 10 fps.
     compensate_camera_motion:
         Subtract the frame's median flow vector (see the module docstring). Default True.
     """
@@ -79,7 +90,7 @@ class OpticalFlow:
         method: str = "dis",
         preset: str = "medium",
         scale: float | None = None,
-        min_moving_magnitude: float = DEFAULT_MIN_MOVING_MAGNITUDE,
+        min_moving_speed: float = DEFAULT_MIN_MOVING_SPEED,
         compensate_camera_motion: bool = True,
     ) -> None:
         if method not in FLOW_METHODS:
@@ -92,12 +103,23 @@ class OpticalFlow:
             raise InputError(None, f"flow scale must be in (0, 1], got {scale}")
         self.method = method
         self.preset = preset
-        if min_moving_magnitude < 0:
-            raise InputError(None, f"min_moving_magnitude must not be negative, got {min_moving_magnitude}")
+        if min_moving_speed < 0:
+            raise InputError(None, f"min_moving_speed must not be negative, got {min_moving_speed}")
         self.scale = float(scale)
-        self.min_moving_magnitude = float(min_moving_magnitude)
+        self.min_moving_speed = float(min_moving_speed)
+        self.frame_rate = DEFAULT_FRAME_RATE
         self.compensate_camera_motion = bool(compensate_camera_motion)
         self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset]) if method == "dis" else None
+
+    def start_video(self, frame_rate: float | None) -> None:
+        """Use the frame rate of the video about to be read (``None`` or 0: :data:`DEFAULT_FRAME_RATE`)."""
+        if frame_rate is not None and not frame_rate >= 0:
+            raise InputError(None, f"frame rate must be positive, got {frame_rate}")
+        self.frame_rate = float(frame_rate) if frame_rate else DEFAULT_FRAME_RATE
+
+    def moving_floor(self, frame_height: int) -> float:
+        """:attr:`min_moving_speed` in pixels per frame, for frames ``frame_height`` pixels high at :attr:`frame_rate`."""
+        return self.min_moving_speed * float(frame_height) / self.frame_rate
 
     def grey(self, frame: np.ndarray) -> np.ndarray:
         """The frame as the flow method reads it: grey, resized to ``scale``."""
@@ -132,14 +154,14 @@ class OpticalFlow:
         """The :class:`FrameFlow` of a flow field, camera motion removed, with this flow's moving threshold."""
         if self.compensate_camera_motion:
             flow = flow - camera_motion(flow)
-        return FrameFlow.of(flow, self.min_moving_magnitude)
+        return FrameFlow.of(flow, self.moving_floor(flow.shape[0]))
 
     def describe(self) -> dict[str, Any]:
         """Settings, for shard metadata."""
         settings: dict[str, Any] = {
             "method": f"opencv-{self.method}",
             "scale": self.scale,
-            "min_moving_magnitude": self.min_moving_magnitude,
+            "min_moving_speed": self.min_moving_speed,
             "camera_motion": "frame median flow subtracted" if self.compensate_camera_motion else "kept",
         }
         if self.method == "dis":
@@ -170,9 +192,9 @@ class FrameFlow:
         ``(H, W)`` float32 flow length and direction in radians, ``[0, 2 pi)``, 0 = rightward,
         pi / 2 = downward.
     moving_threshold:
-        Magnitude above which a pixel counts as moving: ``max(min_moving_magnitude,
-        2 x the frame's median magnitude)``. Most of a fixed-camera frame is static
-        background, so the median is the background's flow noise level; the floor keeps
+        Magnitude above which a pixel counts as moving: ``max(floor, 2 x the frame's median
+        magnitude)``. Most of a fixed-camera frame is static background, so the median is the
+        background's flow noise level; the floor (:meth:`OpticalFlow.moving_floor`) keeps
         sub-pixel noise of a perfectly still frame from counting.
     moving:
         ``(H, W)`` bool, ``magnitude > moving_threshold``.
@@ -185,9 +207,12 @@ class FrameFlow:
     moving: np.ndarray
 
     @classmethod
-    def of(cls, flow: np.ndarray, min_moving_magnitude: float = DEFAULT_MIN_MOVING_MAGNITUDE) -> FrameFlow:
+    def of(cls, flow: np.ndarray, floor: float | None = None) -> FrameFlow:
+        """``floor`` in pixels per frame; ``None``: the default speed at :data:`DEFAULT_FRAME_RATE` and this height."""
+        if floor is None:
+            floor = DEFAULT_MIN_MOVING_SPEED * flow.shape[0] / DEFAULT_FRAME_RATE
         magnitude, angle = cv2.cartToPolar(flow[..., 0], flow[..., 1])
-        threshold = max(float(min_moving_magnitude), MOVING_MEDIAN_FACTOR * float(np.median(magnitude)))
+        threshold = max(float(floor), MOVING_MEDIAN_FACTOR * float(np.median(magnitude)))
         return cls(flow, magnitude, angle, threshold, magnitude > threshold)
 
     @property
