@@ -12,8 +12,10 @@ run's shards) is hidden at random, and the proposer runs against the remaining b
 
 Each ``--covered`` x ``--iou`` pair of :class:`MotionBoxes` thresholds is measured on the same
 frames and the same hidden boxes, at the default border margin; each ``--margins`` entry is
-measured at the default thresholds. The default ``max_covered_fraction`` and ``border_margin``
-are the best F1 here on UCSD Ped2's training videos; no test video is read.
+measured at the default thresholds; each ``--floors`` entry scales the flow's moving floor
+(:attr:`OpticalFlow.min_moving_speed`, turned into pixels a frame at ``--fps``) at the default
+thresholds. The default ``max_covered_fraction`` and ``border_margin`` are the best F1 here on
+UCSD Ped2's training videos; no test video is read.
 
     python bench/motion_box_precision.py --store OUT/store \\
         --frames ../shared/data/UCSD_Anomaly_Dataset.v1p2/UCSDped2/Train --json bench/motion_box_precision.json
@@ -32,7 +34,7 @@ import torch
 import torchvision
 
 from anograph.extraction.features.motion_boxes import MotionBoxes
-from anograph.extraction.features.optical_flow import OpticalFlow
+from anograph.extraction.features.optical_flow import FrameFlow, OpticalFlow, camera_motion
 from anograph.io.extraction_settings import fingerprint_of
 from anograph.io.shards import read_shard
 from anograph.io.storage import Storage
@@ -50,6 +52,9 @@ def main() -> None:
     parser.add_argument("--iou", type=float, nargs="+", default=[0.3, 0.1])
     parser.add_argument("--margins", type=int, nargs="+", default=[0, 4, 8, 12],
                         help="border margins (pixels) to measure at the default thresholds")
+    parser.add_argument("--floors", type=float, nargs="+", default=[1.0],
+                        help="moving floors to measure, as multiples of the default speed (default 1)")
+    parser.add_argument("--fps", type=float, default=None, help="the footage's frame rate (default 10, UCSD's)")
     parser.add_argument("--step", type=int, default=4, help="every step-th frame (default 4)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default="bench/motion_box_precision.json")
@@ -65,9 +70,11 @@ def main() -> None:
     proposers = {("thresholds", covered, iou): MotionBoxes(max_covered_fraction=covered, max_iou=iou)
                  for covered, iou in itertools.product(args.covered, args.iou)}
     proposers.update({("margin", margin): MotionBoxes(border_margin=margin) for margin in args.margins})
+    proposers.update({("floor", floor): MotionBoxes() for floor in args.floors if floor != 1.0})
     counts = {setting: {"recovered": 0, "proposed": 0, "spurious": 0} for setting in proposers}
     rng = np.random.default_rng(args.seed)
     flow = OpticalFlow()
+    flow.start_video(args.fps)
     n_frames = 0
     for key in keys:
         video = read_shard(storage, key)
@@ -79,13 +86,18 @@ def main() -> None:
             detected = video.boxes[rows][video.sources[rows] == 0].astype(np.float32)
             if not len(detected):
                 continue
-            frame_flow = flow.frame_flow(flow.at_current(greys[index - 1], greys[index], greys[index].shape))
+            raw = flow.at_current(greys[index - 1], greys[index], greys[index].shape)
+            frame_flow = flow.frame_flow(raw)
+            default_floor = flow.moving_floor(raw.shape[0])
+            floored = {floor: FrameFlow.of(raw - camera_motion(raw), floor * default_floor)
+                       for floor in args.floors if floor != 1.0}
             hidden = int(rng.integers(len(detected)))
             rest, target = np.delete(detected, hidden, axis=0), torch.from_numpy(detected[hidden : hidden + 1])
             n_frames += 1
             for setting, proposer in proposers.items():
-                counts[setting]["spurious"] += len(proposer.propose(frame_flow, detected)[0])
-                boxes = proposer.propose(frame_flow, rest)[0]
+                this_flow = floored[setting[1]] if setting[0] == "floor" else frame_flow
+                counts[setting]["spurious"] += len(proposer.propose(this_flow, detected)[0])
+                boxes = proposer.propose(this_flow, rest)[0]
                 counts[setting]["proposed"] += len(boxes)
                 if len(boxes):
                     matched = torchvision.ops.box_iou(torch.from_numpy(boxes), target).numpy()[:, 0] >= MATCH_IOU
@@ -93,16 +105,19 @@ def main() -> None:
         print(f"{video.metadata.video}: {n_frames} frames so far", flush=True)
 
     rows = []
-    print(f"{'covered':>7} {'iou':>5} {'margin':>6} {'recall':>7} {'precision':>9} {'F1':>6} {'spurious/frame':>14}")
+    print(f"{'covered':>7} {'iou':>5} {'margin':>6} {'floor':>5} {'recall':>7} {'precision':>9} {'F1':>6} "
+          f"{'spurious/frame':>14}")
     for setting, count in counts.items():
         proposer = proposers[setting]
         recall = count["recovered"] / n_frames
         precision = count["recovered"] / max(count["proposed"], 1)
         f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+        floor = setting[1] if setting[0] == "floor" else 1.0
         rows.append({"max_covered_fraction": proposer.max_covered_fraction, "max_iou": proposer.max_iou,
-                     "border_margin": proposer.border_margin, "recall": recall, "precision": precision,
+                     "border_margin": proposer.border_margin, "moving_floor_factor": floor,
+                     "recall": recall, "precision": precision,
                      "f1": f1, "spurious_per_frame": count["spurious"] / n_frames})
-        print(f"{proposer.max_covered_fraction:>7} {proposer.max_iou:>5} {proposer.border_margin:>6} {recall:>7.3f} "
+        print(f"{proposer.max_covered_fraction:>7} {proposer.max_iou:>5} {proposer.border_margin:>6} {floor:>5} {recall:>7.3f} "
               f"{precision:>9.3f} {f1:>6.3f} {rows[-1]['spurious_per_frame']:>14.3f}")
     Path(args.json).write_text(json.dumps({
         "settings": vars(args), "frames": n_frames, "match_iou": MATCH_IOU, "rows": rows,

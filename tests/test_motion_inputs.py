@@ -236,23 +236,31 @@ def test_moving_pixels_along_the_frame_edge_seed_no_region() -> None:
         MotionBoxes(border_margin=-1)
 
 
-def test_the_moving_floor_is_a_speed_whatever_the_frame_size_and_rate() -> None:
+def test_the_moving_floor_is_the_flow_noise_or_a_speed_whichever_is_higher() -> None:
     flow_field = OpticalFlow()
-    # Half a pixel a frame on UCSD's 240-pixel, 10 fps footage, where the floor was set in pixels.
+    # On UCSD's 240-pixel, 10 fps footage both floors are half a pixel a frame.
     assert flow_field.moving_floor(240) == 0.5
+    # Twice the pixels, or half the frame rate: the same walker covers twice the pixels a frame.
+    assert flow_field.moving_floor(480) == pytest.approx(1.0)
+    flow_field.start_video(5.0)
+    assert flow_field.moving_floor(240) == pytest.approx(1.0)
+    # Smaller or faster footage: never below the flow's own noise.
+    assert flow_field.moving_floor(120) == 0.5
     flow_field.start_video(25.0)
-    assert flow_field.moving_floor(480) == pytest.approx(0.4)
-    # A walker at 1/40 frame heights a second, and a drift at half the floor's speed, at several sizes and rates.
-    for height, rate in ((240, 10.0), (120, 10.0), (240, 25.0), (480, 25.0)):
+    assert flow_field.moving_floor(480) == 0.5
+    # A walker at 1/12 frame heights a second, and a drift at half the floor, at several sizes and rates.
+    for height, rate in ((240, 10.0), (480, 10.0), (240, 5.0), (480, 25.0)):
         flow_field.start_video(rate)
         flow = np.zeros((height, height * 3 // 2, 2), np.float32)
         walker, drift = (slice(height // 4, height // 2), slice(10, 30)), (slice(height // 4, height // 2), slice(60, 80))
-        flow[walker + (0,)] = height / 40 / rate
-        flow[drift + (0,)] = 0.5 * flow_field.min_moving_speed * height / rate
+        flow[walker + (0,)] = height / 12 / rate
+        flow[drift + (0,)] = 0.5 * flow_field.moving_floor(height)
         moving = flow_field.frame_flow(flow).moving
         assert moving[walker].all() and not moving[drift].any(), (height, rate)
     with pytest.raises(InputError, match="frame rate"):
         flow_field.start_video(-1.0)
+    with pytest.raises(InputError, match="must not be negative"):
+        OpticalFlow(min_moving_speed=-1.0)
 
 
 def test_the_videos_frame_rate_sets_what_counts_as_moving(tmp_path: Path) -> None:

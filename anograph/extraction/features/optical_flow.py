@@ -19,11 +19,13 @@ so a box of frame ``t`` reads the flow of what is inside it in frame ``t``. The 
 of a video has no previous frame; it takes the forward flow ``flow(0 -> 1)`` instead, which
 is at frame 0's pixels too (see :class:`anograph.extraction.features.extractor.NodeFeatureExtractor.push`).
 
-What counts as moving: a pixel whose flow exceeds both twice the frame's median magnitude
-(the background's noise) and a floor that is a *speed*, in frame heights per second, turned into
-pixels per frame for each video's frame height and frame rate. The same walker then counts as
-moving whatever the footage's size and frame rate: a floor fixed in pixels per frame silences
-every walker on footage at half UCSD's size, and more of them at a higher frame rate.
+What counts as moving: a pixel whose flow exceeds twice the frame's median magnitude (the
+background's noise level in that frame) and a floor, the larger of two: the flow's own noise,
+half a pixel a frame (DIS's sub-pixel error on compressed footage: below it, noise regions
+appear), and the slowest speed of interest, 1/48 frame heights a second, turned into pixels a
+frame for each video's height and frame rate. On UCSD's 240-pixel, 10 fps footage the two agree;
+on larger or lower-frame-rate footage the speed floor is the higher, so that what counts as
+moving does not grow with the pixels a frame that the same motion covers there.
 
 Camera motion: by default the frame's median flow vector is subtracted from every pixel
 before anything reads the flow. Most of a surveillance frame is background, so the median is
@@ -57,9 +59,11 @@ FARNEBACK_PARAMETERS = {
     "poly_sigma": 1.2,
     "flags": 0,
 }
+#: Smallest flow that counts as moving, in pixels a frame: the flow's noise.
+DEFAULT_MIN_MOVING_MAGNITUDE = 0.5
 #: Slowest motion that counts as moving, in frame heights per second: half a pixel a frame on
-#: UCSD's 240-pixel-high footage at 10 frames a second, where the floor was first set in pixels.
-DEFAULT_MIN_MOVING_SPEED = 0.5 / 240 * 10
+#: UCSD's 240-pixel-high footage at 10 frames a second, where the pixel floor was set.
+DEFAULT_MIN_MOVING_SPEED = DEFAULT_MIN_MOVING_MAGNITUDE / 240 * 10
 #: Frame rate assumed for footage that does not state one (UCSD's).
 DEFAULT_FRAME_RATE = 10.0
 MOVING_MEDIAN_FACTOR = 2.0
@@ -77,10 +81,13 @@ class OpticalFlow:
     scale:
         Frame size factor at which the flow is computed; ``None`` (default) means 1.0 for
         DIS and 0.5 for Farneback. The result is always resized to the full frame.
+    min_moving_magnitude:
+        Smallest flow of a moving pixel, in pixels per frame: the flow's noise. Default 0.5.
     min_moving_speed:
-        Slowest motion of a moving pixel, in frame heights per second
-        (:attr:`FrameFlow.moving_threshold`; :meth:`moving_floor` gives it in pixels per frame).
-        Default :data:`DEFAULT_MIN_MOVING_SPEED`, half a pixel a frame at 240 pixels and 10 fps.
+        Slowest motion of a moving pixel, in frame heights per second. Default
+        :data:`DEFAULT_MIN_MOVING_SPEED`, half a pixel a frame at 240 pixels and 10 fps.
+        :meth:`moving_floor` gives the larger of the two in pixels per frame
+        (:attr:`FrameFlow.moving_threshold`).
     compensate_camera_motion:
         Subtract the frame's median flow vector (see the module docstring). Default True.
     """
@@ -90,6 +97,7 @@ class OpticalFlow:
         method: str = "dis",
         preset: str = "medium",
         scale: float | None = None,
+        min_moving_magnitude: float = DEFAULT_MIN_MOVING_MAGNITUDE,
         min_moving_speed: float = DEFAULT_MIN_MOVING_SPEED,
         compensate_camera_motion: bool = True,
     ) -> None:
@@ -103,9 +111,11 @@ class OpticalFlow:
             raise InputError(None, f"flow scale must be in (0, 1], got {scale}")
         self.method = method
         self.preset = preset
-        if min_moving_speed < 0:
-            raise InputError(None, f"min_moving_speed must not be negative, got {min_moving_speed}")
+        if min_moving_magnitude < 0 or min_moving_speed < 0:
+            raise InputError(None, f"min_moving_magnitude and min_moving_speed must not be negative, got "
+                                   f"{min_moving_magnitude} and {min_moving_speed}")
         self.scale = float(scale)
+        self.min_moving_magnitude = float(min_moving_magnitude)
         self.min_moving_speed = float(min_moving_speed)
         self.frame_rate = DEFAULT_FRAME_RATE
         self.compensate_camera_motion = bool(compensate_camera_motion)
@@ -118,8 +128,9 @@ class OpticalFlow:
         self.frame_rate = float(frame_rate) if frame_rate else DEFAULT_FRAME_RATE
 
     def moving_floor(self, frame_height: int) -> float:
-        """:attr:`min_moving_speed` in pixels per frame, for frames ``frame_height`` pixels high at :attr:`frame_rate`."""
-        return self.min_moving_speed * float(frame_height) / self.frame_rate
+        """The moving floor in pixels per frame, for frames ``frame_height`` pixels high at :attr:`frame_rate`:
+        the larger of :attr:`min_moving_magnitude` and :attr:`min_moving_speed` in pixels a frame."""
+        return moving_floor(frame_height, self.frame_rate, self.min_moving_magnitude, self.min_moving_speed)
 
     def grey(self, frame: np.ndarray) -> np.ndarray:
         """The frame as the flow method reads it: grey, resized to ``scale``."""
@@ -161,6 +172,7 @@ class OpticalFlow:
         settings: dict[str, Any] = {
             "method": f"opencv-{self.method}",
             "scale": self.scale,
+            "min_moving_magnitude": self.min_moving_magnitude,
             "min_moving_speed": self.min_moving_speed,
             "camera_motion": "frame median flow subtracted" if self.compensate_camera_motion else "kept",
         }
@@ -173,6 +185,15 @@ class OpticalFlow:
 
     def __repr__(self) -> str:
         return f"OpticalFlow(method={self.method!r}, preset={self.preset!r}, scale={self.scale})"
+
+
+def moving_floor(frame_height: int, frame_rate: float = DEFAULT_FRAME_RATE,
+                 min_moving_magnitude: float = DEFAULT_MIN_MOVING_MAGNITUDE,
+                 min_moving_speed: float = DEFAULT_MIN_MOVING_SPEED) -> float:
+    """Pixels a frame a moving pixel's flow must exceed: the larger of the noise floor
+    ``min_moving_magnitude`` (pixels a frame) and ``min_moving_speed`` (frame heights a second)
+    for frames ``frame_height`` pixels high at ``frame_rate``."""
+    return max(float(min_moving_magnitude), float(min_moving_speed) * float(frame_height) / float(frame_rate))
 
 
 def camera_motion(flow: np.ndarray) -> np.ndarray:
@@ -208,9 +229,9 @@ class FrameFlow:
 
     @classmethod
     def of(cls, flow: np.ndarray, floor: float | None = None) -> FrameFlow:
-        """``floor`` in pixels per frame; ``None``: the default speed at :data:`DEFAULT_FRAME_RATE` and this height."""
+        """``floor`` in pixels per frame; ``None``: the default floors at :data:`DEFAULT_FRAME_RATE` and this height."""
         if floor is None:
-            floor = DEFAULT_MIN_MOVING_SPEED * flow.shape[0] / DEFAULT_FRAME_RATE
+            floor = moving_floor(flow.shape[0])
         magnitude, angle = cv2.cartToPolar(flow[..., 0], flow[..., 1])
         threshold = max(float(floor), MOVING_MEDIAN_FACTOR * float(np.median(magnitude)))
         return cls(flow, magnitude, angle, threshold, magnitude > threshold)
