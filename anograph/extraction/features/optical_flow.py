@@ -8,7 +8,8 @@ Two methods:
 
 * ``"dis"`` (default): OpenCV's Dense Inverse Search flow
   (``cv2.DISOpticalFlow_create``) at one of its presets ``"ultrafast"``, ``"fast"`` or
-  ``"medium"`` (default), at full frame resolution;
+  ``"medium"`` (default), on the full-resolution frames (the presets refine down to half the
+  frame's resolution; a finer last level was measured and left out, see docs/model-selection.md);
 * ``"farneback"``: OpenCV's Farneback polynomial-expansion flow, by default at half the
   frame size (its cost grows quickly with resolution), rescaled to full-frame pixels.
 
