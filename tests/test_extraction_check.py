@@ -1,8 +1,10 @@
-"""A model refuses features extracted with other settings than its training shards, naming the setting."""
+"""A model refuses features extracted with other settings than its training shards, naming the setting, and a model
+from before a setting was recorded gets its features rebuilt as they were."""
 
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,10 +12,18 @@ from synthetic_features import make_videos
 
 from anograph.errors import ModelArtifactError
 from anograph.extraction.features.extractor import NodeFeatureExtractor
+from anograph.extraction.features.layout import FeatureLayout
 from anograph.extraction.features.motion_boxes import MotionBoxes
-from anograph.io.extraction_settings import extraction_differences
+from anograph.extraction.features.optical_flow import DEFAULT_MIN_MOVING_SPEED
+from anograph.io.extraction_settings import (
+    ExtractionSettings,
+    check_same_extraction,
+    extraction_differences,
+    legacy_options,
+)
 from anograph.io.storage import Storage
 from anograph.models.estimator import AnoGraph
+from anograph.serving.inference import model_extraction_settings
 
 DESCRIPTION = NodeFeatureExtractor(appearance=None, motion_boxes=MotionBoxes()).describe()
 
@@ -57,3 +67,41 @@ def test_the_training_settings_survive_saving_and_a_model_without_them_checks_no
     loaded.extraction_features_ = {}  # as a model saved before the settings were kept
     changed = {**DESCRIPTION, "flow": {**DESCRIPTION["flow"], "preset": "fast"}}
     assert np.isfinite(loaded.score_video(described(videos[2], changed), 3, ["group_knn"])["group_knn"]).all()
+
+
+def legacy_record(description):
+    """``description`` as an anograph from before the speed floor and the border margin recorded it."""
+    record = {**description, "motion": {**description["motion"], "flow": dict(description["motion"]["flow"])},
+              "flow": dict(description["flow"]), "motion_boxes": dict(description["motion_boxes"])}
+    del record["motion"]["flow"]["min_moving_speed"], record["flow"]["min_moving_speed"]
+    del record["motion_boxes"]["border_margin"]
+    return record
+
+
+def test_a_record_from_before_a_setting_existed_is_read_at_the_value_then_in_effect():
+    legacy = legacy_record(DESCRIPTION)
+    # Today's defaults differ from what that model saw, and are named with the old values.
+    assert extraction_differences(legacy, DESCRIPTION) == [
+        f"flow.min_moving_speed: 0.0 -> {DEFAULT_MIN_MOVING_SPEED}",
+        f"motion.flow.min_moving_speed: 0.0 -> {DEFAULT_MIN_MOVING_SPEED}",
+        "motion_boxes.border_margin: 0 -> 4",
+    ]
+    assert legacy_options(DESCRIPTION) == {} and legacy_options({}) == {}
+    assert legacy_options(legacy) == {"motion_options": {"min_moving_speed": 0.0}, "motion_boxes_options": {"border_margin": 0}}
+
+
+def test_a_model_from_before_a_setting_existed_gets_its_features_rebuilt_as_they_were():
+    detector, _ = ExtractionSettings(detector="motion", appearance=False).build()
+    current = ExtractionSettings(detector="motion", appearance=False).build()[1].describe()
+    model = SimpleNamespace(detector_=detector.describe(), feature_layout_=FeatureLayout.of([("motion", 14)]),
+                            extraction_features_=legacy_record(current))
+    settings = model_extraction_settings(model)
+    _, extractor = settings.build()
+    check_same_extraction(model.extraction_features_, extractor.describe(), None, "rebuilt features")
+    # The old floor (half a pixel whatever the footage) and regions growing from the frame's edge.
+    assert extractor.optical_flow is not None and extractor.optical_flow.moving_floor(960) == 0.5
+    assert extractor.motion_boxes is not None and extractor.motion_boxes.border_margin == 0
+    # A setting that really differs is still refused by name.
+    model.extraction_features_["motion_boxes"]["max_iou"] = 0.9
+    with pytest.raises(ModelArtifactError, match=r"motion_boxes\.max_iou: 0\.9 -> 0\.3"):
+        check_same_extraction(model.extraction_features_, extractor.describe(), None, "rebuilt features")

@@ -130,21 +130,64 @@ def fingerprint_of(key: str) -> str:
     return parts[1]
 
 
-def extraction_differences(trained: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
-    """``"motion_boxes.max_covered_fraction: 0.5 -> 0.25"`` for each setting two feature descriptions differ in.
+#: Settings a feature description records since they were introduced, by their path in it, with
+#: the value in effect before: features described without one were made with that value. A model
+#: trained before keeps scoring features rebuilt with it (:func:`legacy_options`), and features of
+#: the newer default are told apart from its own.
+LEGACY_VALUES: dict[str, Any] = {
+    "motion.flow.min_moving_speed": 0.0,  # the floor was half a pixel a frame whatever the footage
+    "flow.min_moving_speed": 0.0,
+    "motion_boxes.border_margin": 0,  # motion regions grew from the frame's edge
+}
+#: Where each legacy setting goes among :class:`ExtractionSettings`' options to rebuild it.
+LEGACY_OPTIONS = {"motion.flow.min_moving_speed": ("motion_options", "min_moving_speed"),
+                  "motion_boxes.border_margin": ("motion_boxes_options", "border_margin")}
 
-    The descriptions are :meth:`NodeFeatureExtractor.describe` results (compared as JSON, so a
-    tuple and the list it was saved as are alike); nested settings are named by their path.
-    """
+
+def flat_description(description: Mapping[str, Any]) -> dict[str, Any]:
+    """A feature description (:meth:`NodeFeatureExtractor.describe`) as ``{"motion_boxes.max_iou": 0.3, ...}``,
+    compared as JSON (a tuple and the list it was saved as are alike)."""
 
     def flat(value: Any, prefix: str = "") -> dict[str, Any]:
         if isinstance(value, dict):
             return {key: item for name, child in value.items() for key, item in flat(child, f"{prefix}{name}.").items()}
         return {prefix.rstrip("."): value}
 
-    before, after = (flat(json.loads(json.dumps(part, sort_keys=True, default=str))) for part in (trained, now))
-    return [f"{key}: {before.get(key, 'absent')} -> {after.get(key, 'absent')}"
-            for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+    return flat(json.loads(json.dumps(description, sort_keys=True, default=str)))
+
+
+def predates(described: Mapping[str, Any], key: str) -> bool:
+    """Whether a flat description (:func:`flat_description`) was made before the legacy setting ``key``
+    was recorded: it describes the part the setting belongs to, without the setting."""
+    part = key.split(".")[0]
+    return key in LEGACY_VALUES and key not in described and any(other.startswith(part + ".") for other in described)
+
+
+def legacy_options(trained: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"motion_boxes_options": {"border_margin": 0}, ...}``: the options that rebuild features as a model
+    trained before a setting was recorded had them (empty for a current record, or none at all)."""
+    recorded = flat_description(trained) if trained else {}
+    options: dict[str, dict[str, Any]] = {}
+    for key, (option, name) in LEGACY_OPTIONS.items():
+        if predates(recorded, key):
+            options.setdefault(option, {})[name] = LEGACY_VALUES[key]
+    return options
+
+
+def extraction_differences(trained: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """``"motion_boxes.max_covered_fraction: 0.5 -> 0.25"`` for each setting two feature descriptions differ in.
+
+    The descriptions are :meth:`NodeFeatureExtractor.describe` results (see :func:`flat_description`);
+    nested settings are named by their path. A setting one of them predates
+    (:data:`LEGACY_VALUES`) is taken at the value it had then.
+    """
+    before, after = flat_description(trained), flat_description(now)
+
+    def value(described: dict[str, Any], key: str) -> Any:
+        return LEGACY_VALUES[key] if predates(described, key) else described.get(key, "absent")
+
+    keys = sorted(set(before) | set(after))
+    return [f"{key}: {value(before, key)} -> {value(after, key)}" for key in keys if value(before, key) != value(after, key)]
 
 
 def check_same_extraction(trained: Mapping[str, Any] | None, now: Mapping[str, Any] | None,

@@ -34,7 +34,7 @@ from anograph.extraction.detectors.base import Detector
 from anograph.extraction.extract import extract_video
 from anograph.extraction.features.extractor import NodeFeatureExtractor
 from anograph.graph.windows import frame_scores, window_radius_for
-from anograph.io.extraction_settings import ExtractionSettings, check_same_extraction
+from anograph.io.extraction_settings import ExtractionSettings, check_same_extraction, legacy_options
 from anograph.io.shards import VideoFeatures
 from anograph.io.storage import Storage
 from anograph.io.video import open_video
@@ -113,8 +113,10 @@ def model_extraction_settings(model: AnoGraph, weights: str | Path | None = None
     elif described.get("weights_sha256"):
         raise InputError(None, f"the model's {name} detector needs its weights file: pass --weights")
     groups = set(model.feature_layout_.names)
+    # A model trained before a setting was recorded gets its features as they were then.
+    legacy = legacy_options(getattr(model, "extraction_features_", None) or {})
     return ExtractionSettings(detector=name, detector_options=options,
-                              appearance="appearance" in groups, motion="motion" in groups)
+                              appearance="appearance" in groups, motion="motion" in groups, **legacy)
 
 
 def build_extraction(model: AnoGraph, weights: str | Path | None = None) -> tuple[Detector, NodeFeatureExtractor]:

@@ -47,7 +47,13 @@ from typing import Any
 import numpy as np
 
 from anograph.errors import InputError
-from anograph.extraction.features.optical_flow import FrameFlow, OpticalFlow, box_pixel_bounds
+from anograph.extraction.features.optical_flow import (
+    DEFAULT_MIN_MOVING_MAGNITUDE,
+    DEFAULT_MIN_MOVING_SPEED,
+    FrameFlow,
+    OpticalFlow,
+    box_pixel_bounds,
+)
 from anograph.extraction.features.tracks import BoxTracker, TrackStep
 
 FRAME_FLOW_WIDTH = 3
@@ -76,6 +82,9 @@ class MotionFeatures:
         Number of flow-direction histogram bins. Default 8 (45 degrees each).
     track_window:
         How many of a track's latest frames the ``track_*`` columns average. Default 5.
+    min_moving_magnitude, min_moving_speed:
+        The flow's moving floors (:class:`OpticalFlow`): half a pixel a frame, and 1/48 frame
+        heights a second.
     """
 
     def __init__(
@@ -87,10 +96,12 @@ class MotionFeatures:
         flow_preset: str = "medium",
         track_window: int = 5,
         compensate_camera_motion: bool = True,
+        min_moving_magnitude: float = DEFAULT_MIN_MOVING_MAGNITUDE,
+        min_moving_speed: float = DEFAULT_MIN_MOVING_SPEED,
     ) -> None:
         if n_orientation_bins < 1:
             raise InputError(None, f"n_orientation_bins must be at least 1, got {n_orientation_bins}")
-        self.optical_flow = OpticalFlow(flow_method, flow_preset, flow_scale,
+        self.optical_flow = OpticalFlow(flow_method, flow_preset, flow_scale, min_moving_magnitude, min_moving_speed,
                                         compensate_camera_motion=compensate_camera_motion)
         self.tracker = BoxTracker(max_match_distance, track_window)
         self.n_orientation_bins = int(n_orientation_bins)
