@@ -4,6 +4,8 @@ from before a setting was recorded gets its features rebuilt as they were."""
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -105,3 +107,16 @@ def test_a_model_from_before_a_setting_existed_gets_its_features_rebuilt_as_they
     model.extraction_features_["motion_boxes"]["max_iou"] = 0.9
     with pytest.raises(ModelArtifactError, match=r"motion_boxes\.max_iou: 0\.9 -> 0\.3"):
         check_same_extraction(model.extraction_features_, extractor.describe(), None, "rebuilt features")
+
+
+def test_the_features_of_an_earlier_release_are_rebuilt_exactly():
+    # What anograph recorded at ea22a66 (the motion detector's default features), before the
+    # speed floor: today's description differs in that setting alone, and the legacy rebuild in none.
+    earlier = json.loads((Path(__file__).parent / "data" / "extraction_features_ea22a66.json").read_text())
+    current = ExtractionSettings(detector="motion", appearance=False).build()[1].describe()
+    assert extraction_differences(earlier, current) == [
+        f"flow.min_moving_speed: 0.0 -> {DEFAULT_MIN_MOVING_SPEED}",
+        f"motion.flow.min_moving_speed: 0.0 -> {DEFAULT_MIN_MOVING_SPEED}",
+    ]
+    rebuilt = ExtractionSettings(detector="motion", appearance=False, **legacy_options(earlier)).build()[1].describe()
+    assert extraction_differences(earlier, rebuilt) == []

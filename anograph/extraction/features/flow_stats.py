@@ -116,7 +116,7 @@ class FlowStatistics:
         return {
             "columns": list(self.column_names),
             "speed_unit": "pixels per frame / frame height",
-            "moving_pixels": "magnitude > max(moving floor, 2 x frame median, object_fraction x box p90)",
+            "moving_pixels": "magnitude > max(min_moving_magnitude, 2 x frame median, object_fraction x box p90)",
             "object_fraction": self.object_fraction,
         }
 
