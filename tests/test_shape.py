@@ -12,6 +12,7 @@ from anograph.attributes.densities import VelocityDensity
 from anograph.attributes.frame_edge import whole_boxes
 from anograph.attributes.objects import ObjectAttributes
 from anograph.attributes.shape import BuildMixture, ShapeDensity
+from anograph.selection.choice import select_attributes
 
 
 def boxes(centres: list[tuple[float, float]], sizes: list[tuple[float, float]],
@@ -152,3 +153,42 @@ def test_position_aware_velocity_leaves_out_the_place_of_a_cut_box(perspective_s
     plain = VelocityDensity().fit(perspective_scene)
     mixture_scores = -plain.mixture_.score_samples(plain._standardized(plain.values(cut)))
     np.testing.assert_allclose(plain.score(cut), mixture_scores)
+
+
+def with_wide_second_class(video: ObjectAttributes) -> ObjectAttributes:
+    """Class 1's boxes made wide and short (a detector outlining walkers' feet as "skis"); class 0 stays upright."""
+    sizes = video.sizes.copy()
+    second = video.class_scores.argmax(axis=1) == 1
+    sizes[second] = sizes[second][:, ::-1]
+    return video.with_changes(sizes=sizes)
+
+
+@pytest.fixture(scope="module")
+def feet_boxes_scene():
+    return [with_wide_second_class(video) for video in make_videos(4, seed=3, class_shares=(0.8, 0.2))]
+
+
+def test_shape_per_class_judges_a_box_against_its_detected_class(feet_boxes_scene):
+    pooled = ShapeDensity().fit(feet_boxes_scene)
+    per_class = ShapeDensity(per_class=True).fit(feet_boxes_scene)
+    assert per_class.label == "shape per class" and list(per_class.classes_) == [0, 1]
+    wide = boxes([(0.6, 0.5)] * 2, [(0.125, 0.05)] * 2)  # a class-1 box of that place, exactly
+    wide = wide.with_changes(class_scores=np.float32([[0.9, 0.0], [0.0, 0.9]]))
+    # Among all boxes a wide one is ordinary (class 1 has many); among class 0's it is rare.
+    high = np.percentile(per_class.score(feet_boxes_scene[0]), 99.9)
+    assert per_class.score(wide)[0] > high and per_class.score(wide)[1] < high
+    assert pooled.score(wide)[0] < np.percentile(pooled.score(feet_boxes_scene[0]), 99.9)
+    # Its fitted state round-trips, and a state saved before per-class shapes reads as per source.
+    restored = ShapeDensity(per_class=True).load_state(per_class.state())
+    np.testing.assert_allclose(restored.score(wide), per_class.score(wide))
+    old_state = {key: value for key, value in pooled.state().items() if key != "classes"}
+    np.testing.assert_allclose(ShapeDensity().load_state(old_state).score(wide), pooled.score(wide))
+
+
+def test_selection_judges_shapes_per_class_where_classes_differ_in_build(feet_boxes_scene):
+    selection = select_attributes(feet_boxes_scene)
+    step = {candidate.labels[0]: candidate.aucs["shape"] for candidate in selection.candidates
+            if candidate.step == "shape variant"}
+    # A person's box swapped to wide and short looks like a class-1 box: only per class is it rare.
+    assert step["shape per class"] > step["shape"] + 0.1
+    assert "shape per class" in selection.chosen.labels

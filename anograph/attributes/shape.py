@@ -17,6 +17,9 @@ from anograph.attributes.base import AttributeDensity
 from anograph.attributes.frame_edge import CutAwareMixture, whole_or_all
 from anograph.attributes.objects import ObjectAttributes
 
+#: Mixture keys from here on are detected classes (``CLASS_GROUPS + class id``); below it, object sources.
+CLASS_GROUPS = 1000
+
 
 class BuildMixture(CutAwareMixture):
     """Gaussian mixture over log width, log height and vertical position (one source's whole boxes)."""
@@ -42,7 +45,7 @@ class BuildMixture(CutAwareMixture):
 
 
 class ShapeDensity(AttributeDensity):
-    """The box's build at its place, against the normal objects of the same source.
+    """The box's build at its place, against the normal objects of the same source (and class).
 
     A wide vehicle among upright walkers, or an object far bigger than what usually appears
     at that distance from the camera. Detector boxes outline objects, while a moving region's
@@ -53,32 +56,66 @@ class ShapeDensity(AttributeDensity):
     has no mixture, and its objects score as the most ordinary training object does; so does
     a box cut both across and along.
 
+    With ``per_class``, a detector box is compared with the normal boxes of its detected class
+    (its highest class score) where that class has ``min_objects`` whole training boxes, and
+    with all detector boxes otherwise: a detector that outlines a walker's feet as "skis" makes
+    wide, short boxes that are ordinary for that class and rare for a person, and a person's
+    box as wide as it is tall is rare among persons though not among all boxes.
+
     Parameters
     ----------
     n_components:
-        Mixture components per source. Default 2.
+        Mixture components per source (and class). Default 2.
     min_objects:
-        Whole training boxes a source needs for a mixture of its own. Default 50.
+        Whole training boxes a source (or a class) needs for a mixture of its own. Default 50.
+    per_class:
+        Judge detector boxes against their detected class's (see above). Default False.
     seed:
         Seeds the mixtures' initialisation. Default 0.
     """
 
     name = "shape"
-    reads = ("centres", "sizes")
+    reads = ("centres", "sizes", "class_scores")
 
-    def __init__(self, n_components: int = 2, min_objects: int = 50, seed: int = 0) -> None:
+    def __init__(self, n_components: int = 2, min_objects: int = 50, per_class: bool = False, seed: int = 0) -> None:
         self.n_components = int(n_components)
         self.min_objects = int(min_objects)
+        self.per_class = bool(per_class)
         self.seed = int(seed)
+        self.classes_ = np.zeros(0, np.int64)
+
+    @property
+    def label(self) -> str:
+        return "shape per class" if self.per_class else "shape"
+
+    def _groups(self, objects: ObjectAttributes) -> np.ndarray:
+        """``(n,)`` the mixture each object is judged by: its source, or ``SOURCES + class`` for a detector box of a
+        class with a mixture of its own (:attr:`classes_`)."""
+        groups = objects.sources.astype(np.int64)
+        if len(self.classes_) and objects.class_scores.shape[1]:
+            detected = objects.class_scores.argmax(axis=1)
+            own = (objects.sources == 0) & np.isin(detected, self.classes_)
+            groups[own] = CLASS_GROUPS + detected[own]
+        return groups
 
     def fit(self, videos: Sequence[ObjectAttributes]) -> ShapeDensity:
         whole = whole_or_all(videos)
+        self.classes_ = np.zeros(0, np.int64)
+        if self.per_class:
+            detected = [video.class_scores.argmax(axis=1)[video.sources == 0] for video in whole
+                        if video.class_scores.shape[1]]
+            counts = np.bincount(np.concatenate(detected)) if detected else np.zeros(0, np.int64)
+            self.classes_ = np.flatnonzero(counts >= self.min_objects).astype(np.int64)
+        # Every source's mixture over all its boxes (a detector box of a class without one falls back
+        # to it), then one per class with enough boxes.
         sources = np.unique(np.concatenate([video.sources for video in whole]))
         self.mixtures_: dict[int, BuildMixture] = {}
-        for source in sources:
-            of_source = [video.rows(video.sources == source) for video in whole]
-            if sum(len(video) for video in of_source) >= self.min_objects:
-                self.mixtures_[int(source)] = BuildMixture(self.n_components, self.seed).fit(of_source)
+        for group, select in [*((int(source), lambda video, source=source: video.sources == source) for source in sources),
+                              *((CLASS_GROUPS + int(c), lambda video, c=c: self._groups(video) == CLASS_GROUPS + c)
+                                for c in self.classes_)]:
+            of_group = [video.rows(select(video)) for video in whole]
+            if sum(len(video) for video in of_group) >= self.min_objects:
+                self.mixtures_[group] = BuildMixture(self.n_components, self.seed).fit(of_group)
         if not self.mixtures_:  # too few objects of any one source: one mixture over all of them
             self.mixtures_ = {int(source): BuildMixture(self.n_components, self.seed).fit(whole) for source in sources}
         self.floor_ = np.nan  # while the floor itself is computed: no mixture's objects are left out of the min
@@ -87,26 +124,32 @@ class ShapeDensity(AttributeDensity):
 
     def score(self, objects: ObjectAttributes) -> np.ndarray:
         scores = np.full(len(objects), np.nan)
-        for source, mixture in self.mixtures_.items():
-            rows = objects.sources == source
+        groups = self._groups(objects)
+        groups = np.where(np.isin(groups, list(self.mixtures_)), groups, objects.sources)  # a class without a mixture
+        for group, mixture in self.mixtures_.items():
+            rows = groups == group
             if rows.any():
                 scores[rows] = mixture.score(objects.rows(rows))
         return np.where(np.isnan(scores), self.floor_, scores)
 
     def config(self) -> dict[str, Any]:
-        return {"n_components": self.n_components, "min_objects": self.min_objects, "seed": self.seed}
+        return {"n_components": self.n_components, "min_objects": self.min_objects, "per_class": self.per_class,
+                "seed": self.seed}
 
     def state(self) -> dict[str, np.ndarray]:
-        arrays = {"floor": np.array([self.floor_]), "sources": np.array(sorted(self.mixtures_), np.int64)}
-        for source, mixture in self.mixtures_.items():
-            arrays.update({f"source{source}_{key}": value for key, value in mixture.state().items()})
+        arrays = {"floor": np.array([self.floor_]), "sources": np.array(sorted(self.mixtures_), np.int64),
+                  "classes": self.classes_}
+        for group, mixture in self.mixtures_.items():
+            arrays.update({f"source{group}_{key}": value for key, value in mixture.state().items()})
         return arrays
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> ShapeDensity:
         self.floor_ = float(np.asarray(state["floor"]).reshape(-1)[0])
+        # A model saved before per-class shapes has no classes: every detector box by its source.
+        self.classes_ = np.asarray(state.get("classes", np.zeros(0)), np.int64).reshape(-1)
         self.mixtures_ = {}
-        for source in np.asarray(state["sources"]).reshape(-1).tolist():
-            prefix = f"source{source}_"
+        for group in np.asarray(state["sources"]).reshape(-1).tolist():
+            prefix = f"source{group}_"
             own = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
-            self.mixtures_[int(source)] = BuildMixture(self.n_components, self.seed).load_state(own)
+            self.mixtures_[int(group)] = BuildMixture(self.n_components, self.seed).load_state(own)
         return self

@@ -12,7 +12,9 @@
    smoothing radius, and over all of it; :func:`averaging_radii`): a real anomaly's motion lasts,
    one frame's flow noise does not. Likewise the variant of
    the one-sided ``speed`` density (:data:`SPEED_VARIANTS`: in frame or box heights), on the
-   ``speed`` pseudo-anomalies alone, since it reads no direction.
+   ``speed`` pseudo-anomalies alone, since it reads no direction; and, where the detector has
+   classes, the ``shape`` density's (:data:`SHAPE_VARIANTS`: boxes against their source's, or
+   against their detected class's) on the ``shape`` pseudo-anomalies.
 2. **Attributes.** Every non-empty combination of the available attributes (that velocity,
    that ``speed``, ``shape``, ``class`` where the detector has classes, ``appearance`` where the shards have it,
    ``interaction``) is validated on every applicable pseudo-anomaly kind, once per rule that
@@ -64,6 +66,10 @@ VELOCITY_VARIANTS = (
 #: The one-sided speed variants tried in step 1, simplest first, and the kinds they are validated on.
 SPEED_VARIANTS = ({}, {"per_height": True})
 SPEED_KINDS = ("speed",)
+#: The shape variants tried in step 1 where the detector has classes, simplest first: boxes against
+#: their source's, or detector boxes against their detected class's.
+SHAPE_VARIANTS = ({}, {"per_class": True})
+SHAPE_KINDS = ("shape",)
 #: Mean-AUC gains below this are within the validation's sampling noise (a direction term on
 #: footage without a usual direction gains a little by chance): the simpler candidate wins.
 AUC_TIE_TOLERANCE = 0.01
@@ -186,12 +192,14 @@ def select_attributes(videos: Sequence[ObjectAttributes], seed: int = 0, max_fol
     velocity = best_variant("velocity", [dict(specs[velocity][1], track_radius=radius)
                                          for radius in averaging_radii(track_radii)],
                             MOTION_KINDS, "velocity averaged along tracks", incumbent=velocity)
-    pool = [velocity, best_variant("speed", SPEED_VARIANTS, SPEED_KINDS, "speed variant"),
-            add("shape", {"seed": seed})]
+    pool = [velocity, best_variant("speed", SPEED_VARIANTS, SPEED_KINDS, "speed variant")]
     class_fit = ClassRarity().fit(videos)
     if class_fit.informative:
+        pool.append(best_variant("shape", [dict(variant, seed=seed) for variant in SHAPE_VARIANTS], SHAPE_KINDS,
+                                 "shape variant"))
         pool.append(add("class", {}))
     else:
+        pool.append(add("shape", {"seed": seed}))
         notes.append("class: the detector has one class column, so class rarity is left out")
     if all(video.appearance is not None for video in videos):
         pool.append(add("appearance", {"seed": seed}))
