@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,10 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+# The suite's flows keep their runs and artifacts in a Prefect home of their own, so that a
+# developer's earlier runs neither slow the tests nor show up in what they read back.
+if "PREFECT_HOME" not in os.environ:
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="anograph-tests-prefect-")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ANOGRAPH_SHARED", REPO.parent / "shared"))

@@ -7,6 +7,8 @@ import json
 import cv2
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
 
 from anograph.datasets.synthetic import generate_synthetic_dataset
 from flows.cli import main
@@ -57,7 +59,9 @@ def test_evaluate_reuses_shards_runs_ablations_and_writes_every_section(tmp_path
     assert image is not None and image.std() > 10
     # The flow run published the report and links to its key figures as Prefect artifacts.
     with get_client(sync_client=True) as client:
-        published = [(artifact.key, str(artifact.data)) for artifact in client.read_artifacts(limit=100)]
+        keys = ArtifactFilter(key=ArtifactFilterKey(any_=["anograph-report-folder", "anograph-report-folder-embedding"]))
+        published = [(artifact.key, str(artifact.data))
+                     for artifact in client.read_artifacts(artifact_filter=keys, sort=ArtifactSort.CREATED_DESC, limit=20)]
     assert any(key == "anograph-report-folder" and "Table 1 layout" in data for key, data in published)
     link = (out / "embedding.png").resolve().as_uri()
     assert any(key == "anograph-report-folder-embedding" and link in data for key, data in published)
