@@ -89,7 +89,7 @@ class ShapeDensity(AttributeDensity):
         return "shape per class" if self.per_class else "shape"
 
     def _groups(self, objects: ObjectAttributes) -> np.ndarray:
-        """``(n,)`` the mixture each object is judged by: its source, or ``SOURCES + class`` for a detector box of a
+        """``(n,)`` the mixture each object is judged by: its source, or ``CLASS_GROUPS + class`` for a detector box of a
         class with a mixture of its own (:attr:`classes_`)."""
         groups = objects.sources.astype(np.int64)
         if len(self.classes_) and objects.class_scores.shape[1]:
