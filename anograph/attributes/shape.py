@@ -109,11 +109,13 @@ class ShapeDensity(AttributeDensity):
         # Every source's mixture over all its boxes (a detector box of a class without one falls back
         # to it), then one per class with enough boxes.
         sources = np.unique(np.concatenate([video.sources for video in whole]))
+        selections = {int(source): [video.sources == source for video in whole] for source in sources}
+        groups = [self._groups(video) for video in whole]
+        selections.update({CLASS_GROUPS + int(c): [of_video == CLASS_GROUPS + c for of_video in groups]
+                           for c in self.classes_})
         self.mixtures_: dict[int, BuildMixture] = {}
-        for group, select in [*((int(source), lambda video, source=source: video.sources == source) for source in sources),
-                              *((CLASS_GROUPS + int(c), lambda video, c=c: self._groups(video) == CLASS_GROUPS + c)
-                                for c in self.classes_)]:
-            of_group = [video.rows(select(video)) for video in whole]
+        for group, masks in selections.items():
+            of_group = [video.rows(mask) for video, mask in zip(whole, masks, strict=True)]
             if sum(len(video) for video in of_group) >= self.min_objects:
                 self.mixtures_[group] = BuildMixture(self.n_components, self.seed).fit(of_group)
         if not self.mixtures_:  # too few objects of any one source: one mixture over all of them

@@ -114,7 +114,7 @@ def model_extraction_settings(model: AnoGraph, weights: str | Path | None = None
         raise InputError(None, f"the model's {name} detector needs its weights file: pass --weights")
     groups = set(model.feature_layout_.names)
     # A model trained before a setting was recorded gets its features as they were then.
-    legacy = legacy_options(getattr(model, "extraction_features_", None) or {})
+    legacy = legacy_options(model.extraction_features_)
     return ExtractionSettings(detector=name, detector_options=options,
                               appearance="appearance" in groups, motion="motion" in groups, **legacy)
 
