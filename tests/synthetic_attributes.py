@@ -69,13 +69,20 @@ def make_video(
     heading: Callable[[np.random.Generator, int], np.ndarray] = any_heading,
     class_shares: tuple[float, ...] = (0.9, 0.07, 0.03),
     speed_spread: float = 0.1,
+    x_range: tuple[float, float] = (0.1, FRAME_ASPECT - 0.1),
+    perspective: bool = True,
 ) -> ObjectAttributes:
-    """A video of ``n_frames`` frames, each with ``objects_per_frame`` (inclusive range) objects."""
+    """A video of ``n_frames`` frames, each with ``objects_per_frame`` (inclusive range) objects.
+
+    Box centres are spread over ``x_range`` across (frame heights) and over most of the height;
+    with ``perspective`` boxes lower in the frame are taller, without it all are 0.12 tall.
+    """
     counts = rng.integers(objects_per_frame[0], objects_per_frame[1] + 1, n_frames)
     frames = np.repeat(np.arange(n_frames), counts).astype(np.int64)
     n = len(frames)
-    centres = np.stack([rng.uniform(0.1, FRAME_ASPECT - 0.1, n), rng.uniform(0.1, 0.9, n)], axis=1)
-    heights = 0.05 + 0.15 * centres[:, 1]  # perspective: 0.065 at the top to 0.185 at the bottom
+    centres = np.stack([rng.uniform(*x_range, n), rng.uniform(0.1, 0.9, n)], axis=1)
+    # Perspective: 0.065 tall at the top to 0.185 at the bottom.
+    heights = 0.05 + 0.15 * centres[:, 1] if perspective else np.full(n, 0.12)
     sizes = np.stack([0.4 * heights, heights], axis=1)
     speeds = speed(centres, heights) * rng.lognormal(0.0, speed_spread, n)
     angles = heading(rng, n)
@@ -89,7 +96,7 @@ def make_video(
         video=name, frames=frames, n_frames=n_frames,
         centres=centres.astype(np.float32), sizes=sizes.astype(np.float32),
         flow=flow_rows(velocity, rng), class_scores=class_scores,
-        appearance=appearance.astype(np.float32),
+        appearance=appearance.astype(np.float32), frame_width=FRAME_ASPECT,
     )
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 from synthetic_attributes import (
+    FRAME_ASPECT,
     any_heading,
     make_tracked_video,
     make_video,
@@ -35,6 +36,7 @@ from anograph.selection.pseudo_anomalies import (
     cross,
     eligible_rows,
     follow,
+    move_place,
     reverse,
     speed_up,
     swap_class,
@@ -132,12 +134,29 @@ def test_generators_change_only_the_fields_they_declare(video, kind):
 def test_applicable_kinds_follow_the_detector_and_the_crowding():
     rng = np.random.default_rng(0)
     crowded = make_video("a", rng, objects_per_frame=(1, 3))
-    assert applicable_kinds([crowded]) == ["speed", "reverse", "cross", "shape", "class", "follow"]
+    assert applicable_kinds([crowded]) == ["speed", "reverse", "cross", "shape", "place", "class", "follow"]
     one_class = crowded.with_changes(class_scores=crowded.class_scores[:, :1])
     assert "class" not in applicable_kinds([one_class, crowded])
     alone = make_video("b", rng, objects_per_frame=(1, 1))
     assert "follow" not in applicable_kinds([alone])
-    assert applicable_kinds([alone.with_changes(class_scores=alone.class_scores[:, :1])]) == ["speed", "reverse", "cross", "shape"]
+    assert applicable_kinds([alone.with_changes(class_scores=alone.class_scores[:, :1])]) == ["speed", "reverse", "cross", "shape", "place"]
+
+
+def test_move_place_moves_each_track_whole_to_a_place_inside_the_frame():
+    video = make_tracked_video("t", np.random.default_rng(3)).with_changes(frame_width=FRAME_ASPECT)
+    moved = move_place(video, np.random.default_rng(0), context_of(video))
+    frame = np.array([FRAME_ASPECT, 1.0])
+    shifts = moved.centres - video.centres
+    for track in np.unique(video.tracks):
+        rows = np.flatnonzero(video.tracks == track)
+        inside = np.all((moved.centres[rows] > 0) & (moved.centres[rows] < frame), axis=1)
+        # One offset per track (a point clipped at the frame's edge aside), its first box inside the frame.
+        assert np.allclose(shifts[rows][inside], shifts[rows[0]], atol=1e-6)
+        half = video.sizes[rows[0]] / 2
+        assert np.all(moved.centres[rows[0]] >= half - 1e-6) and np.all(moved.centres[rows[0]] <= frame - half + 1e-6)
+    assert np.abs(shifts).max(axis=0).min() > 0.1  # across and up or down
+    assert moved.sizes is video.sizes and moved.flow is video.flow
+    assert np.all((moved.centres >= 0) & (moved.centres <= frame))
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -300,6 +319,19 @@ def test_dominant_class_detector_keeps_class_rarity():
     assert selection.chosen.aucs["class"] > 0.9
 
 
+def test_objects_on_one_side_of_the_frame_choose_the_place_attribute():
+    # Objects only ever stand in the left half (a walkway beside a lawn), all of one size: only its place shows a
+    # walker moved onto the lawn.
+    walkway = select_attributes(make_videos(4, seed=0, x_range=(0.1, 0.6), perspective=False), seed=0)
+    single = {candidate.labels[0]: candidate.aucs["place"] for candidate in walkway.candidates
+              if candidate.step == "attributes" and len(candidate.labels) == 1}
+    assert single["place"] > 0.75 and single["shape"] < 0.65
+    assert "place" in walkway.chosen.labels
+    # Objects stand everywhere, edge to edge: a place says nothing, and the product does not pay for it.
+    everywhere = select_attributes(make_videos(4, seed=0, x_range=(0.03, FRAME_ASPECT - 0.03)), seed=0)
+    assert "place" not in everywhere.chosen.labels
+
+
 def test_one_class_detector_is_not_offered_class_rarity():
     selection = select_attributes(make_videos(4, seed=0, class_shares=(1.0,)))
     assert "class" not in selection.kinds
@@ -339,7 +371,7 @@ def test_selection_validates_both_combination_rules_and_fits_the_chosen_one():
     by_rule = {rule: [c for c in combined if c.combination == rule] for rule in ("sum", "max")}
     # One attribute alone is the same under either rule, so only the sum lists it. The pool: velocity,
     # speed, shape, class, appearance, interaction.
-    assert {len(c.labels) for c in by_rule["max"]} == {2, 3, 4, 5, 6}
+    assert {len(c.labels) for c in by_rule["max"]} == {2, 3, 4, 5, 6, 7}
     assert len(by_rule["max"]) == len([c for c in by_rule["sum"] if len(c.labels) > 1])
     assert selection.ensemble.combination == selection.chosen.combination
     best_sum = max(c.mean_auc for c in by_rule["sum"])

@@ -45,6 +45,7 @@ from anograph.attributes.objects import (
     ORIENTATION_START,
     ObjectAttributes,
 )
+from anograph.attributes.place import PlaceDensity
 from anograph.attributes.shape import ShapeDensity
 from anograph.attributes.speed import SpeedDensity
 from anograph.attributes.track_smoothing import smooth_along_tracks
@@ -314,7 +315,7 @@ class InteractionDensity(KnnDensity):
 
 DENSITY_CLASSES: dict[str, type[AttributeDensity]] = {
     cls.name: cls for cls in (VelocityDensity, SpeedDensity, ShapeDensity, ClassRarity, AppearanceKnn,
-                               InteractionDensity)
+                               PlaceDensity, InteractionDensity)
 }
 
 

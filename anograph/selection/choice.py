@@ -79,7 +79,7 @@ AUC_TIE_TOLERANCE = 0.01
 #: not kinds, so that three ways of moving oddly count once, as the shape or class family does,
 #: and an attribute that merely echoes another's motion signal earns no extra weight.
 KIND_FAMILIES = {"speed": "motion", "reverse": "motion", "cross": "motion", "shape": "shape", "class": "class",
-                 "follow": "interaction"}
+                 "place": "place", "follow": "interaction"}
 
 
 @dataclass
@@ -203,6 +203,7 @@ def select_attributes(videos: Sequence[ObjectAttributes], seed: int = 0, max_fol
         notes.append("class: the detector has one class column, so class rarity is left out")
     if all(video.appearance is not None for video in videos):
         pool.append(add("appearance", {"seed": seed}))
+    pool.append(add("place", {}))
     pool.append(add("interaction", {"seed": seed}))
 
     combinations = []

@@ -18,6 +18,10 @@ kind              what it stands for and how it is made
 ``class``         an object of a class normal footage rarely shows, as confidently detected:
                   its class scores moved to a class from the rarer half of the training
                   class mass (needs a detector with at least two classes)
+``place``         an ordinary object where normal footage has none (a walker on the lawn, a
+                  walker's size where the camera sees only distant ones): the whole track moved
+                  by one offset, its first box to a place drawn uniformly over the frame; its
+                  box size, build and motion stay as they were
 ``follow``        one object tailing another closely: placed just behind a neighbour in the
                   same frame and moving with the neighbour's flow, so its own speed, direction
                   and look stay normal; only its relation to the neighbour is new (needs
@@ -91,6 +95,18 @@ def swap_class(objects: ObjectAttributes, rng: np.random.Generator, context: Pse
     return objects.with_changes(class_scores=scores)
 
 
+def move_place(objects: ObjectAttributes, rng: np.random.Generator, context: PseudoAnomalyContext) -> ObjectAttributes:
+    if not len(objects):
+        return objects
+    identity = np.where(objects.tracks >= 0, objects.tracks, -1 - np.arange(len(objects)))
+    _, first, track_of = np.unique(identity, return_index=True, return_inverse=True)
+    frame = np.array([objects.frame_width or float((objects.centres[:, 0] + objects.sizes[:, 0] / 2).max()), 1.0])
+    half = objects.sizes[first] / 2
+    targets = rng.uniform(half, np.maximum(frame - half, half))
+    centres = objects.centres + (targets - objects.centres[first])[track_of]
+    return objects.with_changes(centres=np.clip(centres, 0.0, frame).astype(objects.centres.dtype))
+
+
 def follow(objects: ObjectAttributes, rng: np.random.Generator, context: PseudoAnomalyContext) -> ObjectAttributes:
     centres, flow = objects.centres.copy(), objects.flow.copy()
     offsets = np.searchsorted(objects.frames, np.arange(objects.n_frames + 1))
@@ -114,6 +130,7 @@ GENERATORS: dict[str, tuple[Callable[..., ObjectAttributes], tuple[str, ...]]] =
     "cross": (cross, ("flow",)),
     "shape": (swap_shape, ("sizes",)),
     "class": (swap_class, ("class_scores",)),
+    "place": (move_place, ("centres",)),
     "follow": (follow, ("centres", "flow")),
 }
 
@@ -128,7 +145,7 @@ MOTION_KINDS = ("speed", "reverse", "cross")
 
 def applicable_kinds(videos: list[ObjectAttributes]) -> list[str]:
     """The kinds these training videos can make: ``class`` needs two classes, ``follow`` shared frames."""
-    kinds = [*MOTION_KINDS, "shape"]
+    kinds = [*MOTION_KINDS, "shape", "place"]
     if min((video.class_scores.shape[1] for video in videos), default=0) >= 2:
         kinds.append("class")
     shared = sum(int((np.bincount(video.frames, minlength=1) >= 2).sum()) for video in videos if len(video))
