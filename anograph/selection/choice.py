@@ -20,7 +20,7 @@
    ``interaction``) is validated on every applicable pseudo-anomaly kind, once per rule that
    combines their calibrated scores (:data:`~anograph.attributes.ensemble.COMBINATIONS`: the
    sum, then the max). Its figure is the mean over anomaly families (:data:`KIND_FAMILIES`:
-   motion, shape, class, interaction) of each family's mean AUC; the highest wins, and ties
+   motion, shape, class, place, interaction) of each family's mean AUC; the highest wins, and ties
    (within :data:`AUC_TIE_TOLERANCE`) go to the sum, then to fewer attributes. An attribute no
    pseudo-anomaly speaks for is kept only if it does not cost the others.
 3. **Track smoothing.** The chosen ensemble's combined score, averaged along each object's track over the test
