@@ -423,6 +423,18 @@ def test_noisy_flow_along_steady_tracks_chooses_the_track_averaged_velocity():
     assert best.aucs["speed"] > raw.aucs["speed"] + 0.05
 
 
+def test_noisy_flow_along_steady_tracks_offers_the_speed_averaged_along_tracks_too():
+    rng = np.random.default_rng(3)
+    selection = select_attributes([make_tracked_video(f"v{index}", rng) for index in range(4)], track_radii=[0, 6])
+    plain = [candidate for candidate in selection.candidates if candidate.step == "speed variant"]
+    averaged = [candidate for candidate in selection.candidates if candidate.step == "speed averaged along tracks"]
+    assert [candidate.attributes[0][1]["track_radius"] for candidate in averaged] == averaging_radii([0, 6])
+    # A twice-as-fast walker's speed, averaged over its track, no longer overlaps the normal pace's noise.
+    assert max(c.aucs["speed"] for c in averaged) > max(c.aucs["speed"] for c in plain) + 0.05
+    speed = [config for name, config in selection.chosen.attributes if name == "speed"]
+    assert all(config.get("track_radius") in (3, 6) for config in speed)
+
+
 def test_untracked_objects_gain_nothing_from_averaging_and_keep_the_plain_velocity():
     selection = select_attributes(make_videos(4, seed=0, heading=rightward_heading), track_radii=[0, 6])
     velocity = chosen_velocity(selection)["chosen"]

@@ -48,7 +48,7 @@ from anograph.attributes.objects import (
 from anograph.attributes.place import PlaceDensity
 from anograph.attributes.shape import ShapeDensity
 from anograph.attributes.speed import SpeedDensity
-from anograph.attributes.track_smoothing import smooth_along_tracks
+from anograph.attributes.track_smoothing import flow_along_tracks
 from anograph.errors import InputError
 from anograph.models.knn import knn_mean_distance
 
@@ -119,19 +119,13 @@ class VelocityDensity(CutAwareMixture):
             [f"track {self.track_radius}"] if self.track_radius else [])
         return "velocity(" + "+".join(parts) + ")"
 
-    def track_averaged(self, objects: ObjectAttributes) -> ObjectAttributes:
-        """The objects with their flow statistics averaged along their tracks (as they are without a ``track_radius``)."""
-        if not self.track_radius:
-            return objects
-        return objects.with_changes(flow=smooth_along_tracks(objects, objects.flow, self.track_radius))
-
     def fit(self, videos: Sequence[ObjectAttributes]) -> VelocityDensity:
         self.height_per_width_ = median_height_per_width(videos) if self.per_height else None
-        return super().fit([self.track_averaged(video) for video in videos])
+        return super().fit([flow_along_tracks(video, self.track_radius) for video in videos])
 
     def score(self, objects: ObjectAttributes) -> np.ndarray:
         # Averaged over whole tracks first, so that the cut and whole boxes scored apart share it.
-        return super().score(self.track_averaged(objects))
+        return super().score(flow_along_tracks(objects, self.track_radius))
 
     def intact_columns(self, width_cut: bool, height_cut: bool, n_columns: int) -> tuple[bool, ...] | None:
         """Position-aware: a cut width hides the centre's x, a cut height its y and the box height (the last three)."""

@@ -21,6 +21,8 @@ inside a box does not dilute (:mod:`anograph.extraction.features.flow_stats`), i
 frame, or, with ``per_height``, in the object's own box heights per frame (one walking pace near and
 far under perspective; a box the frame's edge cuts is measured in at least its width times the
 normal boxes' median height per width, as :func:`~anograph.attributes.frame_edge.box_heights` says).
+With ``track_radius``, the speed is read from the flow statistics averaged along the object's track
+over that many frames on either side, as the velocity mixture may (:func:`~anograph.attributes.track_smoothing.flow_along_tracks`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 from anograph.attributes.base import AttributeDensity, concatenate_values
 from anograph.attributes.frame_edge import MIN_BOX_SIZE, box_heights, median_height_per_width
 from anograph.attributes.objects import MOVING_MAGNITUDE, ObjectAttributes
+from anograph.attributes.track_smoothing import flow_along_tracks
 from anograph.errors import InputError
 
 #: Quantile levels at which the training speeds' distribution is kept.
@@ -48,25 +51,33 @@ class SpeedDensity(AttributeDensity):
         Measure speeds in the object's box heights per frame instead of frame heights. Default False.
     tail_quantile:
         Above this quantile of the training speeds the tail is exponential. Default 0.99.
+    track_radius:
+        Read the speed averaged along the object's track over this many frames on either side
+        (a frame's flow noise averages out, a real anomaly's speed lasts). Live scoring holds that
+        many frames before scoring one. Default 0 (each frame's own speed).
     """
 
     name = "speed"
     reads = ("flow", "centres", "sizes")
 
-    def __init__(self, per_height: bool = False, tail_quantile: float = 0.99) -> None:
+    def __init__(self, per_height: bool = False, tail_quantile: float = 0.99, track_radius: int = 0) -> None:
         if not 0.5 <= tail_quantile < 1.0:
             raise InputError(None, f"tail_quantile must be in [0.5, 1), got {tail_quantile}")
+        if track_radius < 0:
+            raise InputError(None, f"speed's track_radius must be 0 or more, got {track_radius}")
+        self.track_radius = int(track_radius)
         self.per_height = bool(per_height)
         self.tail_quantile = float(tail_quantile)
         self.height_per_width_: float | None = None
 
     @property
     def label(self) -> str:
-        return "speed per height" if self.per_height else "speed"
+        label = "speed per height" if self.per_height else "speed"
+        return f"{label}(track {self.track_radius})" if self.track_radius else label
 
     def values(self, objects: ObjectAttributes) -> np.ndarray:
         """``(n,)`` the moving pixels' mean speed, per frame height or (``per_height``) per box height."""
-        speeds = objects.flow[:, MOVING_MAGNITUDE].astype(np.float64)
+        speeds = flow_along_tracks(objects, self.track_radius).flow[:, MOVING_MAGNITUDE].astype(np.float64)
         if self.per_height:
             speeds = speeds / np.maximum(box_heights(objects, self.height_per_width_), MIN_BOX_SIZE)
         return speeds
@@ -93,7 +104,7 @@ class SpeedDensity(AttributeDensity):
         return -np.log(np.maximum(survival, np.finfo(np.float64).tiny))
 
     def config(self) -> dict[str, Any]:
-        return {"per_height": self.per_height, "tail_quantile": self.tail_quantile}
+        return {"per_height": self.per_height, "tail_quantile": self.tail_quantile, "track_radius": self.track_radius}
 
     def state(self) -> dict[str, np.ndarray]:
         extra = {} if self.height_per_width_ is None else {"height_per_width": np.array([self.height_per_width_])}

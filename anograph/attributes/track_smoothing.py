@@ -6,9 +6,9 @@ and then. Averaging each object's score with its own track's scores over ``radiu
 on either side keeps the first and damps the second. Whether a dataset gets it, and over how
 many frames, is part of the label-free model selection (:mod:`anograph.selection.choice`).
 Objects without a track (id < 0) keep their own score. The same averaging serves features
-too: the velocity mixture can read its flow statistics averaged along the track
-(:class:`anograph.attributes.densities.VelocityDensity`'s ``track_radius``), so that a frame's
-flow noise is averaged out before the density judges the motion.
+too: the velocity mixture and the one-sided speed density can read their flow statistics averaged
+along the track (their ``track_radius``; :func:`flow_along_tracks`), so that a frame's flow noise
+is averaged out before the density judges the motion.
 """
 
 from __future__ import annotations
@@ -21,6 +21,13 @@ from anograph.attributes.objects import ObjectAttributes
 def smooth_along_tracks(objects: ObjectAttributes, scores: np.ndarray, radius: int) -> np.ndarray:
     """``(n,)`` or ``(n, k)``: each object's mean value over its track's objects within ``radius`` frames of it."""
     return smooth_track_scores(objects.tracks, objects.frames, scores, radius)
+
+
+def flow_along_tracks(objects: ObjectAttributes, radius: int) -> ObjectAttributes:
+    """The objects with their flow statistics averaged along their tracks over ``radius`` frames (as they are at 0)."""
+    if radius <= 0:
+        return objects
+    return objects.with_changes(flow=smooth_along_tracks(objects, objects.flow, radius))
 
 
 def smooth_track_scores(tracks: np.ndarray, frames: np.ndarray, scores: np.ndarray, radius: int) -> np.ndarray:

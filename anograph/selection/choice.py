@@ -12,7 +12,8 @@
    smoothing radius, and over all of it; :func:`averaging_radii`): a real anomaly's motion lasts,
    one frame's flow noise does not. Likewise the variant of
    the one-sided ``speed`` density (:data:`SPEED_VARIANTS`: in frame or box heights), on the
-   ``speed`` pseudo-anomalies alone, since it reads no direction; and, where the detector has
+   ``speed`` pseudo-anomalies alone, since it reads no direction, then averaged along tracks as the
+   velocity is; and, where the detector has
    classes, the ``shape`` density's (:data:`SHAPE_VARIANTS`: boxes against their source's, or
    against their detected class's) on the ``shape`` pseudo-anomalies.
 2. **Attributes.** Every non-empty combination of the available attributes (that velocity,
@@ -192,7 +193,10 @@ def select_attributes(videos: Sequence[ObjectAttributes], seed: int = 0, max_fol
     velocity = best_variant("velocity", [dict(specs[velocity][1], track_radius=radius)
                                          for radius in averaging_radii(track_radii)],
                             MOTION_KINDS, "velocity averaged along tracks", incumbent=velocity)
-    pool = [velocity, best_variant("speed", SPEED_VARIANTS, SPEED_KINDS, "speed variant")]
+    speed = best_variant("speed", SPEED_VARIANTS, SPEED_KINDS, "speed variant")
+    speed = best_variant("speed", [dict(specs[speed][1], track_radius=radius) for radius in averaging_radii(track_radii)],
+                         SPEED_KINDS, "speed averaged along tracks", incumbent=speed)
+    pool = [velocity, speed]
     class_fit = ClassRarity().fit(videos)
     if class_fit.informative:
         pool.append(best_variant("shape", [dict(variant, seed=seed) for variant in SHAPE_VARIANTS], SHAPE_KINDS,
