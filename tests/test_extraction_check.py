@@ -16,7 +16,7 @@ from anograph.errors import ModelArtifactError
 from anograph.extraction.features.extractor import NodeFeatureExtractor
 from anograph.extraction.features.layout import FeatureLayout
 from anograph.extraction.features.motion_boxes import MotionBoxes
-from anograph.extraction.features.optical_flow import DEFAULT_MIN_MOVING_SPEED
+from anograph.extraction.features.optical_flow import DEFAULT_MIN_FLOW_HEIGHT, DEFAULT_MIN_MOVING_SPEED
 from anograph.io.extraction_settings import (
     ExtractionSettings,
     check_same_extraction,
@@ -72,10 +72,12 @@ def test_the_training_settings_survive_saving_and_a_model_without_them_checks_no
 
 
 def legacy_record(description):
-    """``description`` as an anograph from before the speed floor and the border margin recorded it."""
+    """``description`` as an anograph from before the speed floor, the border margin and the flow's minimum height
+    recorded it."""
     record = {**description, "motion": {**description["motion"], "flow": dict(description["motion"]["flow"])},
               "flow": dict(description["flow"]), "motion_boxes": dict(description["motion_boxes"])}
-    del record["motion"]["flow"]["min_moving_speed"], record["flow"]["min_moving_speed"]
+    for flow in (record["motion"]["flow"], record["flow"]):
+        del flow["min_moving_speed"], flow["min_height"]
     del record["motion_boxes"]["border_margin"]
     return record
 
@@ -84,12 +86,15 @@ def test_a_record_from_before_a_setting_existed_is_read_at_the_value_then_in_eff
     legacy = legacy_record(DESCRIPTION)
     # Today's defaults differ from what that model saw, and are named with the old values.
     assert extraction_differences(legacy, DESCRIPTION) == [
+        f"flow.min_height: 0 -> {DEFAULT_MIN_FLOW_HEIGHT}",
         f"flow.min_moving_speed: 0.0 -> {DEFAULT_MIN_MOVING_SPEED}",
+        f"motion.flow.min_height: 0 -> {DEFAULT_MIN_FLOW_HEIGHT}",
         f"motion.flow.min_moving_speed: 0.0 -> {DEFAULT_MIN_MOVING_SPEED}",
         "motion_boxes.border_margin: 0 -> 4",
     ]
     assert legacy_options(DESCRIPTION) == {} and legacy_options({}) == {}
-    assert legacy_options(legacy) == {"motion_options": {"min_moving_speed": 0.0}, "motion_boxes_options": {"border_margin": 0}}
+    assert legacy_options(legacy) == {"motion_options": {"min_moving_speed": 0.0, "min_flow_height": 0},
+                                      "motion_boxes_options": {"border_margin": 0}}
 
 
 def test_a_model_from_before_a_setting_existed_gets_its_features_rebuilt_as_they_were():
@@ -100,8 +105,10 @@ def test_a_model_from_before_a_setting_existed_gets_its_features_rebuilt_as_they
     settings = model_extraction_settings(model)
     _, extractor = settings.build()
     check_same_extraction(model.extraction_features_, extractor.describe(), None, "rebuilt features")
-    # The old floor (half a pixel whatever the footage) and regions growing from the frame's edge.
+    # The old floor (half a pixel whatever the footage, small frames not enlarged) and regions growing
+    # from the frame's edge.
     assert extractor.optical_flow is not None and extractor.optical_flow.moving_floor(960) == 0.5
+    assert extractor.optical_flow.moving_floor(120) == 0.5 and extractor.optical_flow.enlargement(120) == 1.0
     assert extractor.motion_boxes is not None and extractor.motion_boxes.border_margin == 0
     # A setting that really differs is still refused by name.
     model.extraction_features_["motion_boxes"]["max_iou"] = 0.9
@@ -111,11 +118,14 @@ def test_a_model_from_before_a_setting_existed_gets_its_features_rebuilt_as_they
 
 def test_the_features_of_an_earlier_release_are_rebuilt_exactly():
     # What anograph recorded at ea22a66 (the motion detector's default features), before the
-    # speed floor: today's description differs in that setting alone, and the legacy rebuild in none.
+    # speed floor and the flow's minimum height: today's description differs in those settings alone,
+    # and the legacy rebuild in none.
     earlier = json.loads((Path(__file__).parent / "data" / "extraction_features_ea22a66.json").read_text())
     current = ExtractionSettings(detector="motion", appearance=False).build()[1].describe()
     assert extraction_differences(earlier, current) == [
+        f"flow.min_height: 0 -> {DEFAULT_MIN_FLOW_HEIGHT}",
         f"flow.min_moving_speed: 0.0 -> {DEFAULT_MIN_MOVING_SPEED}",
+        f"motion.flow.min_height: 0 -> {DEFAULT_MIN_FLOW_HEIGHT}",
         f"motion.flow.min_moving_speed: 0.0 -> {DEFAULT_MIN_MOVING_SPEED}",
     ]
     rebuilt = ExtractionSettings(detector="motion", appearance=False, **legacy_options(earlier)).build()[1].describe()

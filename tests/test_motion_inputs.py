@@ -244,8 +244,10 @@ def test_the_moving_floor_is_the_flow_noise_or_a_speed_whichever_is_higher() -> 
     assert flow_field.moving_floor(480) == pytest.approx(1.0)
     flow_field.start_video(5.0)
     assert flow_field.moving_floor(240) == pytest.approx(1.0)
-    # Smaller or faster footage: never below the flow's own noise.
+    # Smaller or faster footage: never below the flow's own noise (on a 120-pixel frame, enlarged to 240
+    # for the flow, half a pixel there is a quarter here).
     assert flow_field.moving_floor(120) == 0.5
+    assert OpticalFlow().moving_floor(120) == pytest.approx(0.25)
     flow_field.start_video(25.0)
     assert flow_field.moving_floor(480) == 0.5
     # A walker at 1/12 frame heights a second, and a drift at half the floor, at several sizes and rates.
@@ -261,6 +263,37 @@ def test_the_moving_floor_is_the_flow_noise_or_a_speed_whichever_is_higher() -> 
         flow_field.start_video(-1.0)
     with pytest.raises(InputError, match="must not be negative"):
         OpticalFlow(min_moving_speed=-1.0)
+
+
+def test_small_frames_are_enlarged_for_the_flow_and_a_small_object_keeps_its_motion() -> None:
+    flow_field = OpticalFlow()
+    assert [flow_field.enlargement(height) for height in (60, 120, 240, 480)] == [4.0, 2.0, 1.0, 1.0]
+    assert flow_field.grey(np.zeros((60, 100, 3), np.uint8)).shape == (240, 400)
+    assert flow_field.grey(np.zeros((240, 360, 3), np.uint8)).shape == (240, 360)
+    # The noise floor is half a pixel of the enlarged frame: a quarter of a 120-pixel frame's pixel.
+    assert flow_field.moving_floor(120) == pytest.approx(0.25)
+    assert OpticalFlow(min_height=0).moving_floor(120) == 0.5
+    # An 8-pixel square crossing a 60-pixel-high frame at 1 and 2 pixels a frame: DIS at the frame's own
+    # size refines only down to 30 pixels and sees it still; enlarged, its motion is measured.
+    height, width, side = 60, 100, 8
+    background, patch = texture(height, width, 2, seed=6), texture(side, side, 2, seed=7)
+    for step in (1, 2):
+        frames, boxes = [], []
+        for index in range(6):
+            frame, left = background.copy(), 20 + step * index
+            frame[25 : 25 + side, left : left + side] = patch
+            frames.append(frame)
+            boxes.append(np.array([[left, 25, left + side, 25 + side]], np.float32))
+        stats = {}
+        for min_height in (240, 0):
+            extractor = NodeFeatureExtractor(appearance=None, motion=MotionFeatures(min_flow_height=min_height))
+            stats[min_height] = [flow_stats_of(extractor, frame.features[0]) for frame in pushed(extractor, frames, boxes)]
+        for enlarged, own_size in zip(stats[240][1:], stats[0][1:], strict=True):
+            assert enlarged["moving_flow_dx"] * height == pytest.approx(step, rel=0.25)
+            assert enlarged["moving_fraction"] > 0.8
+            assert own_size["moving_fraction"] < 0.1
+    with pytest.raises(InputError, match="min_height"):
+        OpticalFlow(min_height=-1)
 
 
 def test_the_videos_frame_rate_sets_what_counts_as_moving(tmp_path: Path) -> None:

@@ -138,10 +138,13 @@ LEGACY_VALUES: dict[str, Any] = {
     "motion.flow.min_moving_speed": 0.0,  # the floor was half a pixel a frame whatever the footage
     "flow.min_moving_speed": 0.0,
     "motion_boxes.border_margin": 0,  # motion regions grew from the frame's edge
+    "motion.flow.min_height": 0,  # the flow ran on every frame as it was, however small
+    "flow.min_height": 0,
 }
 #: Where each legacy setting goes among :class:`ExtractionSettings`' options to rebuild it.
 LEGACY_OPTIONS = {"motion.flow.min_moving_speed": ("motion_options", "min_moving_speed"),
-                  "motion_boxes.border_margin": ("motion_boxes_options", "border_margin")}
+                  "motion_boxes.border_margin": ("motion_boxes_options", "border_margin"),
+                  "motion.flow.min_height": ("motion_options", "min_flow_height")}
 
 
 def flat_description(description: Mapping[str, Any]) -> dict[str, Any]:

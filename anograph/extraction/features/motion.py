@@ -48,6 +48,7 @@ import numpy as np
 
 from anograph.errors import InputError
 from anograph.extraction.features.optical_flow import (
+    DEFAULT_MIN_FLOW_HEIGHT,
     DEFAULT_MIN_MOVING_MAGNITUDE,
     DEFAULT_MIN_MOVING_SPEED,
     FrameFlow,
@@ -85,6 +86,9 @@ class MotionFeatures:
     min_moving_magnitude, min_moving_speed:
         The flow's moving floors (:class:`OpticalFlow`): half a pixel a frame, and 1/48 frame
         heights a second.
+    min_flow_height:
+        Frames less tall are enlarged to this many pixels for the flow (:class:`OpticalFlow`'s
+        ``min_height``). Default 240.
     """
 
     def __init__(
@@ -98,11 +102,12 @@ class MotionFeatures:
         compensate_camera_motion: bool = True,
         min_moving_magnitude: float = DEFAULT_MIN_MOVING_MAGNITUDE,
         min_moving_speed: float = DEFAULT_MIN_MOVING_SPEED,
+        min_flow_height: int = DEFAULT_MIN_FLOW_HEIGHT,
     ) -> None:
         if n_orientation_bins < 1:
             raise InputError(None, f"n_orientation_bins must be at least 1, got {n_orientation_bins}")
         self.optical_flow = OpticalFlow(flow_method, flow_preset, flow_scale, min_moving_magnitude, min_moving_speed,
-                                        compensate_camera_motion=compensate_camera_motion)
+                                        compensate_camera_motion=compensate_camera_motion, min_height=min_flow_height)
         self.tracker = BoxTracker(max_match_distance, track_window)
         self.n_orientation_bins = int(n_orientation_bins)
         self.reset()

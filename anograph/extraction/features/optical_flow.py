@@ -10,6 +10,7 @@ Two methods:
   (``cv2.DISOpticalFlow_create``) at one of its presets ``"ultrafast"``, ``"fast"`` or
   ``"medium"`` (default), on the full-resolution frames (the presets refine down to half the
   frame's resolution; a finer last level was measured and left out, see docs/model-selection.md);
+  frames less tall than ``min_height`` (240 pixels) are enlarged to it first, see below;
 * ``"farneback"``: OpenCV's Farneback polynomial-expansion flow, by default at half the
   frame size (its cost grows quickly with resolution), rescaled to full-frame pixels.
 
@@ -27,6 +28,14 @@ appear), and the slowest speed of interest, 1/48 frame heights a second, turned 
 frame for each video's height and frame rate. On UCSD's 240-pixel, 10 fps footage the two agree;
 on larger or lower-frame-rate footage the speed floor is the higher, so that what counts as
 moving does not grow with the pixels a frame that the same motion covers there.
+
+Small frames: DIS refines only down to half its input's resolution, where an object a few pixels
+across on low-resolution footage (UCSD Ped1's 158-pixel frames, a small camera stream) has lost
+most of its motion. So a frame less tall than ``min_height`` is enlarged to that height before
+the flow is computed (the flow is then brought back to the frame's own pixels), and the noise
+floor, set in the pixels DIS works at, shrinks with it: half a pixel a frame at 240 pixels,
+where that floor was measured, is a quarter of a pixel of a 120-pixel frame. Frames at least
+that tall are computed as they are.
 
 Camera motion: by default the frame's median flow vector is subtracted from every pixel
 before anything reads the flow. Most of a surveillance frame is background, so the median is
@@ -65,6 +74,9 @@ DEFAULT_MIN_MOVING_MAGNITUDE = 0.5
 #: Slowest motion that counts as moving, in frame heights per second: half a pixel a frame on
 #: UCSD's 240-pixel-high footage at 10 frames a second, where the pixel floor was set.
 DEFAULT_MIN_MOVING_SPEED = DEFAULT_MIN_MOVING_MAGNITUDE / 240 * 10
+#: Frames less tall than this (pixels) are enlarged to it for the flow: the height of UCSD's footage,
+#: where the flow's preset and noise floor were set.
+DEFAULT_MIN_FLOW_HEIGHT = 240
 #: Frame rate assumed for footage that does not state one (UCSD's).
 DEFAULT_FRAME_RATE = 10.0
 MOVING_MEDIAN_FACTOR = 2.0
@@ -91,6 +103,10 @@ class OpticalFlow:
         (:attr:`FrameFlow.moving_threshold`).
     compensate_camera_motion:
         Subtract the frame's median flow vector (see the module docstring). Default True.
+    min_height:
+        Frames less tall than this many pixels are enlarged to it before the flow is computed,
+        and the noise floor (``min_moving_magnitude``, in the pixels the flow works at) scaled
+        to the frame's own pixels (see the module docstring). Default 240; 0 never enlarges.
     """
 
     def __init__(
@@ -101,6 +117,7 @@ class OpticalFlow:
         min_moving_magnitude: float = DEFAULT_MIN_MOVING_MAGNITUDE,
         min_moving_speed: float = DEFAULT_MIN_MOVING_SPEED,
         compensate_camera_motion: bool = True,
+        min_height: int = DEFAULT_MIN_FLOW_HEIGHT,
     ) -> None:
         if method not in FLOW_METHODS:
             raise InputError(None, f"unknown flow method {method!r}; choose from {', '.join(FLOW_METHODS)}")
@@ -115,7 +132,10 @@ class OpticalFlow:
         if min_moving_magnitude < 0 or min_moving_speed < 0:
             raise InputError(None, f"min_moving_magnitude and min_moving_speed must not be negative, got "
                                    f"{min_moving_magnitude} and {min_moving_speed}")
+        if min_height < 0:
+            raise InputError(None, f"the flow's min_height must not be negative, got {min_height}")
         self.scale = float(scale)
+        self.min_height = int(min_height)
         self.min_moving_magnitude = float(min_moving_magnitude)
         self.min_moving_speed = float(min_moving_speed)
         self.frame_rate = DEFAULT_FRAME_RATE
@@ -128,19 +148,26 @@ class OpticalFlow:
             raise InputError(None, f"frame rate must be positive, got {frame_rate}")
         self.frame_rate = float(frame_rate) if frame_rate else DEFAULT_FRAME_RATE
 
+    def enlargement(self, frame_height: int) -> float:
+        """How much a frame ``frame_height`` pixels high is enlarged for the flow (1.0: not at all)."""
+        return max(1.0, self.min_height / float(frame_height)) if frame_height else 1.0
+
     def moving_floor(self, frame_height: int) -> float:
         """The moving floor in pixels per frame, for frames ``frame_height`` pixels high at :attr:`frame_rate`:
-        the larger of :attr:`min_moving_magnitude` and :attr:`min_moving_speed` in pixels a frame."""
-        return moving_floor(frame_height, self.frame_rate, self.min_moving_magnitude, self.min_moving_speed)
+        the larger of :attr:`min_moving_magnitude` (in the enlarged frame's pixels, :meth:`enlargement`)
+        and :attr:`min_moving_speed` in pixels a frame."""
+        noise = self.min_moving_magnitude / self.enlargement(frame_height)
+        return moving_floor(frame_height, self.frame_rate, noise, self.min_moving_speed)
 
     def grey(self, frame: np.ndarray) -> np.ndarray:
-        """The frame as the flow method reads it: grey, resized to ``scale``."""
+        """The frame as the flow method reads it: grey, resized to ``scale`` (times :meth:`enlargement`)."""
         grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-        if self.scale == 1.0:
-            return np.ascontiguousarray(grey)
         height, width = grey.shape
-        size = (max(8, round(width * self.scale)), max(8, round(height * self.scale)))
-        return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        factor = self.scale * self.enlargement(height)
+        if factor == 1.0:
+            return np.ascontiguousarray(grey)
+        size = (max(8, round(width * factor)), max(8, round(height * factor)))
+        return cv2.resize(grey, size, interpolation=cv2.INTER_AREA if factor < 1.0 else cv2.INTER_LINEAR)
 
     def forward(self, source: np.ndarray, target: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:
         """Flow ``(H, W, 2)`` float32 from grey ``source`` to ``target``, at ``source``'s pixels.
@@ -175,6 +202,7 @@ class OpticalFlow:
             "scale": self.scale,
             "min_moving_magnitude": self.min_moving_magnitude,
             "min_moving_speed": self.min_moving_speed,
+            "min_height": self.min_height,
             "camera_motion": "frame median flow subtracted" if self.compensate_camera_motion else "kept",
         }
         if self.method == "dis":
