@@ -7,7 +7,7 @@ import pytest
 from synthetic_attributes import make_tracked_video, make_videos, perspective_speed
 
 from anograph.attributes.densities import VelocityDensity, make_density
-from anograph.attributes.ensemble import HeldOutFits, held_out_parts
+from anograph.attributes.ensemble import AttributeEnsemble, HeldOutFits, held_out_parts
 from anograph.attributes.objects import MOVING_MAGNITUDE
 from anograph.attributes.speed import SpeedDensity
 from anograph.errors import InputError
@@ -125,3 +125,13 @@ def test_track_radius_reads_the_speed_averaged_along_the_track():
     np.testing.assert_array_equal(averaged.values(alone), plain.values(alone))
     with pytest.raises(InputError):
         SpeedDensity(track_radius=-1)
+
+
+def test_an_ensemble_with_a_track_averaged_speed_holds_that_many_frames_live():
+    rng = np.random.default_rng(5)
+    walkers = [make_tracked_video(f"v{index}", rng) for index in range(3)]
+    ensemble = AttributeEnsemble([("speed", {"track_radius": 4}), ("place", {})]).fit(walkers)
+    assert ensemble.feature_radius == 4
+    restored = AttributeEnsemble.from_state(*ensemble.state())
+    assert restored.feature_radius == 4 and restored.labels == ["speed(track 4)", "place"]
+    np.testing.assert_array_equal(restored.score(walkers[0]), ensemble.score(walkers[0]))
