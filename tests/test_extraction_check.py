@@ -130,3 +130,19 @@ def test_the_features_of_an_earlier_release_are_rebuilt_exactly():
     ]
     rebuilt = ExtractionSettings(detector="motion", appearance=False, **legacy_options(earlier)).build()[1].describe()
     assert extraction_differences(earlier, rebuilt) == []
+
+
+def test_features_from_before_the_appearance_cap_are_rebuilt_uncapped():
+    current = ExtractionSettings(detector="motion").build()[1].describe()
+    assert current["appearance"]["max_height"] == 480
+    earlier = {**current, "appearance": {key: value for key, value in current["appearance"].items()
+                                         if key != "max_height"}}
+    assert "appearance.max_height: 0 -> 480" in extraction_differences(earlier, current)
+    options = legacy_options(earlier)
+    assert options["appearance_options"] == {"max_height": 0}
+    _, rebuilt = ExtractionSettings(detector="motion", **options).build()
+    assert rebuilt.appearance is not None and rebuilt.appearance.network_input_size(1080, 720) == (1080, 720)
+    assert extraction_differences(earlier, rebuilt.describe()) == []
+    # An extraction without the appearance group has nothing to rebuild.
+    assert "appearance_options" not in legacy_options(ExtractionSettings(detector="motion", appearance=False)
+                                                      .build()[1].describe())

@@ -102,6 +102,24 @@ def test_appearance_input_scale_maps_boxes_to_the_resized_frame(embedder: Appear
     assert not np.allclose(half, embedder.embed(frame, boxes), atol=1e-3)
 
 
+def test_appearance_of_frames_taller_than_max_height_is_that_of_the_frame_shrunk_to_it(
+        embedder: AppearanceEmbedder) -> None:
+    frame = blocky_texture(720, 1080, 36, seed=5)
+    boxes = np.array([[180, 180, 360, 450], [600, 120, 840, 600]], np.float32)
+    assert [embedder.input_factor(height) for height in (240, 480, 720)] == [1.0, 1.0, 480 / 720]
+    assert embedder.network_input_size(1080, 720) == (720, 480)
+    shrunk = cv2.resize(frame, (720, 480), interpolation=cv2.INTER_AREA)
+    np.testing.assert_allclose(embedder.embed(frame, boxes), embedder.embed(shrunk, boxes * 480 / 720),
+                               rtol=1e-4, atol=1e-5)
+    uncapped = AppearanceEmbedder(max_height=0)
+    assert uncapped.network_input_size(1080, 720) == (1080, 720)
+    assert not np.allclose(uncapped.embed(frame, boxes), embedder.embed(frame, boxes), atol=1e-3)
+    # The cap applies after input_scale: a 1200-pixel frame at half scale is 600 high, shrunk to 480.
+    assert AppearanceEmbedder(input_scale=0.5).input_factor(1200) == 0.4
+    with pytest.raises(InputError, match="max_height"):
+        AppearanceEmbedder(max_height=-1)
+
+
 def test_appearance_bad_settings_and_weights(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unknown appearance layer"):
         AppearanceEmbedder(layer="stride8")

@@ -140,11 +140,13 @@ LEGACY_VALUES: dict[str, Any] = {
     "motion_boxes.border_margin": 0,  # motion regions grew from the frame's edge
     "motion.flow.min_height": 0,  # the flow ran on every frame as it was, however small
     "flow.min_height": 0,
+    "appearance.max_height": 0,  # the appearance pass ran on every frame at its own size, however large
 }
 #: Where each legacy setting goes among :class:`ExtractionSettings`' options to rebuild it.
 LEGACY_OPTIONS = {"motion.flow.min_moving_speed": ("motion_options", "min_moving_speed"),
                   "motion_boxes.border_margin": ("motion_boxes_options", "border_margin"),
-                  "motion.flow.min_height": ("motion_options", "min_flow_height")}
+                  "motion.flow.min_height": ("motion_options", "min_flow_height"),
+                  "appearance.max_height": ("appearance_options", "max_height")}
 
 
 def flat_description(description: Mapping[str, Any]) -> dict[str, Any]:

