@@ -51,9 +51,10 @@ class PlaceDensity(AttributeDensity):
         self.smoothing = float(smoothing)
         self.prior_objects = float(prior_objects)
 
-    def _cells(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.clip((points[:, 1] * self.cells_per_height).astype(np.int64), 0, self.log_share_.shape[0] - 1)
-        columns = np.clip((points[:, 0] * self.cells_per_height).astype(np.int64), 0, self.log_share_.shape[1] - 1)
+    def _cells(self, points: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column of each point's cell on a ``grid`` of that shape; points outside take the edge cell."""
+        rows = np.clip((points[:, 1] * self.cells_per_height).astype(np.int64), 0, grid[0] - 1)
+        columns = np.clip((points[:, 0] * self.cells_per_height).astype(np.int64), 0, grid[1] - 1)
         return rows, columns
 
     def fit(self, videos: Sequence[ObjectAttributes]) -> PlaceDensity:
@@ -61,8 +62,7 @@ class PlaceDensity(AttributeDensity):
         widths = [video.frame_width for video in videos if video.frame_width]
         frame_width = max(widths) if widths else float(np.max(points[:, 0], initial=1.0))
         shape = (self.cells_per_height, max(1, int(np.ceil(frame_width * self.cells_per_height))))
-        self.log_share_ = np.zeros(shape)
-        rows, columns = self._cells(points)
+        rows, columns = self._cells(points, shape)
         counts = np.zeros(shape)
         np.add.at(counts, (rows, columns), 1.0)
         counts = gaussian_filter(counts, self.smoothing, mode="nearest") + self.prior_objects / counts.size
@@ -70,7 +70,7 @@ class PlaceDensity(AttributeDensity):
         return self
 
     def score(self, objects: ObjectAttributes) -> np.ndarray:
-        rows, columns = self._cells(standing_points(objects))
+        rows, columns = self._cells(standing_points(objects), self.log_share_.shape)
         return -self.log_share_[rows, columns]
 
     def config(self) -> dict[str, Any]:
