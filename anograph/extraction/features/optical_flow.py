@@ -69,16 +69,17 @@ FARNEBACK_PARAMETERS = {
     "poly_sigma": 1.2,
     "flags": 0,
 }
+#: Frame rate assumed for footage that does not state one (UCSD's).
+DEFAULT_FRAME_RATE = 10.0
+#: Height in pixels of UCSD's footage, where the flow's preset and noise floor were set.
+REFERENCE_HEIGHT = 240
 #: Smallest flow that counts as moving, in pixels a frame: the flow's noise.
 DEFAULT_MIN_MOVING_MAGNITUDE = 0.5
 #: Slowest motion that counts as moving, in frame heights per second: half a pixel a frame on
-#: UCSD's 240-pixel-high footage at 10 frames a second, where the pixel floor was set.
-DEFAULT_MIN_MOVING_SPEED = DEFAULT_MIN_MOVING_MAGNITUDE / 240 * 10
-#: Frames less tall than this (pixels) are enlarged to it for the flow: the height of UCSD's footage,
-#: where the flow's preset and noise floor were set.
-DEFAULT_MIN_FLOW_HEIGHT = 240
-#: Frame rate assumed for footage that does not state one (UCSD's).
-DEFAULT_FRAME_RATE = 10.0
+#: UCSD's footage at its 10 frames a second, where the pixel floor was set.
+DEFAULT_MIN_MOVING_SPEED = DEFAULT_MIN_MOVING_MAGNITUDE / REFERENCE_HEIGHT * DEFAULT_FRAME_RATE
+#: Frames less tall than this (pixels) are enlarged to it for the flow.
+DEFAULT_MIN_FLOW_HEIGHT = REFERENCE_HEIGHT
 MOVING_MEDIAN_FACTOR = 2.0
 
 
