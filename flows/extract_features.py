@@ -29,7 +29,7 @@ def extract_features(
     skip_bad_videos: bool = False,
     root: str | None = None,
 ) -> dict[str, Any]:
-    """Extract a shard for each ``{"name", "path"}`` video.
+    """Extract a shard for each ``{"name", "path"}`` video (and its ``"camera"``, where the dataset has several).
 
     Every video runs as its own task. A video that fails does not stop the others: their
     shards are written, and the flow then fails naming every failed video and its reason.
@@ -50,6 +50,7 @@ def extract_features(
         fingerprint=unmapped(fingerprint),
         settings=unmapped(settings),
         source=[recorded_source(video["path"], root) for video in videos],
+        camera=[video.get("camera", "") for video in videos],
     )
     overall = progress_reporter(f"{split} videos", get_run_logger().info, unit="videos")
     for done, future in enumerate(futures, start=1):  # in order: a line as each finishes, or later

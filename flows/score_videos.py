@@ -30,7 +30,8 @@ def score_videos(
     window_seconds: float = DEFAULT_WINDOW_SECONDS,
     overlay: bool = True,
 ) -> dict[str, Any]:
-    """Score each ``{"name", "path"}`` video into ``out/<name>/`` and publish the batch report.
+    """Score each ``{"name", "path"}`` video (and its ``"camera"``, for a model trained on several cameras)
+    into ``out/<name>/`` and publish the batch report.
 
     A video that fails does not stop the others; the report lists it, and the flow then
     fails naming every failed video and its reason.
@@ -39,7 +40,8 @@ def score_videos(
     options = {"scorer": scorer or DEFAULT_SCORER, "threshold_quantile": threshold_quantile, "weights": weights,
                "fps": fps, "window_seconds": window_seconds, "overlay": overlay}
     futures = score_new_video.map(unmapped(scoring), [video["name"] for video in videos],
-                                  [str(video["path"]) for video in videos], unmapped(out), unmapped(options))
+                                  [str(video["path"]) for video in videos], unmapped(out), unmapped(options),
+                                  camera=[video.get("camera", "") for video in videos])
     wait(futures)
     summaries, failures = [], []
     for video, future in zip(videos, futures, strict=True):

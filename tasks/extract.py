@@ -41,17 +41,19 @@ def extract_video_shard(
     settings: dict[str, Any],
     threads_per_task: int = 1,
     source: str | None = None,
+    camera: str = "",
 ) -> dict[str, Any]:
     """Extract one video into its content-addressed shard (see ``shard_key``); reuse a complete one.
 
-    The shard records ``video_name`` as its video and ``source`` (default ``video_path``;
-    the flows pass the path relative to the dataset root, or the footage's storage key).
+    The shard records ``video_name`` as its video, ``source`` (default ``video_path``;
+    the flows pass the path relative to the dataset root, or the footage's storage key) and
+    ``camera`` (the dataset's camera of the video; ``""`` for one camera).
     """
     logger = get_run_logger()
     storage = Storage(storage_root)
     content_sha256 = video_content_hash(video_path)
     key = shard_key(fingerprint, split, video_name, content_sha256)
-    metadata, problem = find_reusable_shard(storage, key, content_sha256)
+    metadata, problem = find_reusable_shard(storage, key, content_sha256, camera)
     if metadata is not None:
         logger.info("%s: reusing complete shard %s", video_name, key)
         return {"video": video_name, "shard": key, "n_frames": metadata.n_frames, "reused": True}
@@ -61,7 +63,7 @@ def extract_video_shard(
     torch.set_num_threads(threads_per_task)
     progress = progress_reporter(f"extract {split} {video_name}", logger.info)
     video = extract_video_to_shard(video_path, storage, key, content_sha256, settings, fps, progress,
-                                   video_name=video_name, source=source)
+                                   video_name=video_name, source=source, camera=camera)
     extraction = video.metadata.extraction
     logger.info(
         "%s: %d frames, %d objects, %.1f frames/s, %.1f objects/s -> %s",

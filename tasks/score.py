@@ -31,11 +31,15 @@ def load_scoring_model_task(model_uri: str) -> ScoringModel:
 @task(name="score-new-video", task_run_name="score-{video_name}", retries=1, retry_delay_seconds=5,
       retry_condition_fn=retry_unless_bad_input, cache_policy=NO_CACHE)
 def score_new_video(scoring: ScoringModel, video_name: str, video_path: str, out_dir: str,
-                    options: dict[str, Any], threads_per_task: int = 1) -> dict[str, Any]:
-    """Score one video and write its output folder ``out_dir/<video_name>``; return its :func:`video_summary`."""
+                    options: dict[str, Any], threads_per_task: int = 1, camera: str = "") -> dict[str, Any]:
+    """Score one video and write its output folder ``out_dir/<video_name>``; return its :func:`video_summary`.
+
+    ``camera`` names the camera that filmed it, for a model trained on several (``""``: a one-camera model).
+    """
     torch.set_num_threads(threads_per_task)
     scored = score_source(scoring, video_path, options["scorer"], options.get("threshold_quantile"),
-                          options.get("weights"), options.get("fps"), options.get("window_seconds", 1.0))
+                          options.get("weights"), options.get("fps"), options.get("window_seconds", 1.0),
+                          camera=camera)
     paths = write_scoring_outputs(scored, Path(out_dir) / video_name, overlay=options.get("overlay", True))
     get_run_logger().info("%s: %d frames, %d alerts (threshold %.4g, %s)", video_name, len(scored.frame_scores),
                           len(scored.alerts), scored.threshold.value, scored.threshold.source)

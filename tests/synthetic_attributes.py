@@ -14,6 +14,8 @@ from collections.abc import Callable
 import numpy as np
 
 from anograph.attributes.objects import ObjectAttributes
+from anograph.extraction.features.layout import FeatureLayout
+from anograph.io.shards import ShardMetadata, VideoFeatures
 
 N_ORIENTATION_BINS = 8
 APPEARANCE_WIDTH = 8
@@ -144,3 +146,26 @@ def make_tracked_video(name: str, rng: np.random.Generator, n_tracks: int = 12, 
         sizes=np.stack([0.4 * heights, heights], axis=1).astype(np.float32), flow=flow_rows(noisy, rng),
         class_scores=class_scores, appearance=None, tracks=tracks.astype(np.int64),
     )
+
+
+def as_video_features(objects: ObjectAttributes, camera: str = "", frame_height: int = 240,
+                      fps: float = 10.0) -> VideoFeatures:
+    """The shard an extraction would have written for ``objects`` (boxes in pixels of ``frame_height``-high
+    frames; the class, flow statistics and appearance groups), recording ``camera``."""
+    layout = FeatureLayout.of([("class", objects.class_scores.shape[1]), ("flow_stats", objects.flow.shape[1]),
+                               ("appearance", APPEARANCE_WIDTH)])
+    corners = np.concatenate([objects.centres - objects.sizes / 2, objects.centres + objects.sizes / 2], axis=1)
+    appearance = objects.appearance if objects.appearance is not None else np.zeros((len(objects), APPEARANCE_WIDTH))
+    metadata = ShardMetadata(
+        video=objects.video, n_frames=objects.n_frames, fps=fps,
+        width=int(round((objects.frame_width or FRAME_ASPECT) * frame_height)), height=frame_height,
+        source=f"synthetic/{objects.video}", detector={"name": "synthetic"},
+        class_names=[f"class{index}" for index in range(objects.class_scores.shape[1])],
+        feature_layout=layout, camera=camera,
+    )
+    features = np.concatenate([objects.class_scores, objects.flow, appearance], axis=1)
+    return VideoFeatures(metadata=metadata, frames=objects.frames.astype(np.int32),
+                         boxes=(corners * frame_height).astype(np.float32), scores=np.ones(len(objects), np.float32),
+                         class_ids=objects.class_scores.argmax(axis=1).astype(np.int32),
+                         features=features.astype(np.float16), sources=objects.sources.astype(np.int8),
+                         track_ids=objects.tracks.astype(np.int32))

@@ -169,6 +169,8 @@ def test_shanghaitech_all_scenes_pooled(shanghaitech_root: Path) -> None:
     np.testing.assert_array_equal(dataset.labels["02_0161"], [1, 0, 0])
     assert dataset.labels["01_0014"].dtype == bool
     assert all(video.ground_truth_regions is None for video in dataset.test)
+    # Each scene is its own fixed camera: the attribute scorer models each on its own footage.
+    assert [video.camera for video in dataset.train + dataset.test] == ["01", "02", "01", "02"]
 
 
 def test_shanghaitech_one_scene(shanghaitech_root: Path) -> None:

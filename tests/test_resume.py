@@ -120,6 +120,15 @@ def test_rerun_reuses_complete_shards_and_redoes_a_truncated_one(tmp_path):
     assert check_shard(storage, keys[1]) is None and read_shard(storage, keys[1]).metadata.content_sha256 == \
         video_content_hash(videos[1]["path"])
 
+    # A dataset that now tells cameras apart (a scene of several) extracts again the shard that records none.
+    stamps = {key: storage.local_path(key).stat().st_mtime_ns for key in keys}
+    cameras = [{**video, "camera": "01"} if index == 0 else video for index, video in enumerate(videos)]
+    assert extract_features(cameras, storage.root, settings)["shards"] == keys
+    assert read_shard(storage, keys[0]).metadata.camera == "01"
+    assert storage.local_path(keys[0]).stat().st_mtime_ns != stamps[keys[0]]
+    assert storage.local_path(keys[2]).stat().st_mtime_ns == stamps[keys[2]]
+    assert read_shard(storage, keys[2]).metadata.camera == ""
+
     # Another detector setting is another extraction: new keys, the old shards untouched.
     other = ExtractionSettings(detector="motion", detector_options={"min_area": 200}, appearance=False).to_dict()
     other_keys = extract_features(videos, storage.root, other)["shards"]

@@ -54,12 +54,13 @@ def score_command(arguments: argparse.Namespace) -> int:
                           threshold_quantile=arguments.threshold_quantile, weights=arguments.weights,
                           fps=arguments.fps, window_seconds=arguments.window_seconds, causal=arguments.causal,
                           loop=arguments.loop, max_frames=arguments.max_frames, min_frames=min_frames,
-                          max_gap=max_gap, echo=print, threads=1 if arguments.threads is None else arguments.threads)
+                          max_gap=max_gap, echo=print, threads=1 if arguments.threads is None else arguments.threads,
+                          camera=arguments.camera)
         print(json.dumps(report, indent=2))
         return 0
     with torch_threads(arguments.threads):
         scored = score_source(scoring, arguments.source, scorer, arguments.threshold_quantile, arguments.weights,
-                              arguments.fps, arguments.window_seconds, min_frames, max_gap)
+                              arguments.fps, arguments.window_seconds, min_frames, max_gap, camera=arguments.camera)
     paths = write_scoring_outputs(scored, arguments.out, overlay=not arguments.no_overlay)
     for alert in scored.alerts:
         top = alert.top_objects[0] if alert.top_objects else None

@@ -35,11 +35,16 @@ class VideoRef:
         video holds no anomaly. UCSD's are derived from its pixel masks
         (:mod:`anograph.datasets.pixel_masks`). ``None`` for training videos and for
         datasets without boxes (Avenue and ShanghaiTech masks are not read as regions).
+    camera:
+        The camera (scene) that filmed the video, for datasets that pool several fixed cameras
+        (ShanghaiTech's 13 scenes); ``""`` for a single-camera dataset. Each camera's normal
+        footage gets its own attribute model (:mod:`anograph.models.camera_scoring`).
     """
 
     name: str
     path: Path
     ground_truth_regions: np.ndarray | None = field(default=None, compare=False, repr=False)
+    camera: str = ""
 
 
 @dataclass
@@ -137,8 +142,8 @@ def check_region_frames(video: Path, n_frames: int, regions: np.ndarray, label_s
 
 
 def video_references(videos: Sequence[VideoRef]) -> list[dict[str, str]]:
-    """``{"name", "path"}`` of each video: how flows hand videos to extraction (JSON-friendly parameters)."""
-    return [{"name": video.name, "path": str(video.path)} for video in videos]
+    """``{"name", "path", "camera"}`` of each video: how flows hand videos to extraction (JSON-friendly parameters)."""
+    return [{"name": video.name, "path": str(video.path), "camera": video.camera} for video in videos]
 
 
 def recorded_source(path: str | Path, root: str | Path | None) -> str:

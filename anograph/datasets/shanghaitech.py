@@ -9,9 +9,10 @@ Layout, as the official archive unpacks::
         testing/test_frame_mask/01_0014.npy     one 0/1 per frame of that video
         testing/test_pixel_mask/01_0014.npy     one HxW 0/1 mask per frame
 
-A video's scene is the prefix of its name before ``_`` (``01`` ... ``13``). The paper pools
-all 13 scenes into one dataset (the default here); ``scene="01"`` keeps one scene's
-training and test videos only.
+A video's scene is the prefix of its name before ``_`` (``01`` ... ``13``), recorded as its
+camera (:attr:`VideoRef.camera`): the scenes are pooled into one dataset as the paper does (the
+default here), and the attribute scorer models each camera's normal footage on its own.
+``scene="01"`` keeps one scene's training and test videos only.
 
 Checks: every test video has a frame mask whose length equals its number of frames and
 whose values are 0 or 1; a pixel mask, where present, has as many masks as frames (read
@@ -136,8 +137,8 @@ def load_shanghaitech(root: str | Path, scene: str | None = None, fps: float | N
             check_label_count(folder, n_frames, _pixel_mask_frames(pixel_mask), pixel_mask)
         labels[folder.name] = frame_labels
 
-    train = [VideoRef(path.stem, path) for path in train_files]
-    test = [VideoRef(folder.name, folder) for folder in test_folders]
+    train = [VideoRef(path.stem, path, camera=scene_of(path.stem)) for path in train_files]
+    test = [VideoRef(folder.name, folder, camera=scene_of(folder.name)) for folder in test_folders]
     return Dataset(
         name="shanghaitech" if scene is None else f"shanghaitech-{scene}",
         fps=float(fps) if fps is not None else dataset_fps(train, None),

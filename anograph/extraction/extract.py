@@ -140,18 +140,24 @@ def video_features(metadata: ShardMetadata, objects: list[FrameObjects]) -> Vide
     )
 
 
-def find_reusable_shard(storage: Storage, key: str, content_sha256: str) -> tuple[ShardMetadata | None, str | None]:
+def find_reusable_shard(storage: Storage, key: str, content_sha256: str,
+                        camera: str = "") -> tuple[ShardMetadata | None, str | None]:
     """The metadata of a complete shard of this video content at ``key`` to reuse, else ``None`` and why not.
 
     The reason is ``None`` when nothing is at the key yet; otherwise it is what
-    :func:`anograph.io.shards.check_shard` found incomplete, and the video is extracted again.
+    :func:`anograph.io.shards.check_shard` found incomplete, or a ``camera`` other than the
+    one the shard records (a shard written before its dataset told cameras apart), and the
+    video is extracted again.
     """
     if not storage.exists(key):
         return None, None
     problem = check_shard(storage, key, content_sha256)
     if problem is not None:
         return None, problem
-    return read_metadata(storage, key), None
+    metadata = read_metadata(storage, key)
+    if metadata.camera != camera:
+        return None, f"it records camera {metadata.camera!r}, the dataset says {camera!r}"
+    return metadata, None
 
 
 def extract_video_to_shard(
@@ -164,17 +170,20 @@ def extract_video_to_shard(
     progress: Callable[[int, int], None] | None = None,
     video_name: str | None = None,
     source: str | None = None,
+    camera: str = "",
 ) -> VideoFeatures:
     """Extract the video at ``video_path`` with ``settings`` (:class:`ExtractionSettings` as a dict) into ``key``.
 
     ``content_sha256`` (:func:`anograph.io.content_hash.video_content_hash`) is recorded in the
     shard, so a later run can tell it belongs to this content. ``fps`` is used when the video
     does not say. ``video_name`` and ``source`` are recorded as the shard's ``video`` and
-    ``source`` (see :func:`extract_video`; default the file's stem and path).
+    ``source`` (see :func:`extract_video`; default the file's stem and path), ``camera`` as its
+    camera (:attr:`anograph.datasets.base.VideoRef.camera`).
     """
     detector, extractor = ExtractionSettings.from_dict(settings).build()
     video = extract_video(open_video(video_path, fps=fps), detector, extractor, progress=progress,
                           name=video_name, source=source)
     video.metadata.content_sha256 = content_sha256
+    video.metadata.camera = camera
     write_shard(storage, key, video)
     return video

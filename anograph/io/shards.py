@@ -27,7 +27,8 @@ Rows are sorted by ``frame``. Frames without objects have no rows; ``n_frames`` 
 metadata says how many frames the video has, so empty frames are not lost.
 
 The Parquet key-value metadata entry ``anograph`` holds :class:`ShardMetadata` as JSON:
-format version, video facts (frames, fps, size, source, content SHA-256), the detector's name, settings
+format version, video facts (frames, fps, size, source, content SHA-256, the camera that filmed it where a
+dataset pools several: ``""`` otherwise and in shards written before it), the detector's name, settings
 and weights hash, the feature layout, and extraction throughput. It never holds
 credentials.
 
@@ -73,6 +74,7 @@ class ShardMetadata:
     extraction: dict[str, Any] = field(default_factory=dict)
     format_version: int = SHARD_FORMAT_VERSION
     content_sha256: str | None = None  # the video's content hash (anograph.io.content_hash), if known
+    camera: str = ""  # the camera that filmed it (anograph.datasets.base.VideoRef.camera); "" for one camera
 
     def to_json(self) -> str:
         value = asdict(self)

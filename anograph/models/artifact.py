@@ -26,7 +26,7 @@ from anograph.errors import ModelArtifactError
 from anograph.extraction.features.layout import FeatureLayout
 from anograph.graph.build import GraphConfig
 from anograph.io.storage import Storage
-from anograph.models.attribute_scoring import AttributeScoring
+from anograph.models.camera_scoring import load_attribute_scoring
 from anograph.models.dgi import DeepGraphInfomax
 from anograph.models.manifest import MANIFEST_FILE, verify_artifact, write_manifest
 from anograph.models.scaling import FeatureSelection
@@ -211,5 +211,5 @@ def _restore(
         name: scorer.load_state(arrays) for name, scorer in make_scorers(names, model.scorer_context).items()
     }
     attributes = sidecar.get("attributes")
-    model.attribute_scoring_ = None if attributes is None else AttributeScoring.from_state(attributes, arrays)
+    model.attribute_scoring_ = None if attributes is None else load_attribute_scoring(attributes, arrays)
     return model

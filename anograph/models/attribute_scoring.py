@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from anograph.attributes.ensemble import AttributeEnsemble, CalibratedDensity
-from anograph.attributes.objects import REQUIRED_GROUPS, cut_attributes, object_attributes
+from anograph.attributes.objects import REQUIRED_GROUPS, ObjectAttributes, cut_attributes, object_attributes
 from anograph.defaults import DEFAULT_WINDOW_SECONDS
 from anograph.extraction.features.layout import FeatureLayout
 from anograph.graph.windows import window_radius
@@ -53,15 +53,22 @@ class AttributeScoring:
         Track smoothing is offered over the test window (``window_seconds`` of frames at the
         videos' frame rate), when the shards know their frame rate.
         """
-        objects, radii = [], {0}
-        for video in videos:
-            objects.append(object_attributes(video))
-            if video.metadata.fps:
-                radii.add(window_radius(window_seconds, video.metadata.fps))
-        selection = select_attributes(objects, seed=seed, track_radii=sorted(radii)[:2])
+        objects, radii = training_objects(videos, window_seconds)
+        return cls.fit_objects(objects, radii, seed=seed)
+
+    @classmethod
+    def fit_objects(cls, objects: Sequence[ObjectAttributes], track_radii: Iterable[int],
+                    seed: int = 0) -> AttributeScoring:
+        """Select and fit the ensemble on the objects of normal videos, offering ``track_radii`` (0 = none)
+        for track smoothing (the two smallest are offered: none and the test window)."""
+        selection = select_attributes(objects, seed=seed, track_radii=sorted(set(track_radii) | {0})[:2])
         scoring = cls(selection.ensemble, selection.to_json())
         scoring.held_out = _fold_ensembles(selection.ensemble)
         return scoring
+
+    def for_camera(self, camera: str) -> AttributeScoring:
+        """The scoring of ``camera``'s footage: this one, whatever the camera (one model for all)."""
+        return self
 
     @property
     def labels(self) -> list[str]:
@@ -113,15 +120,29 @@ class AttributeScoring:
         ensemble = self.held_out.get(video_name)
         return self if ensemble is None else AttributeScoring(ensemble, self.selection)
 
-    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def state(self, prefix: str = TENSOR_PREFIX) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``(JSON description, arrays)`` for the model artifact, the arrays' names starting with ``prefix``."""
         description, arrays = self.ensemble.state()
         return ({"ensemble": description, "selection": self.selection},
-                {TENSOR_PREFIX + key: value for key, value in arrays.items()})
+                {prefix + key: value for key, value in arrays.items()})
 
     @classmethod
-    def from_state(cls, description: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> AttributeScoring:
-        own = {key[len(TENSOR_PREFIX):]: value for key, value in arrays.items() if key.startswith(TENSOR_PREFIX)}
+    def from_state(cls, description: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
+                   prefix: str = TENSOR_PREFIX) -> AttributeScoring:
+        own = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
         return cls(AttributeEnsemble.from_state(description["ensemble"], own), description["selection"])
+
+
+def training_objects(videos: Iterable[VideoFeatures],
+                     window_seconds: float = DEFAULT_WINDOW_SECONDS) -> tuple[list[ObjectAttributes], set[int]]:
+    """The attribute tables of normal ``videos`` (read once each, in order) and the track-smoothing radii
+    offered on them: 0 and the test window (``window_seconds`` of frames) at each known frame rate."""
+    objects, radii = [], {0}
+    for video in videos:
+        objects.append(object_attributes(video))
+        if video.metadata.fps:
+            radii.add(window_radius(window_seconds, video.metadata.fps))
+    return objects, radii
 
 
 def _fold_ensembles(ensemble: AttributeEnsemble) -> dict[str, AttributeEnsemble]:

@@ -39,6 +39,7 @@ from anograph.io.shards import ShardMetadata, VideoFeatures, read_metadata
 from anograph.io.storage import Storage
 from anograph.models.artifact import SIDECAR_FILE, load_model, save_model
 from anograph.models.attribute_scoring import ATTRIBUTE_SCORER, AttributeScoring, supports_attributes
+from anograph.models.camera_scoring import CameraScorings, fit_attribute_scoring
 from anograph.models.dgi import SEPARATION_DRAWS, RowShuffleCorruption, propagate
 from anograph.models.fitting import Progress, TrainedParts, TrainingGraph, TrainingSettings, fit_full_batch
 from anograph.models.scaling import FeatureSelection, GroupStandardizer, shared_layout
@@ -315,7 +316,7 @@ class AnoGraph(BaseEstimator):
     def _fit_attributes(self, videos: Sequence[VideoFeatures]) -> None:
         """Select and fit the attribute ensemble where the shards carry its feature groups."""
         supported = supports_attributes(self.selection_.layout.names)
-        self.attribute_scoring_ = AttributeScoring.fit(videos, seed=int(self.seed)) if supported else None
+        self.attribute_scoring_ = fit_attribute_scoring(videos, seed=int(self.seed)) if supported else None
 
     def _adopt_layout(self, metadata: list[ShardMetadata], paths: list[str | None]) -> None:
         """Check that all training videos share one layout; set the selection, class names and detector."""
@@ -456,8 +457,9 @@ class AnoGraph(BaseEstimator):
         has_attributes = getattr(self, "attribute_scoring_", None) is not None
         return [name for name in SCORERS if name != ATTRIBUTE_SCORER or has_attributes]
 
-    def attribute_scoring(self) -> AttributeScoring:
-        """The fitted attribute ensemble; an error naming the missing feature groups where there is none."""
+    def attribute_scoring(self) -> AttributeScoring | CameraScorings:
+        """The fitted attribute scorer (one per camera where the training footage has several cameras:
+        :mod:`anograph.models.camera_scoring`); an error naming the missing feature groups where there is none."""
         self._check_fitted()
         if getattr(self, "attribute_scoring_", None) is None:
             raise InputError(None, "this model has no attribute scorer: its shards lack the flow_stats or class "

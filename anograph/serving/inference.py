@@ -228,12 +228,18 @@ def score_source(
     min_frames: int = DEFAULT_MIN_FRAMES,
     max_gap: int = DEFAULT_MAX_GAP,
     top_count: int = DEFAULT_TOP_OBJECTS,
+    camera: str = "",
 ) -> ScoredVideo:
-    """Extract and score a video file or frame folder with a loaded model."""
+    """Extract and score a video file or frame folder with a loaded model.
+
+    ``camera`` names the camera that filmed it, for a model with one attribute model per camera
+    (:mod:`anograph.models.camera_scoring`); a single-camera model scores any footage.
+    """
     threshold = alert_threshold(scoring.model, scoring.calibration, scorer, threshold_quantile)
     detector, extractor = build_extraction(scoring.model, weights)
     reader = open_video(source, fps=fps)
     video = extract_video(reader, detector, extractor)
+    video.metadata.camera = camera
     scored = score_video_features(scoring.model, video, scorer, threshold, window_seconds, min_frames, max_gap,
                                   top_count)
     scored.model_uri = scoring.uri

@@ -119,11 +119,14 @@ class StreamScorer:
         Score each frame from past frames only (default ``False``).
     min_frames, max_gap, top_count:
         Alert rules and how many objects an alert names (:mod:`anograph.serving.alerts`).
+    camera:
+        The stream's camera, for a model with one attribute model per camera
+        (:mod:`anograph.models.camera_scoring`). Default ``""`` (a single-camera model).
     """
 
     def __init__(self, model: AnoGraph, scorer: str, window_radius: int, threshold: float,
                  causal: bool = False, min_frames: int = DEFAULT_MIN_FRAMES, max_gap: int = DEFAULT_MAX_GAP,
-                 top_count: int = DEFAULT_TOP_OBJECTS) -> None:
+                 top_count: int = DEFAULT_TOP_OBJECTS, camera: str = "") -> None:
         self.model = model
         self.scorer = scorer
         self.causal = bool(causal)
@@ -132,10 +135,11 @@ class StreamScorer:
         self.tracker = IntervalTracker(threshold, min_frames, max_gap)
         self.top_count = int(top_count)
         self.encoder_weight = model.encoder_.linear.weight
+        self.attributes = model.attribute_scoring().for_camera(camera) if scorer == ATTRIBUTE_SCORER else None
         # The attribute scorer's track smoothing, as offline: a track's scores within this many frames.
-        self.track_radius = model.attribute_scoring().ensemble.track_radius if scorer == ATTRIBUTE_SCORER else 0
+        self.track_radius = self.attributes.ensemble.track_radius if self.attributes is not None else 0
         # Frames on either side whose features an attribute score reads (flow averaged along tracks).
-        self.feature_radius = model.attribute_scoring().feature_radius if scorer == ATTRIBUTE_SCORER else 0
+        self.feature_radius = self.attributes.feature_radius if self.attributes is not None else 0
         self.reset()
 
     def reset(self) -> None:
@@ -198,7 +202,7 @@ class StreamScorer:
                 pending.raw_rows, pending.frame_size = np.asarray(raw_features), (frame_height, frame_width)
                 pending.sources = None if sources is None else np.asarray(sources).reshape(-1)
             else:
-                pending.raw_scores = self.model.attribute_scoring().score_frame(
+                pending.raw_scores = self.attributes.score_frame(
                     boxes, raw_features, self.model.feature_layout_, frame_height, sources=sources,
                     frame_width=frame_width)
         self._pending.append(pending)
@@ -299,7 +303,7 @@ class StreamScorer:
         near = [p for p in self._pending if abs(p.index - frame.index) <= self.feature_radius and p.size]
         first = near[0].index
         frame_height, frame_width = frame.frame_size
-        scores = self.model.attribute_scoring().score_frames(
+        scores = self.attributes.score_frames(
             np.concatenate([np.full(p.size, p.index - first) for p in near]), np.concatenate([p.boxes for p in near]),
             np.concatenate([p.raw_rows for p in near]), self.model.feature_layout_, frame_height,
             sources=None if any(p.sources is None for p in near) else np.concatenate([p.sources for p in near]),

@@ -79,8 +79,11 @@ def run_live(scoring: ScoringModel, source: str, out: str | Path, scorer: str,
              threshold_quantile: float | None = None, weights: str | None = None, fps: float | None = None,
              window_seconds: float = 1.0, causal: bool = False, loop: bool = False, max_frames: int | None = None,
              min_frames: int = 3, max_gap: int = 5,
-             echo: Callable[[str], None] | None = None, threads: int | None = 1) -> dict[str, Any]:
+             echo: Callable[[str], None] | None = None, threads: int | None = 1, camera: str = "") -> dict[str, Any]:
     """Score ``source`` live; return (and write) the stream report.
+
+    ``camera`` names the camera, for a model with one attribute model per camera
+    (:mod:`anograph.models.camera_scoring`).
 
     ``threads`` is torch's thread count while streaming (default 1; ``None`` leaves torch's).
     Each frame's products are small (10 objects x 2048 by 2048 x 512), and on a 2-core CPU
@@ -94,7 +97,7 @@ def run_live(scoring: ScoringModel, source: str, out: str | Path, scorer: str,
     detector, extractor = build_extraction(scoring.model, weights)
     radius = window_radius_for(rate, window_seconds, source=source)
     scorer_state = StreamScorer(scoring.model, scorer, radius, threshold.value, causal=causal,
-                                min_frames=min_frames, max_gap=max_gap)
+                                min_frames=min_frames, max_gap=max_gap, camera=camera)
     memory: list[dict[str, float]] = []
     started = time.perf_counter()
     with (out / STREAM_FILES["frames"]).open("w", encoding="utf-8") as frames_file, \
