@@ -17,12 +17,13 @@ import pytest
 
 from anograph.attributes.objects import FRAME_EDGE_MARGIN, object_attributes
 from anograph.datasets.synthetic import SYNTHETIC_MANIFEST, generate_synthetic_dataset
-from anograph.errors import ModelArtifactError
+from anograph.errors import InputError, ModelArtifactError
 from anograph.extraction.extract import extract_video
 from anograph.graph.build import paired_iou
 from anograph.io.extraction_settings import ExtractionSettings
 from anograph.io.storage import Storage
 from anograph.io.video import open_video
+from anograph.models.camera_scoring import CameraScorings
 from anograph.models.estimator import AnoGraph
 from anograph.serving.calibration import calibrate_frame_scores, save_frame_calibration
 from anograph.serving.inference import build_extraction, load_scoring_model, score_source
@@ -199,6 +200,26 @@ def test_live_attribute_scores_equal_offline_ones_with_sources_and_track_smoothi
     detector, extractor = build_extraction(scoring.model)
     scorer = StreamScorer(scoring.model, "attributes", offline.window_radius, offline.threshold.value)
     assert scorer.latency_frames >= track_radius + feature_radius
+    streamed = {}
+    run_stream(iter_source_frames(scene["video"]), detector, extractor, scorer,
+               on_frame=lambda frame: streamed.__setitem__(frame.frame, frame.score))
+    np.testing.assert_allclose([streamed[f] for f in range(N_FRAMES)], offline.frame_scores, rtol=1e-6, atol=1e-9)
+
+
+def test_a_model_of_several_cameras_scores_each_source_with_its_cameras_model_live_and_offline(scene) -> None:
+    scoring = load_scoring_model(scene["model"])
+    one_camera = scoring.model.attribute_scoring()
+    single = score_source(scoring, scene["video"], "attributes")
+    # The same fitted ensemble as camera "gate" of a model of two cameras ("yard" fitted alike).
+    scoring.model.attribute_scoring_ = CameraScorings({"gate": one_camera, "yard": one_camera}, {})
+    offline = score_source(scoring, scene["video"], "attributes", camera="gate")
+    np.testing.assert_array_equal(offline.frame_scores, single.frame_scores)
+    with pytest.raises(InputError, match="gate, yard.*'street'"):
+        score_source(scoring, scene["video"], "attributes", camera="street")
+    with pytest.raises(InputError, match="--camera"):
+        StreamScorer(scoring.model, "attributes", offline.window_radius, offline.threshold.value)
+    detector, extractor = build_extraction(scoring.model)
+    scorer = StreamScorer(scoring.model, "attributes", offline.window_radius, offline.threshold.value, camera="gate")
     streamed = {}
     run_stream(iter_source_frames(scene["video"]), detector, extractor, scorer,
                on_frame=lambda frame: streamed.__setitem__(frame.frame, frame.score))
