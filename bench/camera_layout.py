@@ -3,7 +3,8 @@
 ShanghaiTech pools 13 fixed cameras; this machine has none of its footage. Each ``--camera
 NAME=ROOT`` here is one UCSD-layout dataset (UCSD Ped2, or a resampled copy of it from
 ``bench/resampled_footage.py``) that becomes scene ``NAME``: its training videos are encoded
-as ``training/videos/NAME_001.avi`` ... (Motion JPEG at ``--fps``), its test frames copied to
+as ``training/videos/NAME_001.avi`` ... (lossless FFV1 at ``--fps``, so that training and test
+frames carry the same compression, as in the real dataset), its test frames copied to
 ``testing/frames/NAME_0001/`` ..., and its frame labels written to
 ``testing/test_frame_mask/NAME_0001.npy``. The product's ShanghaiTech loader then reads it as
 one dataset whose videos know their camera.
@@ -31,11 +32,12 @@ from anograph.io.video import open_video
 
 
 def write_avi(frames_folder: Path, target: Path, fps: float) -> int:
-    """Encode a frame folder as a Motion JPEG ``.avi``; returns the frames written."""
+    """Encode a frame folder as a lossless FFV1 ``.avi``; returns the frames written."""
     reader = open_video(frames_folder)
-    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"MJPG"), fps, (int(reader.width), int(reader.height)))
+    writer = cv2.VideoWriter(str(target), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"FFV1"), fps,
+                             (int(reader.width), int(reader.height)))
     if not writer.isOpened():
-        raise SystemExit(f"{target}: OpenCV cannot write Motion JPEG here")
+        raise SystemExit(f"{target}: OpenCV cannot write FFV1 here (it needs its FFmpeg backend)")
     count = 0
     for frame in reader:
         writer.write(frame)  # the reader gives BGR, as the writer takes

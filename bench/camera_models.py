@@ -1,10 +1,11 @@
-"""One attribute model per camera against one model of all cameras, on the same shards.
+"""Per-camera attribute models against one model of all cameras, on the same shards.
 
 Reads the shards an ``anograph run`` of a multi-camera dataset wrote (each records its camera),
-fits the default scorer both ways on the training shards, scores the test shards, and prints
+fits the default scorer three ways on the training shards, scores the test shards, and prints
 the frame AUC (micro: all frames pooled, macro: mean per video; unsmoothed) overall and per
-camera. The product fits one model per camera (``anograph.models.camera_scoring``); the other
-row fits one model of every camera's footage, as the product did before.
+camera: the product's default (each camera its own model where that validates better than the
+shared one on its footage, ``anograph.models.camera_scoring``), every camera its own model, and
+one model of every camera's footage.
 
     python bench/camera_models.py --store /tmp/two_cameras_run/store --dataset shanghaitech \\
         --root /tmp/two_cameras --json bench/camera_models.json
@@ -30,8 +31,18 @@ from anograph.graph.windows import frame_scores
 from anograph.io.extraction_settings import fingerprint_of
 from anograph.io.shards import VideoFeatures, read_shard
 from anograph.io.storage import Storage
-from anograph.models.attribute_scoring import AttributeScoring
-from anograph.models.camera_scoring import fit_attribute_scoring
+from anograph.models.attribute_scoring import AttributeScoring, training_objects
+from anograph.models.camera_scoring import CameraScorings, fit_attribute_scoring
+
+
+def every_camera_its_own(videos: list[VideoFeatures], seed: int = 0) -> CameraScorings:
+    """One :class:`AttributeScoring` per camera, whatever the validation says."""
+    cameras = sorted({video.metadata.camera for video in videos})
+    by_camera = {}
+    for camera in cameras:
+        objects, radii = training_objects([video for video in videos if video.metadata.camera == camera])
+        by_camera[camera] = AttributeScoring.fit_objects(objects, radii, seed=seed)
+    return CameraScorings(by_camera, {video.metadata.video: video.metadata.camera for video in videos})
 
 
 def figures(scores: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
@@ -68,13 +79,17 @@ def main() -> None:
     print(f"{len(train)} training and {len(test)} test shards of cameras {cameras}", flush=True)
 
     rows, chosen, seconds = {}, {}, {}
-    for name, fit in (("one model per camera", fit_attribute_scoring), ("one model of all cameras", AttributeScoring.fit)):
+    for name, fit in (("the default", fit_attribute_scoring), ("every camera its own model", every_camera_its_own),
+                      ("one model of all cameras", AttributeScoring.fit)):
         started = time.perf_counter()
         scoring = fit(train, seed=arguments.seed)
         seconds[name] = round(time.perf_counter() - started, 1)
         selection = scoring.selection
         chosen[name] = ({camera: own["chosen"]["attributes"] for camera, own in selection["cameras"].items()}
                         if "cameras" in selection else selection["chosen"]["attributes"])
+        if selection.get("camera_choice"):
+            chosen[name] = {"models": chosen[name],
+                            "uses": {entry["camera"]: entry["uses"] for entry in selection["camera_choice"]}}
         rows[name] = evaluate(scoring, test, labels)
         print(f"{name} (fitted in {seconds[name]} s; chose {chosen[name]}):", flush=True)
         for part, values in rows[name].items():

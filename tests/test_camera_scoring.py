@@ -1,4 +1,5 @@
-"""One attribute model per camera (anograph.models.camera_scoring), on synthetic footage of two cameras."""
+"""One attribute model per camera where the footage says so (anograph.models.camera_scoring), on synthetic
+footage of two cameras."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from anograph.models.camera_scoring import (
     load_attribute_scoring,
 )
 
-#: A walking pace in frame heights a frame: near the camera (big, fast in the image) and far from it.
-NEAR_PACE, FAR_PACE = 0.05, 0.01
+#: A walking pace in frame heights a frame: near the camera (fast in the image) and far from it. The near
+#: pace is the far one doubled, so that the `speed` pseudo-anomaly (a track replayed twice as fast) of the
+#: far camera is the near camera's everyday pace: a model of both cameras cannot see it.
+NEAR_PACE, FAR_PACE = 0.02, 0.01
 
 
 def paced(pace: float):
@@ -40,7 +43,9 @@ def cameras() -> dict[str, list[ObjectAttributes]]:
 
 @pytest.fixture(scope="module")
 def per_camera(cameras) -> CameraScorings:
-    return fit_camera_scorings(cameras, {"near": {0}, "far": {0}}, seed=0)
+    scoring = fit_camera_scorings(cameras, {"near": {0}, "far": {0}}, seed=0)
+    assert isinstance(scoring, CameraScorings)
+    return scoring
 
 
 def sped_up(video: ObjectAttributes, factor: float) -> ObjectAttributes:
@@ -67,11 +72,34 @@ def test_a_near_cameras_walking_pace_is_an_anomaly_far_away_only_when_each_camer
     assert own > one_for_all + 0.1
 
 
+def test_the_far_camera_keeps_its_own_model_because_the_shared_one_misses_its_speed_kind(per_camera):
+    far = next(entry for entry in per_camera.comparison if entry["camera"] == "far")
+    assert far["uses"] == "own"
+    assert far["own"]["aucs"]["speed"] > 0.95
+    assert far["shared"]["aucs"]["speed"] < far["own"]["aucs"]["speed"] - 0.2
+    assert far["own"]["mean_auc"] > far["shared"]["mean_auc"] + 0.01
+
+
+def test_cameras_that_see_alike_share_one_model_with_the_comparison_on_record():
+    alike = {camera: renamed(make_videos(3, seed=seed, n_frames=60, speed=paced(FAR_PACE)), camera)
+             for camera, seed in (("a", 1), ("b", 2))}
+    scoring = fit_camera_scorings(alike, {"a": {0}, "b": {0}}, seed=0)
+    assert isinstance(scoring, AttributeScoring)  # one model: no --camera needed to score
+    choice = scoring.selection["camera_choice"]
+    assert [entry["camera"] for entry in choice] == ["a", "b"]
+    assert all(entry["uses"] == "shared" for entry in choice)
+    assert all(entry["own"]["mean_auc"] <= entry["shared"]["mean_auc"] + 0.01 for entry in choice)
+    assert scoring.selection["n_folds"] == 6  # the shared model's folds: both cameras' videos
+    text = "\n".join(selection_markdown(scoring.selection))
+    assert "| a | 3 |" in text and "| shared |" in text and text.count("Chosen: **") == 1
+
+
 def test_each_camera_chooses_and_calibrates_on_its_own_videos(cameras, per_camera):
     assert per_camera.cameras == ["far", "near"]
     assert per_camera.video_cameras == {f"{camera}_{index}": camera for camera in cameras for index in range(3)}
     for camera, scoring in per_camera.by_camera.items():
-        assert scoring.selection["n_folds"] == 3  # its own three videos, one fold each
+        uses = next(entry["uses"] for entry in per_camera.comparison if entry["camera"] == camera)
+        assert scoring.selection["n_folds"] == (3 if uses == "own" else 6)  # its own videos, or both cameras'
         held_out = scoring.held_out_for(f"{camera}_0")
         assert held_out is not scoring  # a fold fitted without that video
         assert per_camera.held_out_for(f"{camera}_0").ensemble is held_out.ensemble
@@ -131,10 +159,11 @@ def test_the_report_shows_each_cameras_choice_and_candidates(per_camera):
     lines = selection_markdown(per_camera.selection)
     text = "\n".join(lines)
     assert "2 cameras" in text
-    assert "### Camera far" in text and "### Camera near" in text
     summary = [line for line in lines if line.startswith("| far |") or line.startswith("| near |")]
-    assert len(summary) == 2
-    assert text.count("Chosen: **") == 2
+    assert len(summary) == 2 and all(line.endswith(("| own |", "| shared |")) for line in summary)
+    own = [entry["camera"] for entry in per_camera.comparison if entry["uses"] == "own"]
+    assert all(f"### Camera {camera}" in text for camera in own)
+    assert text.count("Chosen: **") == len(own) + (len(own) < 2)
 
 
 def test_sped_up_copies_move_faster_in_the_same_direction(cameras):

@@ -24,7 +24,7 @@ from anograph.defaults import DEFAULT_WINDOW_SECONDS
 from anograph.extraction.features.layout import FeatureLayout
 from anograph.graph.windows import window_radius
 from anograph.io.shards import VideoFeatures
-from anograph.selection.choice import select_attributes
+from anograph.selection.choice import Selection, select_attributes
 
 #: The scorer's name in reports, calibration and ``--scorer``.
 ATTRIBUTE_SCORER = "attributes"
@@ -60,8 +60,12 @@ class AttributeScoring:
     def fit_objects(cls, objects: Sequence[ObjectAttributes], track_radii: Iterable[int],
                     seed: int = 0) -> AttributeScoring:
         """Select and fit the ensemble on the objects of normal videos, offering ``track_radii`` (0 = none)
-        for track smoothing (the two smallest are offered: none and the test window)."""
-        selection = select_attributes(objects, seed=seed, track_radii=sorted(set(track_radii) | {0})[:2])
+        for track smoothing (:func:`offered_radii`)."""
+        return cls.from_selection(select_attributes(objects, seed=seed, track_radii=offered_radii(track_radii)))
+
+    @classmethod
+    def from_selection(cls, selection: Selection) -> AttributeScoring:
+        """The scoring of what :func:`~anograph.selection.choice.select_attributes` chose and fitted."""
         scoring = cls(selection.ensemble, selection.to_json())
         scoring.held_out = _fold_ensembles(selection.ensemble)
         return scoring
@@ -131,6 +135,11 @@ class AttributeScoring:
                    prefix: str = TENSOR_PREFIX) -> AttributeScoring:
         own = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
         return cls(AttributeEnsemble.from_state(description["ensemble"], own), description["selection"])
+
+
+def offered_radii(track_radii: Iterable[int]) -> list[int]:
+    """The track-smoothing radii the selection is offered: none and the smallest other (the test window)."""
+    return sorted(set(track_radii) | {0})[:2]
 
 
 def training_objects(videos: Iterable[VideoFeatures],

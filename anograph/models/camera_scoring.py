@@ -1,17 +1,20 @@
-"""One attribute model per camera, for datasets that pool several fixed cameras.
+"""One attribute model per camera, for datasets that pool several fixed cameras, where their footage says so.
 
 What is normal depends on the camera: where objects stand, how big they are at each place, how
 many pixels a walking pace covers. ShanghaiTech pools 13 cameras, and one model of them all
 would take a walker near one camera for as fast as a cyclist far from another, and call a place
-ordinary because some other scene has objects there. So where the training videos come from
-several cameras (:attr:`anograph.io.shards.ShardMetadata.camera`), each camera gets its own
-label-free selection and ensemble (:class:`~anograph.models.attribute_scoring.AttributeScoring`),
-chosen and fitted on that camera's normal videos alone, and a video is scored by its camera's.
-The choice may differ between cameras, as it should: a setting that helps one scene can hurt
-another. Every ensemble's scores are calibrated on its own camera's held-out normal objects
-(about 0..1 there), so the frames of different cameras rank on one scale.
+ordinary because some other scene has objects there. Yet a camera's own footage may be thin,
+and cameras that see alike gain from each other's. So where the training videos come from
+several cameras (:attr:`anograph.io.shards.ShardMetadata.camera`), the label-free selection runs
+for every camera on its own normal videos, and once on all of them (the *shared* model); each
+camera then keeps its own ensemble only if that validates better, by more than the tie margin,
+than the shared one does on the same camera's held-out videos, and uses the shared model
+otherwise (:func:`fit_camera_scorings`). A video is scored by its camera's model. Every
+ensemble's scores are calibrated on held-out normal objects (about 0..1 there), so the frames of
+different cameras rank on one scale. Where every camera takes the shared model, that one model
+serves all footage, with the comparison in its selection record.
 
-Footage from a single camera (every dataset but the pooled multi-scene ones) gets one plain
+Footage from a single camera gets one plain
 :class:`~anograph.models.attribute_scoring.AttributeScoring`, exactly as before.
 """
 
@@ -26,7 +29,8 @@ from anograph.attributes.objects import ObjectAttributes
 from anograph.defaults import DEFAULT_WINDOW_SECONDS
 from anograph.errors import InputError
 from anograph.io.shards import VideoFeatures
-from anograph.models.attribute_scoring import TENSOR_PREFIX, AttributeScoring, training_objects
+from anograph.models.attribute_scoring import TENSOR_PREFIX, AttributeScoring, offered_radii, training_objects
+from anograph.selection.choice import AUC_TIE_TOLERANCE, select_attributes
 
 
 class CameraScorings:
@@ -39,13 +43,18 @@ class CameraScorings:
     video_cameras:
         Training video name -> its camera (so that the alert calibration finds the fold that
         held a training video out).
+    comparison:
+        Per camera, its own ensemble's validation against the shared model's on its videos, and
+        which it uses (:func:`fit_camera_scorings`); shown in the report.
     """
 
-    def __init__(self, by_camera: Mapping[str, AttributeScoring], video_cameras: Mapping[str, str]) -> None:
+    def __init__(self, by_camera: Mapping[str, AttributeScoring], video_cameras: Mapping[str, str],
+                 comparison: Sequence[Mapping[str, Any]] = ()) -> None:
         if not by_camera:
             raise InputError(None, "a per-camera attribute model needs at least one camera")
         self.by_camera = dict(by_camera)
         self.video_cameras = dict(video_cameras)
+        self.comparison = [dict(entry) for entry in comparison]
 
     @property
     def cameras(self) -> list[str]:
@@ -66,8 +75,9 @@ class CameraScorings:
 
     @property
     def selection(self) -> dict[str, Any]:
-        """Each camera's selection report (:meth:`anograph.selection.choice.Selection.to_json`)."""
-        return {"cameras": {camera: self.by_camera[camera].selection for camera in self.cameras}}
+        """Each camera's selection report (:meth:`anograph.selection.choice.Selection.to_json`) and the comparison."""
+        return {"cameras": {camera: self.by_camera[camera].selection for camera in self.cameras},
+                "camera_choice": self.comparison}
 
     def score(self, video: VideoFeatures) -> np.ndarray:
         """``(n,)`` the video's object scores by its camera's ensemble."""
@@ -87,7 +97,8 @@ class CameraScorings:
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``(JSON description, arrays)``: each camera's, its arrays named ``attributes.camera<i>.``."""
-        description: dict[str, Any] = {"cameras": [], "video_cameras": self.video_cameras}
+        description: dict[str, Any] = {"cameras": [], "video_cameras": self.video_cameras,
+                                       "camera_choice": self.comparison}
         arrays: dict[str, np.ndarray] = {}
         for index, camera in enumerate(self.cameras):
             own, own_arrays = self.by_camera[camera].state(prefix=_camera_prefix(index))
@@ -99,7 +110,7 @@ class CameraScorings:
     def from_state(cls, description: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> CameraScorings:
         by_camera = {entry["camera"]: AttributeScoring.from_state(entry, arrays, prefix=_camera_prefix(index))
                      for index, entry in enumerate(description["cameras"])}
-        return cls(by_camera, description.get("video_cameras", {}))
+        return cls(by_camera, description.get("video_cameras", {}), description.get("camera_choice", ()))
 
 
 def _camera_prefix(index: int) -> str:
@@ -123,11 +134,34 @@ def fit_attribute_scoring(videos: Iterable[VideoFeatures], seed: int = 0,
 
 
 def fit_camera_scorings(objects_by_camera: Mapping[str, Sequence[ObjectAttributes]],
-                        track_radii: Mapping[str, Iterable[int]], seed: int = 0) -> CameraScorings:
-    """One :meth:`AttributeScoring.fit_objects` per camera, on that camera's normal objects and radii."""
-    video_cameras = {objects.video: camera for camera, videos in objects_by_camera.items() for objects in videos}
-    return CameraScorings({camera: AttributeScoring.fit_objects(videos, track_radii.get(camera, {0}), seed=seed)
-                           for camera, videos in objects_by_camera.items()}, video_cameras)
+                        track_radii: Mapping[str, Iterable[int]], seed: int = 0) -> AttributeScoring | CameraScorings:
+    """Each camera's own ensemble, or the shared one where its own does not validate better (module docstring).
+
+    The shared selection runs on every camera's objects; each camera's own on its objects alone.
+    A camera keeps its own when its validation mean beats the shared ensemble's mean on that
+    camera's held-out videos by more than :data:`~anograph.selection.choice.AUC_TIE_TOLERANCE`
+    (ties go to the shared model: one model, more footage). ``track_radii`` are each camera's
+    offered smoothing radii (:func:`~anograph.models.attribute_scoring.offered_radii`).
+    """
+    every = [video for videos in objects_by_camera.values() for video in videos]
+    shared = select_attributes(every, seed=seed, track_radii=offered_radii(
+        radius for radii in track_radii.values() for radius in radii))
+    shared_scoring = AttributeScoring.from_selection(shared)
+    by_camera: dict[str, AttributeScoring] = {}
+    comparison = []
+    for camera in sorted(objects_by_camera):
+        videos = objects_by_camera[camera]
+        own = select_attributes(videos, seed=seed, track_radii=offered_radii(track_radii.get(camera, {0})))
+        on_camera = shared.validate_on({video.video for video in videos})
+        use_own = own.chosen.mean_auc > on_camera.mean_auc + AUC_TIE_TOLERANCE
+        comparison.append({"camera": camera, "videos": len(videos), "own": own.chosen.to_json(),
+                           "shared": on_camera.to_json(), "uses": "own" if use_own else "shared"})
+        by_camera[camera] = AttributeScoring.from_selection(own) if use_own else shared_scoring
+    if all(entry["uses"] == "shared" for entry in comparison):
+        shared_scoring.selection["camera_choice"] = comparison
+        return shared_scoring
+    video_cameras = {video.video: camera for camera, videos in objects_by_camera.items() for video in videos}
+    return CameraScorings(by_camera, video_cameras, comparison)
 
 
 def load_attribute_scoring(description: Mapping[str, Any],

@@ -35,7 +35,7 @@ set is never read.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,7 @@ from anograph.attributes.ensemble import (
     held_out_parts,
 )
 from anograph.attributes.objects import ObjectAttributes
+from anograph.errors import InputError
 from anograph.selection.pseudo_anomalies import MOTION_KINDS, applicable_kinds
 from anograph.selection.validation import ValidationScores
 
@@ -118,6 +119,19 @@ class Selection:
     kinds: list[str]
     n_folds: int
     notes: list[str] = field(default_factory=list)
+    #: The validation's scores and the chosen ensemble's keys in them (in memory only, for :meth:`validate_on`).
+    scores: ValidationScores | None = field(default=None, repr=False, compare=False)
+    chosen_keys: tuple[int, ...] = field(default=(), repr=False, compare=False)
+
+    def validate_on(self, videos: Collection[str]) -> CandidateResult:
+        """The chosen ensemble's figures on the held-out ``videos`` alone (names; one camera's, say)."""
+        if self.scores is None:
+            raise InputError(None, "this selection kept no validation scores")
+        chosen = self.chosen
+        aucs = {kind: self.scores.auc(list(self.chosen_keys), kind, chosen.track_radius, chosen.combination,
+                                      videos=videos) for kind in self.kinds}
+        return CandidateResult(chosen.attributes, chosen.labels, aucs, "on a subset of videos",
+                               chosen.track_radius, chosen.combination)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -234,4 +248,4 @@ def select_attributes(videos: Sequence[ObjectAttributes], seed: int = 0, max_fol
     ensemble = AttributeEnsemble([specs[key] for key in chosen_keys], max_folds=max_folds,
                                  track_radius=chosen.track_radius, combination=chosen.combination)
     ensemble.fit(videos, held_out={position: fits[key] for position, key in enumerate(chosen_keys)})
-    return Selection(ensemble, chosen, candidates, kinds, len(folds), sorted(set(notes)))
+    return Selection(ensemble, chosen, candidates, kinds, len(folds), sorted(set(notes)), scores, tuple(chosen_keys))

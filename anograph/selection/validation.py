@@ -14,7 +14,7 @@ a combination's figure then only combines calibrated scores, so many combination
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -122,15 +122,19 @@ class ValidationScores:
         for kind in self.kinds:
             self._bad[(key, kind)] = [list(fold) for fold in altered[kind]]
 
-    def auc(self, keys: Sequence[int], kind: str, track_radius: int = 0, combination: str = "sum") -> float:
+    def auc(self, keys: Sequence[int], kind: str, track_radius: int = 0, combination: str = "sum",
+            videos: Collection[str] | None = None) -> float:
         """Frame-level AUC of the attributes ``keys``, combined by ``combination``, on pseudo-anomalies of ``kind``.
 
         ``track_radius`` smooths the combined scores along tracks first, clean and altered alike
-        (:func:`anograph.attributes.track_smoothing.smooth_along_tracks`).
+        (:func:`anograph.attributes.track_smoothing.smooth_along_tracks`). ``videos`` (names)
+        restricts the figure to those held-out videos (one camera's, say); default all.
         """
         clean_frames, altered_frames = [], []
         for fold_index, fold in enumerate(self.folds):
             for video_index, video in enumerate(fold):
+                if videos is not None and video.video not in videos:
+                    continue
                 clean = combine_scores([self._clean[key][fold_index][video_index] for key in keys], combination)
                 chosen = self.chosen[kind][fold_index][video_index]
                 if not len(chosen):

@@ -26,8 +26,9 @@ def candidate_label(candidate: Mapping[str, Any]) -> str:
 def selection_markdown(selection: Mapping[str, Any] | None) -> list[str]:
     """Markdown lines of the section, or none when the model has no attribute scorer.
 
-    A model with one attribute model per camera (:mod:`anograph.models.camera_scoring`) gets a line
-    per camera with its choice, then each camera's candidates.
+    A model of several cameras (:mod:`anograph.models.camera_scoring`) gets a line per camera (its own
+    ensemble's validation against the shared model's on its videos, and which it uses), then the
+    candidates of each camera that kept its own and of the shared model.
     """
     if not selection:
         return []
@@ -39,8 +40,8 @@ def selection_markdown(selection: Mapping[str, Any] | None) -> list[str]:
         "## Model selection (training footage only)",
         "",
         "The `attributes` scorer's attributes, the rule combining them and the velocity and speed variants were chosen by "
-        f"{first['protocol']}" + (" (for each camera on its own footage)" if cameras else
-                                  f", over {first['n_folds']} folds of training videos") + ". Each figure is "
+        f"{first['protocol']}" + ("" if cameras else f", over {first['n_folds']} folds of training videos")
+        + ". Each figure is "
         "the frame AUC between held-out normal frames and the same frames with a third of their tracks made "
         f"pseudo-anomalous (kinds: {kinds}). "
         "The test labels were not read. The GCN trained with DGI is not one of the attributes: it "
@@ -50,15 +51,25 @@ def selection_markdown(selection: Mapping[str, Any] | None) -> list[str]:
         "velocity variants that read a box's place or height, judge a box the frame's edge cuts on what the cut "
         "leaves intact (docs/model-selection.md).",
     ]
+    choice = selection.get("camera_choice") or []
+    if choice:
+        lines += ["", f"The training videos come from {len(choice)} cameras. The selection ran on each camera's videos "
+                  "alone and on all of them (the shared model); a camera keeps its own ensemble where it validates "
+                  "better, by more than 0.01, than the shared one on that camera's held-out videos "
+                  "(docs/model-selection.md#several-cameras).", "",
+                  "| camera | training videos | own ensemble | its validation | shared model on this camera | uses |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {entry['camera']} | {entry['videos']} | {candidate_label(entry['own'])}{_smoothing(entry['own'])} "
+                  f"| {_auc(entry['own']['mean_auc'])} | {_auc(entry['shared']['mean_auc'])} | {entry['uses']} |"
+                  for entry in choice]
     if not cameras:
         return lines + _choice_lines(selection)
-    lines += ["", f"The training videos come from {len(cameras)} cameras, and each camera's normal footage chose and "
-              "fitted its own ensemble (docs/model-selection.md#several-cameras).", "",
-              "| camera | folds | chosen | validation mean |", "|---|---|---|---|"]
-    lines += [f"| {camera} | {own['n_folds']} | {candidate_label(own['chosen'])}{_smoothing(own['chosen'])} | {_auc(own['chosen']['mean_auc'])} |"
-              for camera, own in cameras.items()]
+    shared = [entry["camera"] for entry in choice if entry["uses"] == "shared"]
     for camera, own in cameras.items():
-        lines += ["", f"### Camera {camera}"] + _choice_lines(own)
+        if camera not in shared:
+            lines += ["", f"### Camera {camera}"] + _choice_lines(own)
+    if shared:
+        lines += ["", f"### Shared model (cameras {', '.join(shared)})"] + _choice_lines(cameras[shared[0]])
     return lines
 
 
