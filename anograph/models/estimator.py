@@ -258,8 +258,7 @@ class AnoGraph(BaseEstimator):
             adjacency=self._graph(videos, standardized),
             node_features=np.concatenate(standardized),
             video_of_node=np.repeat(np.arange(len(videos)), [len(chunk) for chunk in standardized]),
-            video_names=[video.metadata.video for video in videos],
-            seconds=time.perf_counter() - started,
+            video_names=[video.metadata.video for video in videos], seconds=time.perf_counter() - started,
         )
 
     def fit_graph(self, training_graph: TrainingGraph, progress: Progress | None = None) -> AnoGraph:
@@ -458,8 +457,7 @@ class AnoGraph(BaseEstimator):
         return [name for name in SCORERS if name != ATTRIBUTE_SCORER or has_attributes]
 
     def attribute_scoring(self) -> AttributeScoring | CameraScorings:
-        """The fitted attribute scorer (one per camera where the training footage has several cameras:
-        :mod:`anograph.models.camera_scoring`); an error naming the missing feature groups where there is none."""
+        """The fitted attribute scorer (:mod:`~anograph.models.camera_scoring`); else an error naming what is missing."""
         self._check_fitted()
         if getattr(self, "attribute_scoring_", None) is None:
             raise InputError(None, "this model has no attribute scorer: its shards lack the flow_stats or class "
