@@ -63,9 +63,9 @@ class CameraScorings:
     def for_camera(self, camera: str) -> AttributeScoring:
         """The scoring fitted on ``camera``'s normal footage; an error naming the cameras it knows otherwise."""
         if camera not in self.by_camera:
-            raise InputError(None, f"this model has one attribute model per camera ({', '.join(self.cameras)}) "
-                                   f"and none for camera {camera!r}: score footage of a camera it was trained on "
-                                   "(anograph score --camera NAME)")
+            raise InputError(None, f"this model was trained on the footage of cameras {', '.join(self.cameras)} "
+                                   f"and has no model for camera {camera!r}: score footage of a camera it was "
+                                   "trained on (anograph score --camera NAME)")
         return self.by_camera[camera]
 
     @property
@@ -120,7 +120,7 @@ def _camera_prefix(index: int) -> str:
 def fit_attribute_scoring(videos: Iterable[VideoFeatures], seed: int = 0,
                           window_seconds: float = DEFAULT_WINDOW_SECONDS) -> AttributeScoring | CameraScorings:
     """Select and fit the attribute scorer on normal ``videos`` (read once each, in order): one model for
-    footage of one camera, one per camera where the videos come from several (see the module docstring)."""
+    footage of one camera; for several, :func:`fit_camera_scorings` (see the module docstring)."""
     by_camera: dict[str, list[ObjectAttributes]] = {}
     radii: dict[str, set[int]] = {}
     for video in videos:
