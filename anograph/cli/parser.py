@@ -143,8 +143,8 @@ def add_score_command(commands: Any) -> None:
     score.add_argument("--weights", default=None, help="detector weights file (YOLOX ONNX) the model was trained with")
     score.add_argument("--fps", type=float, default=None, help="frame rate when the source does not say")
     score.add_argument("--camera", default="",
-                       help="the camera that filmed the source, for a model trained on several cameras (one "
-                            "attribute model each, e.g. a ShanghaiTech scene such as 01); default: a one-camera model")
+                       help="the camera that filmed the source, for a model trained on several cameras (e.g. a "
+                            "ShanghaiTech scene such as 01); default: a model of one camera")
     score.add_argument("--window-seconds", type=float, default=DEFAULT_WINDOW_SECONDS,
                        help="test window half-width (default 1.0)")
     score.add_argument("--min-frames", type=int, default=None, help="shortest alert in frames (default 3)")

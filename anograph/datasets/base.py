@@ -37,8 +37,9 @@ class VideoRef:
         datasets without boxes (Avenue and ShanghaiTech masks are not read as regions).
     camera:
         The camera (scene) that filmed the video, for datasets that pool several fixed cameras
-        (ShanghaiTech's 13 scenes); ``""`` for a single-camera dataset. Each camera's normal
-        footage gets its own attribute model (:mod:`anograph.models.camera_scoring`).
+        (ShanghaiTech's 13 scenes); ``""`` for a single-camera dataset. A camera's normal footage
+        gets an attribute model of its own where it validates better than a shared one
+        (:mod:`anograph.models.camera_scoring`).
     """
 
     name: str

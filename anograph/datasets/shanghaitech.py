@@ -11,7 +11,7 @@ Layout, as the official archive unpacks::
 
 A video's scene is the prefix of its name before ``_`` (``01`` ... ``13``), recorded as its
 camera (:attr:`VideoRef.camera`): the scenes are pooled into one dataset as the paper does (the
-default here), and the attribute scorer models each camera's normal footage on its own.
+default here), and the attribute scorer gives a camera a model of its own where its footage says so.
 ``scene="01"`` keeps one scene's training and test videos only.
 
 Checks: every test video has a frame mask whose length equals its number of frames and

@@ -232,7 +232,7 @@ def score_source(
 ) -> ScoredVideo:
     """Extract and score a video file or frame folder with a loaded model.
 
-    ``camera`` names the camera that filmed it, for a model with one attribute model per camera
+    ``camera`` names the camera that filmed it, for a model trained on several cameras
     (:mod:`anograph.models.camera_scoring`); a single-camera model scores any footage.
     """
     threshold = alert_threshold(scoring.model, scoring.calibration, scorer, threshold_quantile)

@@ -120,7 +120,7 @@ class StreamScorer:
     min_frames, max_gap, top_count:
         Alert rules and how many objects an alert names (:mod:`anograph.serving.alerts`).
     camera:
-        The stream's camera, for a model with one attribute model per camera
+        The stream's camera, for a model trained on several cameras
         (:mod:`anograph.models.camera_scoring`). Default ``""`` (a single-camera model).
     """
 

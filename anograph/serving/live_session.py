@@ -82,7 +82,7 @@ def run_live(scoring: ScoringModel, source: str, out: str | Path, scorer: str,
              echo: Callable[[str], None] | None = None, threads: int | None = 1, camera: str = "") -> dict[str, Any]:
     """Score ``source`` live; return (and write) the stream report.
 
-    ``camera`` names the camera, for a model with one attribute model per camera
+    ``camera`` names the camera, for a model trained on several cameras
     (:mod:`anograph.models.camera_scoring`).
 
     ``threads`` is torch's thread count while streaming (default 1; ``None`` leaves torch's).
