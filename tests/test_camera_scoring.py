@@ -113,11 +113,24 @@ def test_videos_are_scored_by_their_cameras_model_and_the_artifact_state_round_t
     expected = per_camera.for_camera("far").ensemble.score(cameras["far"][0])
     np.testing.assert_allclose(per_camera.score(video), expected, rtol=1e-3, atol=1e-3)  # float16 shard rows
     description, arrays = per_camera.state()
-    assert all(key.startswith("attributes.camera") for key in arrays)
+    assert all(key.startswith("attributes.model") for key in arrays)
     loaded = load_attribute_scoring(description, arrays)
     assert isinstance(loaded, CameraScorings) and loaded.cameras == per_camera.cameras
     np.testing.assert_array_equal(loaded.score(video), per_camera.score(video))
     assert loaded.selection == per_camera.selection
+
+
+def test_cameras_on_the_shared_model_store_and_load_it_once(cameras, per_camera):
+    shared = per_camera.for_camera("near")
+    three = CameraScorings({"far": per_camera.for_camera("far"), "near": shared, "side": shared},
+                           per_camera.video_cameras)
+    description, arrays = three.state()
+    assert len(description["models"]) == 2 and description["cameras"] == {"far": 0, "near": 1, "side": 1}
+    assert not any(key.startswith("attributes.model2.") for key in arrays)
+    loaded = CameraScorings.from_state(description, arrays)
+    assert loaded.for_camera("near") is loaded.for_camera("side")
+    video = as_video_features(cameras["near"][0], camera="side")
+    np.testing.assert_array_equal(loaded.score(video), three.score(video))
 
 
 def test_footage_of_a_camera_the_model_never_saw_is_an_input_error_naming_the_cameras(cameras, per_camera):

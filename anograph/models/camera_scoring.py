@@ -96,25 +96,33 @@ class CameraScorings:
         return self.for_camera(self.video_cameras[video_name]).held_out_for(video_name)
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """``(JSON description, arrays)``: each camera's, its arrays named ``attributes.camera<i>.``."""
-        description: dict[str, Any] = {"cameras": [], "video_cameras": self.video_cameras,
-                                       "camera_choice": self.comparison}
+        """``(JSON description, arrays)``: each distinct model once (cameras on the shared model share its
+        entry), its arrays named ``attributes.model<k>.``, and each camera's model index."""
+        models: list[AttributeScoring] = []
+        for camera in self.cameras:
+            if not any(model is self.by_camera[camera] for model in models):
+                models.append(self.by_camera[camera])
+        description: dict[str, Any] = {"models": [], "video_cameras": self.video_cameras,
+                                       "camera_choice": self.comparison, "cameras": {}}
         arrays: dict[str, np.ndarray] = {}
-        for index, camera in enumerate(self.cameras):
-            own, own_arrays = self.by_camera[camera].state(prefix=_camera_prefix(index))
-            description["cameras"].append({"camera": camera, **own})
+        for index, model in enumerate(models):
+            own, own_arrays = model.state(prefix=_model_prefix(index))
+            description["models"].append(own)
             arrays.update(own_arrays)
+        description["cameras"] = {camera: next(index for index, model in enumerate(models)
+                                                if model is self.by_camera[camera]) for camera in self.cameras}
         return description, arrays
 
     @classmethod
     def from_state(cls, description: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> CameraScorings:
-        by_camera = {entry["camera"]: AttributeScoring.from_state(entry, arrays, prefix=_camera_prefix(index))
-                     for index, entry in enumerate(description["cameras"])}
+        models = [AttributeScoring.from_state(entry, arrays, prefix=_model_prefix(index))
+                  for index, entry in enumerate(description["models"])]
+        by_camera = {camera: models[index] for camera, index in description["cameras"].items()}
         return cls(by_camera, description.get("video_cameras", {}), description.get("camera_choice", ()))
 
 
-def _camera_prefix(index: int) -> str:
-    return f"{TENSOR_PREFIX}camera{index}."
+def _model_prefix(index: int) -> str:
+    return f"{TENSOR_PREFIX}model{index}."
 
 
 def fit_attribute_scoring(videos: Iterable[VideoFeatures], seed: int = 0,
