@@ -153,7 +153,7 @@ def score_test_videos(
     if getattr(model, "attribute_scoring_", None) is not None:
         parts = [score_attribute_parts.submit(model, storage_root, key) for key in test_shard_keys]
         ablation_scores["attributes"] = attribute_ablation(
-            [future.result() for future in parts], model.attribute_scoring().labels, ATTRIBUTE_SCORER)
+            [future.result() for future in parts], model.attribute_scoring().ablation_labels, ATTRIBUTE_SCORER)
     if ablation_scores or embedding is not None:
         stages["ablations"] = time.perf_counter() - started
 

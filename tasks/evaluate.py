@@ -16,10 +16,11 @@ from anograph.datasets.base import Dataset
 from anograph.errors import InputError, ModelArtifactError
 from anograph.evaluation.ablations import attribute_subsets, embedding_map
 from anograph.evaluation.report import build_report, object_regions, store_report, write_report
-from anograph.graph.windows import frame_scores, window_radius_for
+from anograph.graph.windows import window_radius_for
 from anograph.io.shards import read_metadata, read_shard
 from anograph.io.storage import Storage
 from anograph.models.estimator import SIDECAR_FILE, AnoGraph
+from anograph.models.frame_scoring import scorer_frame_scores
 from anograph.serving.calibration import alert_threshold, load_frame_calibration
 from tasks.retry import retry_unless_bad_input
 
@@ -72,10 +73,9 @@ def score_video(model: AnoGraph, storage_root: str, shard_key: str, window_secon
     if radius is None:
         radius = window_radius_for(video, window_seconds, default_fps)
     object_scores = model.score_video(video, window_radius=radius, scorers=tuple(scorers) if scorers else None)
-    offsets = video.frame_offsets()
     return (
         video.metadata.video,
-        {name: frame_scores(scores, offsets) for name, scores in object_scores.items()},
+        {name: scorer_frame_scores(model, video, name, scores) for name, scores in object_scores.items()},
         {name: object_regions(scores, video.frames, video.boxes) for name, scores in object_scores.items()},
     )
 
@@ -151,9 +151,7 @@ def score_attribute_parts(model: AnoGraph, storage_root: str, shard_key: str) ->
     """Frame scores of one test video per variant of the attribute ablation (``attribute_subsets``)."""
     video = read_shard(Storage(storage_root), shard_key)
     scoring = model.attribute_scoring()
-    variants = scoring.score_subsets(video, attribute_subsets(scoring.labels))
-    offsets = video.frame_offsets()
-    return video.metadata.video, {variant: frame_scores(scores, offsets) for variant, scores in variants.items()}
+    return video.metadata.video, scoring.subset_frame_scores(video, attribute_subsets(scoring.ablation_labels))
 
 
 @task(name="alert-threshold", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE,

@@ -27,8 +27,9 @@ from anograph.models.camera_scoring import CameraScorings
 from anograph.models.estimator import AnoGraph
 from anograph.serving.calibration import calibrate_frame_scores, save_frame_calibration
 from anograph.serving.inference import build_extraction, load_scoring_model, score_source
-from anograph.serving.live_scorer import StreamScorer, iter_source_frames, run_stream
+from anograph.serving.live_scorer import StreamScorer, run_stream
 from anograph.serving.live_session import resident_memory_bytes
+from anograph.serving.stream_sources import iter_source_frames
 from flows.cli import main
 
 # Test video 1 of the synthetic scene is the "too fast" pedestrian (kinds cycle by index).

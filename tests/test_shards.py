@@ -13,6 +13,7 @@ from anograph.errors import InputError
 from anograph.extraction.features.layout import FeatureLayout
 from anograph.io.shards import (
     METADATA_KEY,
+    FRAME_ROW_SOURCE,
     OBJECT_SOURCES,
     ShardMetadata,
     VideoFeatures,
@@ -62,11 +63,37 @@ def test_schema_columns_and_types(tmp_path):
     storage = Storage(tmp_path)
     write_shard(storage, "s.parquet", make_video())
     table = pq.read_table(tmp_path / "s.parquet")
-    assert table.column_names == ["video", "frame", "box", "score", "class_id", "source", "track_id", "feature"]
+    assert table.column_names == ["video", "frame", "box", "score", "class_id", "source", "track_id", "feature",
+                                  "cells"]
     assert table.schema.field("source").type == pa.int8() and table.schema.field("track_id").type == pa.int32()
+    assert table.schema.field("cells").type == pa.binary() and table.column("cells").null_count == table.num_rows
     assert table.schema.field("feature").type == pa.binary(2 * 10)
     assert table.schema.field("box").type == pa.list_(pa.float32(), 4)
     assert set(table.column("video").to_pylist()) == {"clip"}
+
+
+def test_cell_speeds_travel_as_frame_rows_after_the_objects(tmp_path):
+    storage = Storage(tmp_path)
+    video = make_video()
+    rng = np.random.default_rng(1)
+    video.cell_speeds = rng.uniform(0, 0.05, size=(video.metadata.n_frames, 6)).astype(np.float32)
+    write_shard(storage, "s.parquet", video)
+    table = pq.read_table(tmp_path / "s.parquet")
+    sources = table.column("source").to_numpy()
+    # One frame row a frame, after every object row, holding that frame's cells and nothing else.
+    assert (sources == FRAME_ROW_SOURCE).sum() == video.metadata.n_frames
+    assert np.all(sources[: video.n_objects] != FRAME_ROW_SOURCE) and np.all(sources[video.n_objects :] == FRAME_ROW_SOURCE)
+    back = read_shard(storage, "s.parquet")
+    assert back.n_objects == video.n_objects
+    np.testing.assert_array_equal(back.frames, video.frames)
+    np.testing.assert_array_equal(back.cell_speeds, video.cell_speeds.astype(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(back.frame_offsets(), video.frame_offsets())
+
+
+def test_a_shard_without_cell_speeds_reads_none(tmp_path):
+    storage = Storage(tmp_path)
+    write_shard(storage, "s.parquet", make_video())
+    assert read_shard(storage, "s.parquet").cell_speeds is None
 
 
 def test_frame_offsets_cover_empty_frames():

@@ -46,7 +46,7 @@ def test_still_objects_score_zero_and_slower_is_never_rarer(videos):
 
 def test_past_the_tail_quantile_scores_keep_rising_continuously(videos):
     density = SpeedDensity().fit(videos)
-    start = density.tail_start_
+    start = density.tail_.tail_start_
     probe = videos[0].rows(np.arange(4))
     scores = density.score(with_speeds(probe, np.array([start * (1 - 1e-9), start * (1 + 1e-9), 2 * start, 4 * start])))
     assert scores[1] == pytest.approx(scores[0], abs=1e-3)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from anograph.errors import InputError
+from anograph.extraction.features.cell_motion import grid_shape
 from anograph.extraction.features.layout import FeatureLayout
 from anograph.io.shards import VideoFeatures
 
@@ -55,6 +56,11 @@ class ObjectAttributes:
     frame_width:
         The frame's width in frame heights (its aspect ratio), or ``None`` where unknown; then
         only the left, top and bottom edges are known to :meth:`cut_by_frame_edge`.
+    cell_speeds:
+        ``(n_frames, rows * columns)`` moving speed of each cell of each frame's grid, frame heights
+        per frame (:mod:`anograph.extraction.features.cell_motion`), or ``None`` where the shard has none.
+    cell_grid:
+        ``(rows, columns)`` of that grid, or ``None``.
     """
 
     video: str
@@ -68,6 +74,8 @@ class ObjectAttributes:
     tracks: np.ndarray | None = None
     sources: np.ndarray | None = None
     frame_width: float | None = None
+    cell_speeds: np.ndarray | None = None
+    cell_grid: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.tracks is None:
@@ -123,10 +131,26 @@ def object_attributes(video: VideoFeatures) -> ObjectAttributes:
         When the shard lacks the ``flow_stats`` or ``class`` group (extracted without
         motion statistics: re-extract with the default feature groups).
     """
-    return cut_attributes(video.metadata.video, video.frames, int(video.metadata.n_frames), video.boxes,
-                          video.features, video.metadata.feature_layout, float(video.metadata.height),
-                          video.metadata.source or None, tracks=video.track_ids, sources=video.sources,
-                          frame_width=float(video.metadata.width) or None)
+    objects = cut_attributes(video.metadata.video, video.frames, int(video.metadata.n_frames), video.boxes,
+                             video.features, video.metadata.feature_layout, float(video.metadata.height),
+                             video.metadata.source or None, tracks=video.track_ids, sources=video.sources,
+                             frame_width=float(video.metadata.width) or None)
+    grid = cell_grid_of(video)
+    return objects if grid is None else replace(objects, cell_speeds=video.cell_speeds, cell_grid=grid)
+
+
+def cell_grid_of(video: VideoFeatures) -> tuple[int, int] | None:
+    """``(rows, columns)`` of the video's cell grid, from its extraction settings; ``None`` without cell speeds."""
+    if video.cell_speeds is None:
+        return None
+    settings = video.metadata.extraction.get("features", {}).get("cell_motion") or {}
+    rows, columns = grid_shape(int(video.metadata.height), int(video.metadata.width),
+                               float(settings.get("cell_fraction", 0.0)) or 1.0)
+    if rows * columns != video.cell_speeds.shape[1]:
+        raise InputError(video.metadata.source or None,
+                         f"video {video.metadata.video!r} has {video.cell_speeds.shape[1]} cell speeds a frame, "
+                         f"but its extraction settings give a grid of {rows} x {columns}")
+    return rows, columns
 
 
 def cut_attributes(name: str, frames: np.ndarray, n_frames: int, boxes: np.ndarray, features: np.ndarray,

@@ -84,37 +84,61 @@ class SpeedDensity(AttributeDensity):
 
     def fit(self, videos: Sequence[ObjectAttributes]) -> SpeedDensity:
         self.height_per_width_ = median_height_per_width(videos) if self.per_height else None
-        speeds = concatenate_values(videos, self.values)
-        levels = np.linspace(0.0, self.tail_quantile, LEVELS)
-        grid = np.quantile(speeds, levels)
-        # Repeated quantiles (many still objects share speed 0): keep each value's lowest level,
-        # the share of training speeds below it, so that a still object's P(S >= 0) is 1.
-        self.grid_, first = np.unique(grid, return_index=True)
-        self.levels_ = levels[first]
-        excess = speeds[speeds > grid[-1]] - grid[-1]
-        self.tail_start_ = float(grid[-1])
-        self.tail_scale_ = max(float(excess.mean()) if len(excess) else 0.0, 1e-9)
+        self.tail_ = UpperTail(self.tail_quantile).fit(concatenate_values(videos, self.values))
         return self
 
     def score(self, objects: ObjectAttributes) -> np.ndarray:
-        speeds = self.values(objects)
-        below = 1.0 - np.interp(speeds, self.grid_, self.levels_)
-        above = (1.0 - self.tail_quantile) * np.exp(-(speeds - self.tail_start_) / self.tail_scale_)
-        survival = np.where(speeds <= self.tail_start_, below, above)
-        return -np.log(np.maximum(survival, np.finfo(np.float64).tiny))
+        return self.tail_.score(self.values(objects))
 
     def config(self) -> dict[str, Any]:
         return {"per_height": self.per_height, "tail_quantile": self.tail_quantile, "track_radius": self.track_radius}
 
     def state(self) -> dict[str, np.ndarray]:
         extra = {} if self.height_per_width_ is None else {"height_per_width": np.array([self.height_per_width_])}
-        return {"grid": self.grid_, "levels": self.levels_,
-                "tail": np.array([self.tail_start_, self.tail_scale_]), **extra}
+        return {**self.tail_.state(), **extra}
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> SpeedDensity:
+        self.tail_ = UpperTail(self.tail_quantile).load_state(state)
+        self.height_per_width_ = (float(np.asarray(state["height_per_width"]).reshape(-1)[0])
+                                  if "height_per_width" in state else None)
+        return self
+
+
+class UpperTail:
+    """``-log P(S >= s)`` of a value among the training values ``S`` (see the module docstring).
+
+    Up to the ``tail_quantile`` quantile the probability is read off the training values'
+    quantiles; above it an exponential tail, with the mean excess over that quantile as its scale.
+    """
+
+    def __init__(self, tail_quantile: float = 0.99) -> None:
+        self.tail_quantile = float(tail_quantile)
+
+    def fit(self, values: np.ndarray) -> UpperTail:
+        values = np.asarray(values, np.float64).reshape(-1)
+        levels = np.linspace(0.0, self.tail_quantile, LEVELS)
+        grid = np.quantile(values, levels)
+        # Repeated quantiles (many still objects share speed 0): keep each value's lowest level,
+        # the share of training values below it, so that a still object's P(S >= 0) is 1.
+        self.grid_, first = np.unique(grid, return_index=True)
+        self.levels_ = levels[first]
+        excess = values[values > grid[-1]] - grid[-1]
+        self.tail_start_ = float(grid[-1])
+        self.tail_scale_ = max(float(excess.mean()) if len(excess) else 0.0, 1e-9)
+        return self
+
+    def score(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, np.float64)
+        below = 1.0 - np.interp(values, self.grid_, self.levels_)
+        above = (1.0 - self.tail_quantile) * np.exp(-(values - self.tail_start_) / self.tail_scale_)
+        survival = np.where(values <= self.tail_start_, below, above)
+        return -np.log(np.maximum(survival, np.finfo(np.float64).tiny))
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"grid": self.grid_, "levels": self.levels_, "tail": np.array([self.tail_start_, self.tail_scale_])}
+
+    def load_state(self, state: Mapping[str, np.ndarray]) -> UpperTail:
         self.grid_ = np.asarray(state["grid"], np.float64)
         self.levels_ = np.asarray(state["levels"], np.float64)
         self.tail_start_, self.tail_scale_ = (float(value) for value in np.asarray(state["tail"]).reshape(-1))
-        self.height_per_width_ = (float(np.asarray(state["height_per_width"]).reshape(-1)[0])
-                                  if "height_per_width" in state else None)
         return self

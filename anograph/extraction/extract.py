@@ -128,6 +128,7 @@ def video_features(metadata: ShardMetadata, objects: list[FrameObjects]) -> Vide
         return np.concatenate(parts).astype(dtype).reshape(shape) if parts else np.zeros(shape, dtype)
 
     n = int(sum(len(d) for d in detections))
+    with_cells = bool(objects) and all(frame.cell_speeds is not None for frame in objects)
     return VideoFeatures(
         metadata=metadata,
         frames=joined([np.full(len(f.detections), f.index, np.int32) for f in objects], np.int32, (n,)),
@@ -137,6 +138,7 @@ def video_features(metadata: ShardMetadata, objects: list[FrameObjects]) -> Vide
         features=joined([f.features for f in objects], np.float32, (n, width)),
         sources=joined([f.sources for f in objects], np.int8, (n,)),
         track_ids=joined([f.track_ids for f in objects], np.int32, (n,)),
+        cell_speeds=np.stack([frame.cell_speeds for frame in objects]) if with_cells else None,
     )
 
 

@@ -50,6 +50,12 @@ class ExtractionSettings:
         frame differences).
     motion_boxes_options:
         Keyword options for :class:`anograph.extraction.features.motion_boxes.MotionBoxes`.
+    cell_motion:
+        Give every frame the moving speed of each cell of a fixed grid
+        (:mod:`anograph.extraction.features.cell_motion`), which the ``attributes`` scorer may read
+        beside the objects: motion no detection and no moving region carries. On by default.
+    cell_motion_options:
+        Keyword options for :class:`anograph.extraction.features.cell_motion.CellMotion`.
 
     Tiled detection is a detector option: ``detector_options={"tiles": 2}`` for YOLOX.
     """
@@ -63,6 +69,8 @@ class ExtractionSettings:
     flow_stats: bool = True
     motion_boxes: bool = True
     motion_boxes_options: dict[str, Any] = field(default_factory=dict)
+    cell_motion: bool = True
+    cell_motion_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,6 +82,7 @@ class ExtractionSettings:
     def build(self) -> tuple[Detector, NodeFeatureExtractor]:
         """Instantiate the detector and the node-feature extractor."""
         from anograph.extraction.features.appearance import AppearanceEmbedder
+        from anograph.extraction.features.cell_motion import CellMotion
         from anograph.extraction.features.motion import MotionFeatures
         from anograph.extraction.features.motion_boxes import MotionBoxes
 
@@ -81,8 +90,10 @@ class ExtractionSettings:
         embedder = AppearanceEmbedder(**self.appearance_options) if self.appearance else None
         motion = MotionFeatures(**self.motion_options) if self.motion else False
         motion_boxes = MotionBoxes(**self.motion_boxes_options) if self.motion_boxes else False
+        cell_motion = CellMotion(**self.cell_motion_options) if self.cell_motion else False
         extractor = NodeFeatureExtractor(
-            appearance=embedder, motion=motion, flow_stats=self.flow_stats, motion_boxes=motion_boxes
+            appearance=embedder, motion=motion, flow_stats=self.flow_stats, motion_boxes=motion_boxes,
+            cell_motion=cell_motion,
         )
         return detector, extractor
 
@@ -129,6 +140,9 @@ def fingerprint_of(key: str) -> str:
         raise ValueError(f"{key!r} is not a shard key (shards/<fingerprint>/<split>/<video>.<content>.parquet)")
     return parts[1]
 
+
+#: The part of a feature description that describes the cell speeds (:mod:`anograph.extraction.features.cell_motion`).
+CELL_MOTION = "cell_motion"
 
 #: Settings a feature description records since they were introduced, by their path in it, with
 #: the value in effect before: features described without one were made with that value. A model
@@ -187,6 +201,12 @@ def extraction_differences(trained: Mapping[str, Any], now: Mapping[str, Any]) -
     (:data:`LEGACY_VALUES`) is taken at the value it had then.
     """
     before, after = flat_description(trained), flat_description(now)
+    # Cell speeds sit beside the objects and change none of their features: a description without
+    # them (made before they were read, or with them off) differs in nothing a model reads from the objects.
+    if not any(key.startswith(CELL_MOTION + ".") for key in before) or not any(
+            key.startswith(CELL_MOTION + ".") for key in after):
+        before = {key: item for key, item in before.items() if not key.startswith(CELL_MOTION + ".")}
+        after = {key: item for key, item in after.items() if not key.startswith(CELL_MOTION + ".")}
 
     def value(described: dict[str, Any], key: str) -> Any:
         return LEGACY_VALUES[key] if predates(described, key) else described.get(key, "absent")

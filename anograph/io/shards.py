@@ -18,13 +18,22 @@ source     int8                            where the object came from, an index 
 track_id   int32                           the object's track within the video (ids from 0,
                                            ``extraction.features.tracks``); -1 when untracked
 feature    fixed_size_binary[2 * width]    node feature vector, little-endian float16
+cells      binary (nullable)               a *frame row*'s cell speeds (see below), little-endian
+                                           float16; null in every object row
 =========  ==============================  =============================================
 
-Format versions: 2 (written now) added ``source`` and ``track_id``. Version 1 shards,
-which lack them, still read: every object is then a ``detector`` object with track id -1.
+Format versions: 3 (written now) added frame rows and ``cells``; 2 added ``source`` and
+``track_id``. Version 1 shards, which lack them, still read: every object is then a
+``detector`` object with track id -1. Shards of versions 1 and 2 read without cell speeds.
 
-Rows are sorted by ``frame``. Frames without objects have no rows; ``n_frames`` in the
-metadata says how many frames the video has, so empty frames are not lost.
+Object rows come first, sorted by ``frame``. Frames without objects have no object rows;
+``n_frames`` in the metadata says how many frames the video has, so empty frames are not lost.
+Where the extraction read cell speeds (:mod:`anograph.extraction.features.cell_motion`), one
+*frame row* per frame follows the object rows, in frame order: ``source`` is
+:data:`FRAME_ROW_SOURCE` (-1), ``cells`` holds the moving speed of each cell of the frame's grid
+(``metadata.extraction.features.cell_motion`` gives the grid), every other column is zero
+(``class_id`` and ``track_id`` -1). Readers take them apart from the objects
+(:attr:`VideoFeatures.cell_speeds`).
 
 The Parquet key-value metadata entry ``anograph`` holds :class:`ShardMetadata` as JSON:
 format version, video facts (frames, fps, size, source, content SHA-256, the camera that filmed it where a
@@ -45,17 +54,20 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from anograph.errors import InputError
 from anograph.extraction.features.layout import FeatureLayout
 from anograph.io.storage import Storage
 
-SHARD_FORMAT_VERSION = 2
-READABLE_FORMAT_VERSIONS = (1, 2)
+SHARD_FORMAT_VERSION = 3
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
 METADATA_KEY = b"anograph"
 OBJECT_SOURCES = ("detector", "motion_blob")
 NO_TRACK = -1
+#: The ``source`` of a frame row (cell speeds), which is no object.
+FRAME_ROW_SOURCE = -1
 
 
 @dataclass
@@ -104,6 +116,10 @@ class VideoFeatures:
         ``(n,)`` int8 index into :data:`OBJECT_SOURCES`; ``None`` means all ``detector``.
     track_ids:
         ``(n,)`` int32 track id, -1 when untracked; ``None`` means all -1.
+    cell_speeds:
+        ``(n_frames, n_cells)`` float32 moving speed of each cell of each frame's grid, in frame
+        heights per frame (:mod:`anograph.extraction.features.cell_motion`), or ``None`` where the
+        extraction read none.
     """
 
     metadata: ShardMetadata
@@ -114,9 +130,15 @@ class VideoFeatures:
     features: np.ndarray
     sources: np.ndarray | None = None
     track_ids: np.ndarray | None = None
+    cell_speeds: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.frames)
+        if self.cell_speeds is not None:
+            self.cell_speeds = np.asarray(self.cell_speeds, np.float32)
+            if self.cell_speeds.ndim != 2 or len(self.cell_speeds) != self.metadata.n_frames:
+                raise ValueError(f"cell_speeds have shape {self.cell_speeds.shape}, expected "
+                                 f"({self.metadata.n_frames}, n_cells)")
         self.sources = np.zeros(n, np.int8) if self.sources is None else np.asarray(self.sources, np.int8)
         self.track_ids = (
             np.full(n, NO_TRACK, np.int32) if self.track_ids is None else np.asarray(self.track_ids, np.int32)
@@ -153,27 +175,41 @@ SCHEMA_FIELDS = [
 
 
 def to_table(video: VideoFeatures) -> pa.Table:
-    """Convert to an Arrow table with the shard schema and metadata."""
+    """Convert to an Arrow table with the shard schema and metadata (object rows, then any frame rows)."""
     n = video.n_objects
     width = video.metadata.feature_layout.width
+    frames, boxes, scores = video.frames.astype(np.int32), np.asarray(video.boxes, np.float32), video.scores
+    class_ids, sources, track_ids = video.class_ids, np.asarray(video.sources), np.asarray(video.track_ids)
     half = np.ascontiguousarray(video.features, dtype="<f2")
+    cells: list[bytes | None] = [None] * n
+    if video.cell_speeds is not None:
+        n_frames = len(video.cell_speeds)
+        frames = np.concatenate([frames, np.arange(n_frames, dtype=np.int32)])
+        boxes = np.concatenate([boxes.reshape(-1, 4), np.zeros((n_frames, 4), np.float32)])
+        scores = np.concatenate([scores, np.zeros(n_frames, np.float32)])
+        class_ids = np.concatenate([class_ids, np.full(n_frames, -1, np.int32)])
+        sources = np.concatenate([sources, np.full(n_frames, FRAME_ROW_SOURCE, np.int8)])
+        track_ids = np.concatenate([track_ids, np.full(n_frames, NO_TRACK, np.int32)])
+        half = np.concatenate([half.reshape(-1, width), np.zeros((n_frames, width), "<f2")])
+        cells += [row.tobytes() for row in np.ascontiguousarray(video.cell_speeds, dtype="<f2")]
+    rows = len(frames)
     feature = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(2 * width), n, [None, pa.py_buffer(half.tobytes())]
+        pa.binary(2 * width), rows, [None, pa.py_buffer(half.tobytes())]
     )
-    boxes = pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(video.boxes, np.float32).ravel()), 4)
     schema = pa.schema(
-        [*SCHEMA_FIELDS, pa.field("feature", pa.binary(2 * width))],
+        [*SCHEMA_FIELDS, pa.field("feature", pa.binary(2 * width)), pa.field("cells", pa.binary())],
         metadata={METADATA_KEY: video.metadata.to_json().encode()},
     )
     columns = [
-        pa.array(np.full(n, video.metadata.video, dtype=object), pa.string()),
-        pa.array(video.frames.astype(np.int32)),
-        boxes,
-        pa.array(video.scores.astype(np.float32)),
-        pa.array(video.class_ids.astype(np.int32)),
-        pa.array(np.asarray(video.sources, np.int8)),
-        pa.array(np.asarray(video.track_ids, np.int32)),
+        pa.array(np.full(rows, video.metadata.video, dtype=object), pa.string()),
+        pa.array(frames),
+        pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(boxes, np.float32).ravel()), 4),
+        pa.array(np.asarray(scores, np.float32)),
+        pa.array(np.asarray(class_ids, np.int32)),
+        pa.array(np.asarray(sources, np.int8)),
+        pa.array(np.asarray(track_ids, np.int32)),
         feature,
+        pa.array(cells, pa.binary()),
     ]
     return pa.Table.from_arrays(columns, schema=schema)
 
@@ -189,6 +225,18 @@ def from_table(table: pa.Table, source: str = "<table>") -> VideoFeatures:
             source, f"shard format {metadata.format_version} is not one of {READABLE_FORMAT_VERSIONS}"
         )
     width = metadata.feature_layout.width
+    names = set(table.column_names)
+    cell_speeds = None
+    if "source" in names:
+        n = int(pc.sum(pc.not_equal(table.column("source"), FRAME_ROW_SOURCE)).as_py() or 0)
+        if n < table.num_rows:  # frame rows follow the objects
+            if pc.any(pc.equal(table.column("source").slice(0, n), FRAME_ROW_SOURCE)).as_py():
+                raise InputError(source, "frame rows of the shard do not all follow its object rows")
+            cells = table.column("cells").slice(n).to_pylist()
+            if any(row is None for row in cells):
+                raise InputError(source, "a frame row of the shard holds no cell speeds")
+            cell_speeds = np.stack([np.frombuffer(row, dtype="<f2") for row in cells]).astype(np.float32)
+            table = table.slice(0, n)
     n = table.num_rows
     chunks = table.column("feature").chunks
     feature_column = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)  # no copy of one chunk
@@ -198,7 +246,6 @@ def from_table(table: pa.Table, source: str = "<table>") -> VideoFeatures:
         features = np.frombuffer(buffer, dtype="<f2", count=n * width, offset=offset).reshape(n, width)
     else:
         features = np.zeros((0, width), np.float16)
-    names = set(table.column_names)
     boxes = table.column("box").combine_chunks().flatten().to_numpy(zero_copy_only=False)
     return VideoFeatures(
         metadata=metadata,
@@ -209,6 +256,7 @@ def from_table(table: pa.Table, source: str = "<table>") -> VideoFeatures:
         features=features,
         sources=table.column("source").to_numpy().astype(np.int8) if "source" in names else None,
         track_ids=table.column("track_id").to_numpy().astype(np.int32) if "track_id" in names else None,
+        cell_speeds=cell_speeds,
     )
 
 

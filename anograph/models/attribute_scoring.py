@@ -6,6 +6,10 @@ and the selection report (every candidate and its validation figures). It scores
 objects from their raw shard features, with no graph and no GCN, and saves to plain arrays and
 JSON for the model artifact.
 
+Where the selection put the motion field beside the ensemble (:mod:`anograph.attributes.motion_field`),
+it holds that too, and a frame's score is the worse of its worst object's and its motion field's
+(:meth:`AttributeScoring.frame_scores`).
+
 Right after fitting it also keeps, in memory only, one ensemble per held-out fold, so that the
 alert calibration (:mod:`anograph.serving.calibration`) can score each training video with a
 fit that never saw it, as it does for the kNN scorers.
@@ -19,10 +23,12 @@ from typing import Any
 import numpy as np
 
 from anograph.attributes.ensemble import AttributeEnsemble, CalibratedDensity
+from anograph.attributes.motion_field import MOTION_FIELD, CalibratedMotionField
 from anograph.attributes.objects import REQUIRED_GROUPS, ObjectAttributes, cut_attributes, object_attributes
 from anograph.defaults import DEFAULT_WINDOW_SECONDS
+from anograph.errors import InputError
 from anograph.extraction.features.layout import FeatureLayout
-from anograph.graph.windows import window_radius
+from anograph.graph.windows import frame_scores, window_radius
 from anograph.io.shards import VideoFeatures
 from anograph.selection.choice import Selection, select_attributes
 
@@ -30,6 +36,8 @@ from anograph.selection.choice import Selection, select_attributes
 ATTRIBUTE_SCORER = "attributes"
 #: Prefix of the scorer's arrays in the model's tensor file.
 TENSOR_PREFIX = "attributes."
+#: Prefix, after the scorer's, of the motion field's arrays.
+FIELD_PREFIX = "motion_field."
 
 
 def supports_attributes(group_names: Iterable[str]) -> bool:
@@ -40,10 +48,13 @@ def supports_attributes(group_names: Iterable[str]) -> bool:
 class AttributeScoring:
     """A fitted attribute ensemble and the selection that chose it."""
 
-    def __init__(self, ensemble: AttributeEnsemble, selection: Mapping[str, Any]) -> None:
+    def __init__(self, ensemble: AttributeEnsemble, selection: Mapping[str, Any],
+                 motion_field: CalibratedMotionField | None = None) -> None:
         self.ensemble = ensemble
         self.selection = dict(selection)
+        self.motion_field = motion_field
         self.held_out: dict[str, AttributeEnsemble] = {}
+        self.held_out_fields: dict[str, CalibratedMotionField] = {}
 
     @classmethod
     def fit(cls, videos: Iterable[VideoFeatures], seed: int = 0,
@@ -66,8 +77,12 @@ class AttributeScoring:
     @classmethod
     def from_selection(cls, selection: Selection) -> AttributeScoring:
         """The scoring of what :func:`~anograph.selection.choice.select_attributes` chose and fitted."""
-        scoring = cls(selection.ensemble, selection.to_json())
+        scoring = cls(selection.ensemble, selection.to_json(), selection.motion_field)
         scoring.held_out = _fold_ensembles(selection.ensemble)
+        if selection.motion_field is not None and selection.scores is not None:
+            scoring.held_out_fields = {video.video: field for field, fold in
+                                       zip(selection.scores.field_folds, selection.scores.folds, strict=True)
+                                       for video in fold}
         return scoring
 
     def for_camera(self, camera: str) -> AttributeScoring:
@@ -76,7 +91,40 @@ class AttributeScoring:
 
     @property
     def labels(self) -> list[str]:
+        """The chosen attributes of the objects."""
         return self.ensemble.labels
+
+    @property
+    def ablation_labels(self) -> list[str]:
+        """The parts the ablation takes apart: the attributes, then the motion field where chosen."""
+        return self.labels + ([MOTION_FIELD] if self.motion_field is not None else [])
+
+    def frame_scores(self, video: VideoFeatures, object_scores: np.ndarray) -> np.ndarray:
+        """``(n_frames,)`` each frame's score: its worst object's (NaN without objects), or its motion
+        field's where that is worse (see the module docstring)."""
+        per_frame = frame_scores(object_scores, video.frame_offsets())
+        return per_frame if self.motion_field is None else np.fmax(per_frame, self.field_scores(video))
+
+    def field_scores(self, video: VideoFeatures) -> np.ndarray:
+        """``(n_frames,)`` the video's calibrated motion-field scores."""
+        if self.motion_field is None:
+            raise InputError(None, "this model has no motion field")
+        if video.cell_speeds is None:
+            raise InputError(video.metadata.source or None,
+                             f"video {video.metadata.video!r} has no cell speeds, which this model's motion field "
+                             "reads: extract it again with the default settings (cell motion on)")
+        return self.motion_field.frame_scores(video.cell_speeds)
+
+    def subset_frame_scores(self, video: VideoFeatures, subsets: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
+        """``name -> (n_frames,)`` frame scores of each subset of :attr:`ablation_labels` (the ablation)."""
+        objects = {name: [label for label in labels if label != MOTION_FIELD] for name, labels in subsets.items()}
+        scores = self.score_subsets(video, {name: labels for name, labels in objects.items() if labels})
+        result = {}
+        for name, labels in subsets.items():
+            per_frame = (frame_scores(scores[name], video.frame_offsets()) if name in scores
+                         else np.full(video.metadata.n_frames, np.nan))
+            result[name] = np.fmax(per_frame, self.field_scores(video)) if MOTION_FIELD in labels else per_frame
+        return result
 
     def score(self, video: VideoFeatures) -> np.ndarray:
         """``(n,)`` float64 summed calibrated attribute scores of the video's objects."""
@@ -122,19 +170,28 @@ class AttributeScoring:
     def held_out_for(self, video_name: str) -> AttributeScoring:
         """The scoring a fold fitted without ``video_name`` gives, or this one where there is none."""
         ensemble = self.held_out.get(video_name)
-        return self if ensemble is None else AttributeScoring(ensemble, self.selection)
+        if ensemble is None:
+            return self
+        return AttributeScoring(ensemble, self.selection, self.held_out_fields.get(video_name, self.motion_field))
 
     def state(self, prefix: str = TENSOR_PREFIX) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``(JSON description, arrays)`` for the model artifact, the arrays' names starting with ``prefix``."""
         description, arrays = self.ensemble.state()
-        return ({"ensemble": description, "selection": self.selection},
-                {prefix + key: value for key, value in arrays.items()})
+        state = {"ensemble": description, "selection": self.selection}
+        arrays = {prefix + key: value for key, value in arrays.items()}
+        if self.motion_field is not None:
+            state["motion_field"], field_arrays = self.motion_field.state(prefix + FIELD_PREFIX)
+            arrays.update(field_arrays)
+        return state, arrays
 
     @classmethod
     def from_state(cls, description: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
                    prefix: str = TENSOR_PREFIX) -> AttributeScoring:
-        own = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
-        return cls(AttributeEnsemble.from_state(description["ensemble"], own), description["selection"])
+        own = {key[len(prefix):]: value for key, value in arrays.items()
+               if key.startswith(prefix) and not key.startswith(prefix + FIELD_PREFIX)}
+        field = description.get("motion_field")
+        motion_field = None if field is None else CalibratedMotionField.from_state(field, arrays, prefix + FIELD_PREFIX)
+        return cls(AttributeEnsemble.from_state(description["ensemble"], own), description["selection"], motion_field)
 
 
 def offered_radii(track_radii: Iterable[int]) -> list[int]:

@@ -74,6 +74,24 @@ class CameraScorings:
         return list(dict.fromkeys(label for camera in self.cameras for label in self.by_camera[camera].labels))
 
     @property
+    def ablation_labels(self) -> list[str]:
+        """Every camera's ablation parts (:attr:`AttributeScoring.ablation_labels`), each once."""
+        return list(dict.fromkeys(label for camera in self.cameras
+                                  for label in self.by_camera[camera].ablation_labels))
+
+    def frame_scores(self, video: VideoFeatures, object_scores: np.ndarray) -> np.ndarray:
+        """The video's frame scores by its camera's model (:meth:`AttributeScoring.frame_scores`)."""
+        return self.for_camera(video.metadata.camera).frame_scores(video, object_scores)
+
+    def subset_frame_scores(self, video: VideoFeatures, subsets: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
+        """The ablation's frame scores as the video's camera has its parts: a part its camera did not
+        choose is left out, and a subset with nothing left scores no frame (NaN)."""
+        scoring = self.for_camera(video.metadata.camera)
+        own = {name: [label for label in labels if label in scoring.ablation_labels] for name, labels in subsets.items()}
+        scores = scoring.subset_frame_scores(video, {name: labels for name, labels in own.items() if labels})
+        return {name: scores.get(name, np.full(video.metadata.n_frames, np.nan)) for name in subsets}
+
+    @property
     def selection(self) -> dict[str, Any]:
         """Each camera's selection report (:meth:`anograph.selection.choice.Selection.to_json`) and the comparison."""
         return {"cameras": {camera: self.by_camera[camera].selection for camera in self.cameras},

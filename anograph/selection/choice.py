@@ -27,6 +27,11 @@
 3. **Track smoothing.** The chosen ensemble's combined score, averaged along each object's track over the test
    window (:mod:`anograph.attributes.track_smoothing`), against no smoothing, on the same
    pseudo-anomalies (which alter whole tracks); ties go to no smoothing.
+4. **Motion field**, where the shards have cell speeds: the chosen ensemble with the motion field
+   beside it (:mod:`anograph.attributes.motion_field`: a frame takes the worse of its worst object
+   and its fastest cell's calibrated rarity), against the ensemble alone, on every kind and on
+   ``missed`` (a fast track the detector missed, which only the cells see; in the motion family);
+   ties go to the ensemble alone.
 
 Every figure is a held-out frame AUC on the training videos (:mod:`.validation`); the test
 set is never read.
@@ -49,9 +54,10 @@ from anograph.attributes.ensemble import (
     HeldOutFits,
     held_out_parts,
 )
+from anograph.attributes.motion_field import CalibratedMotionField
 from anograph.attributes.objects import ObjectAttributes
 from anograph.errors import InputError
-from anograph.selection.pseudo_anomalies import MOTION_KINDS, applicable_kinds
+from anograph.selection.pseudo_anomalies import MISSED, MOTION_KINDS, applicable_kinds
 from anograph.selection.validation import ValidationScores
 
 #: The velocity variants tried in step 1, simplest first (ties go to the earlier one).
@@ -80,8 +86,8 @@ AUC_TIE_TOLERANCE = 0.01
 #: The anomaly family of each pseudo-anomaly kind. A combination's figure averages families,
 #: not kinds, so that three ways of moving oddly count once, as the shape or class family does,
 #: and an attribute that merely echoes another's motion signal earns no extra weight.
-KIND_FAMILIES = {"speed": "motion", "reverse": "motion", "cross": "motion", "shape": "shape", "class": "class",
-                 "place": "place", "follow": "interaction"}
+KIND_FAMILIES = {"speed": "motion", "reverse": "motion", "cross": "motion", "missed": "motion", "shape": "shape",
+                 "class": "class", "place": "place", "follow": "interaction"}
 
 
 @dataclass
@@ -94,6 +100,7 @@ class CandidateResult:
     step: str
     track_radius: int = 0
     combination: str = "sum"
+    motion_field: bool = False
 
     @property
     def mean_auc(self) -> float:
@@ -106,7 +113,8 @@ class CandidateResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"step": self.step, "attributes": self.labels, "aucs": self.aucs, "mean_auc": self.mean_auc,
-                "track_radius": self.track_radius, "combination": self.combination}
+                "track_radius": self.track_radius, "combination": self.combination,
+                "motion_field": self.motion_field}
 
 
 @dataclass
@@ -122,6 +130,8 @@ class Selection:
     #: The validation's scores and the chosen ensemble's keys in them (in memory only, for :meth:`validate_on`).
     scores: ValidationScores | None = field(default=None, repr=False, compare=False)
     chosen_keys: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    #: The motion field beside the ensemble, where step 4 chose it (fitted on every training video).
+    motion_field: CalibratedMotionField | None = field(default=None, repr=False, compare=False)
 
     def validate_on(self, videos: Collection[str]) -> CandidateResult:
         """The chosen ensemble's figures on the held-out ``videos`` alone (names; one camera's, say)."""
@@ -129,9 +139,9 @@ class Selection:
             raise InputError(None, "this selection kept no validation scores")
         chosen = self.chosen
         aucs = {kind: self.scores.auc(list(self.chosen_keys), kind, chosen.track_radius, chosen.combination,
-                                      videos=videos) for kind in self.kinds}
+                                      videos=videos, motion_field=chosen.motion_field) for kind in self.kinds}
         return CandidateResult(chosen.attributes, chosen.labels, aucs, "on a subset of videos",
-                               chosen.track_radius, chosen.combination)
+                               chosen.track_radius, chosen.combination, chosen.motion_field)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -245,7 +255,31 @@ def select_attributes(videos: Sequence[ObjectAttributes], seed: int = 0, max_fol
                                          combination=chosen.combination))
     candidates += smoothing[1:]
     chosen = _best(smoothing)
+    motion_field = None
+    if scores.has_cells and len(folds) > 1:
+        kinds = [*kinds, MISSED]
+        chosen, motion_field = _motion_field_step(scores, chosen, list(chosen_keys), kinds, videos, candidates)
     ensemble = AttributeEnsemble([specs[key] for key in chosen_keys], max_folds=max_folds,
                                  track_radius=chosen.track_radius, combination=chosen.combination)
     ensemble.fit(videos, held_out={position: fits[key] for position, key in enumerate(chosen_keys)})
-    return Selection(ensemble, chosen, candidates, kinds, len(folds), sorted(set(notes)), scores, tuple(chosen_keys))
+    return Selection(ensemble, chosen, candidates, kinds, len(folds), sorted(set(notes)), scores, tuple(chosen_keys),
+                     motion_field)
+
+
+def _motion_field_step(scores: ValidationScores, chosen: CandidateResult, keys: list[int], kinds: Sequence[str],
+                       videos: Sequence[ObjectAttributes], candidates: list[CandidateResult],
+                       ) -> tuple[CandidateResult, CalibratedMotionField | None]:
+    """Step 4: the chosen ensemble alone and with the motion field beside it, on every kind and ``missed``."""
+    scores.add_motion_field()
+    results = [CandidateResult(chosen.attributes, chosen.labels,
+                               {kind: scores.auc(keys, kind, chosen.track_radius, chosen.combination,
+                                                 motion_field=with_field) for kind in kinds},
+                               "motion field", chosen.track_radius, chosen.combination, with_field)
+               for with_field in (False, True)]
+    candidates += results
+    best = _best(results)
+    if not best.motion_field:
+        return best, None
+    fold = scores.field_folds[0]
+    density = type(fold.density)(**fold.density.config()).fit(videos)
+    return best, CalibratedMotionField(density, fold.low, fold.high)

@@ -22,6 +22,9 @@ kind              what it stands for and how it is made
                   walker's size where the camera sees only distant ones): the whole track moved
                   by one offset, its first box to a place drawn uniformly over the frame; its
                   box size, build and motion stay as they were
+``missed``        a track replayed twice as fast that the detector missed: altered as ``speed``
+                  and taken out of the object list, its motion left in the frame's cell speeds
+                  (made only to judge the motion field, which reads no detection)
 ``follow``        one object tailing another closely: placed just behind a neighbour in the
                   same frame and moving with the neighbour's flow, so its own speed, direction
                   and look stay normal; only its relation to the neighbour is new (needs
@@ -138,6 +141,11 @@ GENERATORS: dict[str, tuple[Callable[..., ObjectAttributes], tuple[str, ...]]] =
 #: a follower is a copy of its leader's motion, so replacing the object would take its own motion
 #: out of the frame and make the frame look *less* unusual to a per-object density.
 JOINING_KINDS = frozenset({"follow"})
+
+#: The kind for an anomalous object the detector missed: a track replayed twice as fast, as ``speed``,
+#: and taken out of the object list, so that only what reads the frame without detections sees it
+#: (:meth:`anograph.selection.validation.ValidationScores.add_motion_field`).
+MISSED = "missed"
 
 #: The kinds each attribute family is meant to catch (used to pick a family's variant).
 MOTION_KINDS = ("speed", "reverse", "cross")

@@ -20,10 +20,20 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from anograph.attributes.ensemble import CALIBRATION_QUANTILE, HeldOutFits, combine_scores
+from anograph.attributes.motion_field import CalibratedMotionField, MotionFieldDensity, imprint
 from anograph.attributes.objects import ObjectAttributes
 from anograph.attributes.track_smoothing import smooth_along_tracks
-from anograph.selection.pseudo_anomalies import GENERATORS, JOINING_KINDS, PseudoAnomalyContext, eligible_rows
+from anograph.selection.pseudo_anomalies import (
+    GENERATORS,
+    JOINING_KINDS,
+    MISSED,
+    PseudoAnomalyContext,
+    eligible_rows,
+    speed_up,
+)
 
+#: The score of a frame with nothing to score, below every real score.
+NO_SCORE = -1e9
 #: Share of a held-out video's tracks altered for a pseudo-anomaly kind.
 ALTERED_TRACK_SHARE = 1 / 3
 
@@ -33,6 +43,13 @@ def frame_maxima(objects: ObjectAttributes, scores: np.ndarray) -> np.ndarray:
     maxima = np.full(objects.n_frames, -np.inf)
     np.maximum.at(maxima, objects.frames, scores)
     return maxima[np.isfinite(maxima)]
+
+
+def every_frame(objects: ObjectAttributes, scores: np.ndarray) -> np.ndarray:
+    """``(n_frames,)`` each frame's worst object score, ``-inf`` for a frame without objects."""
+    maxima = np.full(objects.n_frames, -np.inf)
+    np.maximum.at(maxima, objects.frames, scores)
+    return maxima
 
 
 def with_rows_of(clean: ObjectAttributes, altered: ObjectAttributes, rows: np.ndarray,
@@ -80,6 +97,10 @@ class ValidationScores:
             ]
         self._clean: dict[int, list[list[np.ndarray]]] = {}
         self._bad: dict[tuple[int, str], list[list[np.ndarray]]] = {}
+        self._seed = seed
+        self.field_folds: list[CalibratedMotionField] = []
+        self._field_clean: list[list[np.ndarray]] = []
+        self._field_bad: dict[str, list[list[np.ndarray]]] = {}
 
     @staticmethod
     def _chosen_tracks(objects: ObjectAttributes, kind: str, rng: np.random.Generator) -> np.ndarray:
@@ -99,6 +120,39 @@ class ValidationScores:
         if not len(picked):
             picked = unique[rng.integers(len(unique))][None]
         return eligible[np.isin(identity, picked)].astype(np.int64)
+
+    @property
+    def has_cells(self) -> bool:
+        """Whether every held-out video has cell speeds (the motion field can be validated)."""
+        return all(video.cell_speeds is not None for fold in self.folds for video in fold)
+
+    def add_motion_field(self) -> None:
+        """Score every held-out video's cells, clean and altered, with a motion field fitted without it.
+
+        Each kind's altered objects are written into the cells they cover (:func:`imprint`), and
+        the ``missed`` kind is made: a third of the tracks replayed twice as fast, as the ``speed``
+        kind, and taken out of the object list, so that only the cells still see them (an
+        anomalous object the detector missed). Calibrated on the clean held-out frames.
+        """
+        rng = np.random.default_rng(self._seed + 1)
+        self.chosen[MISSED] = [[self._chosen_tracks(video, "speed", rng) for video in fold] for fold in self.folds]
+        densities = [MotionFieldDensity().fit([video for other in self.folds if other is not fold for video in other])
+                     for fold in self.folds]
+        raw_clean = [[density.frame_scores(video.cell_speeds) for video in fold]
+                     for density, fold in zip(densities, self.folds, strict=True)]
+        held_out = np.concatenate([scores for fold in raw_clean for scores in fold])
+        low, high = float(held_out.min()), float(np.quantile(held_out, CALIBRATION_QUANTILE))
+        self.field_folds = [CalibratedMotionField(density, low, high) for density in densities]
+        self._field_clean = [[(scores - low) / (high - low) for scores in fold] for fold in raw_clean]
+        altered = {kind: self.altered[kind] for kind in self.kinds}
+        altered[MISSED] = [[speed_up(video, rng, None) for video in fold] for fold in self.folds]
+        for kind, altered_folds in altered.items():
+            self._field_bad[kind] = [
+                [field.frame_scores(imprint(video.cell_speeds, changed.rows(chosen)))
+                 for video, changed, chosen in zip(fold, changed_fold, self.chosen[kind][index], strict=True)]
+                for index, (field, fold, changed_fold) in enumerate(
+                    zip(self.field_folds, self.folds, altered_folds, strict=True))
+            ]
 
     def add(self, key: int, fits: HeldOutFits) -> None:
         """Score every held-out video, clean and altered, with ``fits`` (stored under ``key``)."""
@@ -123,12 +177,15 @@ class ValidationScores:
             self._bad[(key, kind)] = [list(fold) for fold in altered[kind]]
 
     def auc(self, keys: Sequence[int], kind: str, track_radius: int = 0, combination: str = "sum",
-            videos: Collection[str] | None = None) -> float:
+            videos: Collection[str] | None = None, motion_field: bool = False) -> float:
         """Frame-level AUC of the attributes ``keys``, combined by ``combination``, on pseudo-anomalies of ``kind``.
 
         ``track_radius`` smooths the combined scores along tracks first, clean and altered alike
         (:func:`anograph.attributes.track_smoothing.smooth_along_tracks`). ``videos`` (names)
         restricts the figure to those held-out videos (one camera's, say); default all.
+        ``motion_field`` puts the motion field beside the objects (:meth:`add_motion_field` first):
+        a frame takes the worse of its worst object and its field score. On the ``missed`` kind
+        the altered tracks' objects are left out of clean and altered frames alike.
         """
         clean_frames, altered_frames = [], []
         for fold_index, fold in enumerate(self.folds):
@@ -138,6 +195,12 @@ class ValidationScores:
                 clean = combine_scores([self._clean[key][fold_index][video_index] for key in keys], combination)
                 chosen = self.chosen[kind][fold_index][video_index]
                 if not len(chosen):
+                    continue
+                if kind == MISSED:
+                    clean_frames.append(self._missed_frames(video, clean, chosen, track_radius, fold_index,
+                                                            video_index, motion_field, altered=False))
+                    altered_frames.append(self._missed_frames(video, clean, chosen, track_radius, fold_index,
+                                                              video_index, motion_field, altered=True))
                     continue
                 altered = clean.copy()
                 altered[chosen] = combine_scores([self._bad[(key, kind)][fold_index][video_index][chosen] for key in keys],
@@ -149,12 +212,28 @@ class ValidationScores:
                 if kind in JOINING_KINDS:
                     altered = np.maximum(clean, altered)
                 frames_with_choice = np.unique(video.frames[chosen])
-                keep = np.isin(video.frames, frames_with_choice)
-                sub = video.rows(keep)
-                clean_frames.append(frame_maxima(sub, clean[keep]))
-                altered_frames.append(frame_maxima(sub, altered[keep]))
+                clean_per_frame, altered_per_frame = every_frame(video, clean), every_frame(video, altered)
+                if motion_field:
+                    clean_per_frame = np.maximum(clean_per_frame, self._field_clean[fold_index][video_index])
+                    altered_per_frame = np.maximum(altered_per_frame,
+                                                   self._field_bad[kind][fold_index][video_index])
+                clean_frames.append(clean_per_frame[frames_with_choice])
+                altered_frames.append(altered_per_frame[frames_with_choice])
         if not clean_frames:
             return float("nan")
         clean_values, altered_values = np.concatenate(clean_frames), np.concatenate(altered_frames)
         labels = np.r_[np.zeros(len(clean_values)), np.ones(len(altered_values))]
         return float(roc_auc_score(labels, np.r_[clean_values, altered_values]))
+
+    def _missed_frames(self, video: ObjectAttributes, scores: np.ndarray, chosen: np.ndarray, track_radius: int,
+                       fold_index: int, video_index: int, motion_field: bool, altered: bool) -> np.ndarray:
+        """Scores of the frames of a ``missed`` pseudo-anomaly, its objects out of the list (see :meth:`auc`)."""
+        others = np.ones(len(video), bool)
+        others[chosen] = False
+        kept = video.rows(others)
+        per_frame = every_frame(kept, smooth_along_tracks(kept, scores[others], track_radius))
+        if motion_field:
+            field = (self._field_bad[MISSED] if altered else self._field_clean)[fold_index][video_index]
+            per_frame = np.maximum(per_frame, field)
+        # A frame left with no object and no field scores below every other (the AUC needs finite scores).
+        return np.maximum(per_frame[np.unique(video.frames[chosen])], NO_SCORE)

@@ -41,10 +41,11 @@ from typing import Any
 import numpy as np
 
 from anograph.errors import InputError, ModelArtifactError
-from anograph.graph.windows import frame_scores, window_radius_for
+from anograph.graph.windows import window_radius_for
 from anograph.io.shards import VideoFeatures
 from anograph.io.storage import Storage
 from anograph.models.estimator import SCORERS, AnoGraph
+from anograph.models.frame_scoring import scorer_frame_scores
 from anograph.models.manifest import add_artifact_file, verify_artifact
 
 CALIBRATION_FILE = "frame_calibration.json"
@@ -142,7 +143,7 @@ def calibrate_frame_scores(
                 left_out.attribute_scoring_ = model.attribute_scoring_.held_out_for(video.metadata.video)
             object_scores = left_out.score_video(video, window_radius=radius, scorers=scorers)
             for name, values in object_scores.items():
-                scores = frame_scores(values, video.frame_offsets())[first:stop]
+                scores = scorer_frame_scores(left_out, video, name, values)[first:stop]
                 by_video[name].setdefault(video.metadata.video, []).append(scores[np.isfinite(scores)])
         radii.append(radius)
         steps.append(model.propagation_steps(radius))

@@ -33,12 +33,13 @@ from anograph.errors import InputError, ModelArtifactError
 from anograph.extraction.detectors.base import Detector
 from anograph.extraction.extract import extract_video
 from anograph.extraction.features.extractor import NodeFeatureExtractor
-from anograph.graph.windows import frame_scores, window_radius_for
+from anograph.graph.windows import window_radius_for
 from anograph.io.extraction_settings import ExtractionSettings, check_same_extraction, legacy_options
 from anograph.io.shards import VideoFeatures
 from anograph.io.storage import Storage
 from anograph.io.video import open_video
 from anograph.models.estimator import AnoGraph
+from anograph.models.frame_scoring import scorer_frame_scores
 from anograph.serving.alerts import (
     DEFAULT_MAX_GAP,
     DEFAULT_MIN_FRAMES,
@@ -171,7 +172,7 @@ def score_video_features(
     fps = video.metadata.fps
     radius = window_radius_for(video, window_seconds)
     object_scores = model.score_video(video, window_radius=radius, scorers=[scorer])[scorer]
-    per_frame = frame_scores(object_scores, video.frame_offsets())
+    per_frame = scorer_frame_scores(model, video, scorer, object_scores)
     intervals = alert_intervals(per_frame, threshold.value, min_frames, max_gap)
     alerts = []
     if intervals:

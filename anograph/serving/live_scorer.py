@@ -20,9 +20,8 @@ frames, and alerts equal :func:`anograph.serving.alerts.alert_intervals` on thos
 frames ``<= t`` only (the temporal edges to ``t + 1`` are missing, as at the end of a
 video), and propagation only looks back. Lower latency; scores differ from offline.
 
-:func:`iter_source_frames` reads frames from a video file or frame folder (through
-:func:`anograph.io.video.open_video`, optionally looped), a camera index or an RTSP/HTTP URL
-(OpenCV); :func:`run_stream` ties source, detector, features and scorer together and
+:func:`anograph.serving.stream_sources.iter_source_frames` reads frames from a video file or frame
+folder, a camera index or an RTSP/HTTP URL; :func:`run_stream` ties source, detector, features and scorer together and
 measures per-frame latency, detection+features and scoring separately.
 """
 
@@ -32,19 +31,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
 from anograph.attributes.track_smoothing import smooth_track_scores
-from anograph.errors import InputError, VideoReadError
+from anograph.errors import InputError
 from anograph.extraction.detectors.base import Detector
 from anograph.extraction.features.extractor import FrameObjects, NodeFeatureExtractor
 from anograph.graph.windows import CentreRows, SlidingWindowGraph
-from anograph.io.video import open_video
 from anograph.models.attribute_scoring import ATTRIBUTE_SCORER
 from anograph.models.estimator import AnoGraph
 from anograph.serving.alerts import (
@@ -96,6 +92,7 @@ class _Pending:
     raw_rows: np.ndarray | None = None
     sources: np.ndarray | None = None
     frame_size: tuple[float, float | None] | None = None
+    field_score: float | None = None  # the motion field's, where the attributes scorer reads one
 
     @property
     def size(self) -> int:
@@ -178,14 +175,15 @@ class StreamScorer:
 
     def push(self, boxes: np.ndarray, class_ids: np.ndarray, raw_features: np.ndarray,
              frame_height: float | None = None, sources: np.ndarray | None = None,
-             track_ids: np.ndarray | None = None,
-             frame_width: float | None = None) -> tuple[list[ScoredFrame], list[StreamAlert]]:
+             track_ids: np.ndarray | None = None, frame_width: float | None = None,
+             cell_speeds: np.ndarray | None = None) -> tuple[list[ScoredFrame], list[StreamAlert]]:
         """Add the next frame (its detections and raw shard-layout node features).
 
         ``frame_height`` (pixels) is needed by the ``attributes`` scorer, whose speeds and sizes
         are in frame heights, and ``frame_width`` (pixels) tells it which boxes the frame's right
         edge cuts; it also reads each object's ``sources`` and ``track_ids``
-        (:class:`anograph.extraction.features.extractor.FrameObjects`), as offline scoring does.
+        (:class:`anograph.extraction.features.extractor.FrameObjects`), as offline scoring does, and its
+        motion field reads the frame's ``cell_speeds``.
         """
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         features = self.model.standardize_features(raw_features)
@@ -198,6 +196,10 @@ class StreamScorer:
             if frame_height is None:
                 raise InputError(None, "the attributes scorer needs each frame's height: pass frame_height")
             pending.track_ids = None if track_ids is None else np.asarray(track_ids, np.int64).reshape(-1)
+            if self.attributes.motion_field is not None:
+                if cell_speeds is None:
+                    raise InputError(None, "this model's motion field needs each frame's cell speeds: pass cell_speeds")
+                pending.field_score = float(self.attributes.motion_field.frame_scores(np.reshape(cell_speeds, (1, -1)))[0])
             if self.feature_radius:  # scored once the frames its features are averaged over have arrived
                 pending.raw_rows, pending.frame_size = np.asarray(raw_features), (frame_height, frame_width)
                 pending.sources = None if sources is None else np.asarray(sources).reshape(-1)
@@ -294,6 +296,8 @@ class StreamScorer:
         if self.track_radius and frame.size:
             scores = self._smoothed_along_tracks(frame)
         score = float(np.max(scores)) if len(scores) else float("nan")
+        if frame.field_score is not None:
+            score = float(np.fmax(score, frame.field_score))
         return ScoredFrame(index, score, frame.boxes, frame.class_ids, np.asarray(scores, np.float64))
 
     def _attribute_scores(self, frame: _Pending) -> np.ndarray:
@@ -357,43 +361,6 @@ class StreamScorer:
         alert = StreamAlert(interval, float(self._open_peak), objects)
         self._open_objects, self._gap_objects, self._open_peak = [], [], -np.inf
         return alert
-
-
-def iter_source_frames(source: str | int | Path, loop: bool = False, max_frames: int | None = None,
-                       fps: float | None = None) -> Iterator[np.ndarray]:
-    """BGR frames from a video file or frame folder (optionally looped), a camera index or a URL.
-
-    Files and folders go through :func:`anograph.io.video.open_video`; a camera index
-    (``0``, ``"0"``) or a URL (``rtsp://``, ``http://`` ...) through ``cv2.VideoCapture``.
-    Stops after ``max_frames`` frames when given.
-    """
-    produced = 0
-    text = str(source)
-    if "://" in text or text.isdigit():
-        if loop:
-            raise InputError(text, "--loop needs a video file or frame folder, not a camera or URL")
-        capture = cv2.VideoCapture(int(text) if text.isdigit() else text)
-        try:
-            if not capture.isOpened():
-                raise VideoReadError(text, "cannot open camera or stream")
-            while max_frames is None or produced < max_frames:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                produced += 1
-                yield frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-        finally:
-            capture.release()
-        return
-    reader = open_video(Path(source), fps=fps)
-    while True:
-        for frame in reader:
-            if max_frames is not None and produced >= max_frames:
-                return
-            produced += 1
-            yield frame
-        if not loop:
-            return
 
 
 @dataclass
@@ -476,7 +443,7 @@ def run_stream(frames: Iterator[np.ndarray], detector: Detector, extractor: Node
             tock, cpu_tock = time.perf_counter(), time.process_time()
             result = scorer.push(objects.detections.boxes, objects.detections.class_ids, objects.features,
                                  frame_height=height, sources=objects.sources, track_ids=objects.track_ids,
-                                 frame_width=width)
+                                 frame_width=width, cell_speeds=objects.cell_speeds)
             scoring.add(time.perf_counter() - tock, time.process_time() - cpu_tock)
             max_held = max(max_held, scorer.frames_held)
             deliver(*result)

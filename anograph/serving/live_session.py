@@ -30,9 +30,9 @@ from anograph.serving.live_scorer import (
     ScoredFrame,
     StreamAlert,
     StreamScorer,
-    iter_source_frames,
     run_stream,
 )
+from anograph.serving.stream_sources import iter_source_frames
 
 MEMORY_SAMPLE_FRAMES = 1000
 STREAM_FILES = {"frames": "stream_frames.csv", "alerts": "stream_alerts.jsonl", "report": "stream_report.json"}

@@ -18,9 +18,10 @@ def _auc(value: float | None) -> str:
 def candidate_label(candidate: Mapping[str, Any]) -> str:
     """``a + b`` for a sum of attributes, ``max(a, b)`` for their maximum (:mod:`anograph.attributes.ensemble`)."""
     labels = list(candidate["attributes"])
+    beside = " beside the motion field" if candidate.get("motion_field") else ""
     if candidate.get("combination", "sum") == "max" and len(labels) > 1:
-        return f"max({', '.join(labels)})"
-    return " + ".join(labels)
+        return f"max({', '.join(labels)}){beside}"
+    return " + ".join(labels) + beside
 
 
 def selection_markdown(selection: Mapping[str, Any] | None) -> list[str]:
@@ -49,7 +50,9 @@ def selection_markdown(selection: Mapping[str, Any] | None) -> list[str]:
         "(`bench/gcn_validation.py`), its embedding kNN added nothing beside the attributes and its "
         "discriminator was at chance, so the selection does not pay for one GCN per fold. `shape`, and the "
         "velocity variants that read a box's place or height, judge a box the frame's edge cuts on what the cut "
-        "leaves intact (docs/model-selection.md).",
+        "leaves intact (docs/model-selection.md). Where the shards hold cell speeds, the last step puts the motion "
+        "field (each frame's fastest place, read with no detection) beside the chosen ensemble or not, judged also "
+        "on `missed` (a fast track taken out of the object list, as an anomaly the detector missed).",
     ]
     choice = selection.get("camera_choice") or []
     if choice:

@@ -57,6 +57,7 @@ import numpy as np
 from anograph.errors import InputError
 from anograph.extraction.detectors.base import Detections
 from anograph.extraction.features.appearance import AppearanceEmbedder
+from anograph.extraction.features.cell_motion import CellMotion
 from anograph.extraction.features.flow_stats import FlowStatistics
 from anograph.extraction.features.layout import FeatureLayout
 from anograph.extraction.features.motion import MotionFeatures
@@ -89,6 +90,9 @@ class FrameObjects:
         ``(n,)`` int32 track id within the video (:mod:`.tracks`), -1 without motion features.
     features:
         ``(n, layout.width)`` float32 node features.
+    cell_speeds:
+        ``(n_cells,)`` float32 moving speed of each cell of the frame's grid (:mod:`.cell_motion`),
+        or ``None`` without cell motion.
     """
 
     index: int
@@ -96,6 +100,7 @@ class FrameObjects:
     sources: np.ndarray
     track_ids: np.ndarray
     features: np.ndarray
+    cell_speeds: np.ndarray | None = None
 
 
 @dataclass
@@ -125,6 +130,9 @@ class NodeFeatureExtractor:
         ``False`` (default) keeps the detector's objects only; ``True`` or a
         :class:`MotionBoxes` instance adds objects for moving regions the detector missed
         (through :meth:`push` only).
+    cell_motion:
+        ``False`` (default) reads no cell speeds; ``True`` or a :class:`CellMotion` instance gives
+        every frame the moving speed of each cell of a fixed grid (:attr:`FrameObjects.cell_speeds`).
     """
 
     def __init__(
@@ -133,6 +141,7 @@ class NodeFeatureExtractor:
         motion: bool | MotionFeatures = True,
         flow_stats: bool | FlowStatistics = True,
         motion_boxes: bool | MotionBoxes = False,
+        cell_motion: bool | CellMotion = False,
     ) -> None:
         if isinstance(appearance, str):
             if appearance != "default":
@@ -150,10 +159,13 @@ class NodeFeatureExtractor:
         if motion_boxes is True:
             motion_boxes = MotionBoxes()
         self.motion_boxes = motion_boxes if isinstance(motion_boxes, MotionBoxes) else None
+        if cell_motion is True:
+            cell_motion = CellMotion()
+        self.cell_motion = cell_motion if isinstance(cell_motion, CellMotion) else None
         self.optical_flow: OpticalFlow | None = None
         if self.motion is not None:
             self.optical_flow = self.motion.optical_flow
-        elif self.flow_stats is not None or self.motion_boxes is not None:
+        elif self.flow_stats is not None or self.motion_boxes is not None or self.cell_motion is not None:
             self.optical_flow = OpticalFlow()
         self.reset()
 
@@ -187,7 +199,9 @@ class NodeFeatureExtractor:
         self._next_index = 0
 
     def _needs_flow(self, detections: Detections) -> bool:
-        return self.optical_flow is not None and (len(detections) > 0 or self.motion_boxes is not None)
+        return self.optical_flow is not None and (
+            len(detections) > 0 or self.motion_boxes is not None or self.cell_motion is not None
+        )
 
     def _current_flow(self, grey: np.ndarray | None, shape: tuple[int, int], detections: Detections) -> FrameFlow | None:
         """The flow at the current frame's pixels, from the previous frame (``None`` when there is none)."""
@@ -277,7 +291,8 @@ class NodeFeatureExtractor:
         if self.flow_stats is not None:
             parts.append(self.flow_stats.columns(flow, boxes))
         features = np.concatenate(parts, axis=1).astype(np.float32, copy=False)
-        return FrameObjects(index, detections, sources, track_ids, features)
+        cell_speeds = None if self.cell_motion is None else self.cell_motion.speeds(flow, height, width)
+        return FrameObjects(index, detections, sources, track_ids, features, cell_speeds)
 
     def describe(self) -> dict[str, Any]:
         """Which groups are computed and how, for shard metadata."""
@@ -296,6 +311,8 @@ class NodeFeatureExtractor:
             "flow": None if self.optical_flow is None else self.optical_flow.describe(),
             "motion_boxes": None if self.motion_boxes is None else self.motion_boxes.describe(),
             "geometry": ["centre_x / width", "centre_y / height", "box_width / width", "box_height / height"],
+            # Only when on, so that extractors without it keep their description (and shard fingerprint).
+            **({} if self.cell_motion is None else {"cell_motion": self.cell_motion.describe()}),
         }
 
     def __repr__(self) -> str:
