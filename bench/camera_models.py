@@ -27,7 +27,6 @@ import torch
 
 from anograph.datasets import load_dataset
 from anograph.evaluation import metrics
-from anograph.graph.windows import frame_scores
 from anograph.io.extraction_settings import fingerprint_of
 from anograph.io.shards import VideoFeatures, read_shard
 from anograph.io.storage import Storage
@@ -51,7 +50,7 @@ def figures(scores: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dic
 
 def evaluate(scoring, test: list[VideoFeatures], labels: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """Frame AUCs of ``scoring`` on every test video, and on each camera's videos."""
-    scores = metrics.fill_empty_frames({video.metadata.video: frame_scores(scoring.score(video), video.frame_offsets())
+    scores = metrics.fill_empty_frames({video.metadata.video: scoring.frame_scores(video, scoring.score(video))
                                         for video in test})
     rows = {"all": figures(scores, labels)}
     for camera in sorted({video.metadata.camera for video in test}):

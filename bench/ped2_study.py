@@ -34,6 +34,7 @@ from anograph.io.shards import VideoFeatures, read_shard
 from anograph.io.storage import Storage
 from anograph.models.attribute_scoring import AttributeScoring
 from anograph.models.estimator import SCORERS, AnoGraph
+from anograph.models.frame_scoring import scorer_frame_scores
 
 GROUP_SETS = {
     "all": None,
@@ -72,7 +73,7 @@ def attribute_seed_spread(train: list[VideoFeatures], test: list[VideoFeatures],
     rows = []
     for seed in seeds:
         scoring = AttributeScoring.fit(train, seed=seed)
-        scores = metrics.fill_empty_frames({video.metadata.video: frame_scores(scoring.score(video), video.frame_offsets())
+        scores = metrics.fill_empty_frames({video.metadata.video: scoring.frame_scores(video, scoring.score(video))
                                             for video in test})
         chosen = scoring.selection["chosen"]
         row = {"seed": seed, "attributes": chosen["attributes"], "combination": chosen.get("combination", "sum"),
@@ -137,7 +138,7 @@ def main() -> None:
                 per_scorer: dict[str, dict[str, np.ndarray]] = {name: {} for name in SCORERS}
                 for video in test_kept:
                     for name, values in model.score_video(video, radius).items():
-                        per_scorer[name][video.metadata.video] = frame_scores(values, video.frame_offsets())
+                        per_scorer[name][video.metadata.video] = scorer_frame_scores(model, video, name, values)
                 result = {"groups": group_name, "confidence": confidence, "steps": steps,
                           "fit_seconds": round(fit_seconds, 1), "separation": model.training_separation_}
                 cells = []

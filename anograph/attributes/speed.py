@@ -130,7 +130,8 @@ class UpperTail:
     def score(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, np.float64)
         below = 1.0 - np.interp(values, self.grid_, self.levels_)
-        above = (1.0 - self.tail_quantile) * np.exp(-(values - self.tail_start_) / self.tail_scale_)
+        # Only values past the tail's start read the exponential (the others would overflow it).
+        above = (1.0 - self.tail_quantile) * np.exp(-np.maximum(values - self.tail_start_, 0.0) / self.tail_scale_)
         survival = np.where(values <= self.tail_start_, below, above)
         return -np.log(np.maximum(survival, np.finfo(np.float64).tiny))
 
