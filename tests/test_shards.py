@@ -12,8 +12,8 @@ import pytest
 from anograph.errors import InputError
 from anograph.extraction.features.layout import FeatureLayout
 from anograph.io.shards import (
-    METADATA_KEY,
     FRAME_ROW_SOURCE,
+    METADATA_KEY,
     OBJECT_SOURCES,
     ShardMetadata,
     VideoFeatures,
