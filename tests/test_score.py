@@ -15,11 +15,13 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from anograph.attributes.motion_field import CalibratedMotionField, MotionFieldDensity
 from anograph.attributes.objects import FRAME_EDGE_MARGIN, object_attributes
 from anograph.datasets.synthetic import SYNTHETIC_MANIFEST, generate_synthetic_dataset
 from anograph.errors import InputError, ModelArtifactError
 from anograph.extraction.extract import extract_video
 from anograph.graph.build import paired_iou
+from anograph.graph.windows import frame_scores
 from anograph.io.extraction_settings import ExtractionSettings
 from anograph.io.storage import Storage
 from anograph.io.video import open_video
@@ -201,6 +203,26 @@ def test_live_attribute_scores_equal_offline_ones_with_sources_and_track_smoothi
     detector, extractor = build_extraction(scoring.model)
     scorer = StreamScorer(scoring.model, "attributes", offline.window_radius, offline.threshold.value)
     assert scorer.latency_frames >= track_radius + feature_radius
+    streamed = {}
+    run_stream(iter_source_frames(scene["video"]), detector, extractor, scorer,
+               on_frame=lambda frame: streamed.__setitem__(frame.frame, frame.score))
+    np.testing.assert_allclose([streamed[f] for f in range(N_FRAMES)], offline.frame_scores, rtol=1e-6, atol=1e-9)
+
+
+def test_live_scores_take_the_motion_field_beside_the_objects_as_offline_ones_do(scene) -> None:
+    scoring = load_scoring_model(scene["model"])
+    attributes = scoring.model.attribute_scoring()
+    if attributes.motion_field is None:  # as if the selection had put it beside the ensemble
+        video = score_source(scoring, scene["video"], "attributes").video
+        assert video.cell_speeds is not None  # the default extraction reads cell speeds
+        attributes.motion_field = CalibratedMotionField(MotionFieldDensity().fit([object_attributes(video)]), 0.0, 0.5)
+    offline = score_source(scoring, scene["video"], "attributes")
+    objects_only = frame_scores(offline.object_scores, offline.video.frame_offsets())
+    field = attributes.field_scores(offline.video)
+    np.testing.assert_allclose(offline.frame_scores, np.fmax(objects_only, field))
+    assert (field > np.nan_to_num(objects_only, nan=-np.inf)).any()  # the field decides some frames
+    detector, extractor = build_extraction(scoring.model)
+    scorer = StreamScorer(scoring.model, "attributes", offline.window_radius, offline.threshold.value)
     streamed = {}
     run_stream(iter_source_frames(scene["video"]), detector, extractor, scorer,
                on_frame=lambda frame: streamed.__setitem__(frame.frame, frame.score))
