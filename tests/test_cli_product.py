@@ -145,6 +145,7 @@ def test_shards_show_names_the_layout_counts_and_columns(trained, capsys):
     capsys.readouterr()
     assert main(["shards", "show", str(shard), "--rows", "2"]) == 0
     out = capsys.readouterr().out
-    for text in ("geometry", "flow_stats", "columns", "sources: detector", "motion_blob", "first 2 rows"):
+    for text in ("geometry", "flow_stats", "columns", "sources: detector", "motion_blob", "first 2 rows",
+                 "cells a frame"):
         assert text in out, text
     assert "=" in out.splitlines()[-1]  # named column values

@@ -73,6 +73,9 @@ def shard_summary_lines(path: str | Path, rows: int = 5, columns_per_row: int = 
     frames_with_objects = len(np.unique(video.frames))
     yield (f"objects: {video.n_objects} in {frames_with_objects} of {metadata.n_frames} frames "
            f"(sources: {by_source})")
+    if video.cell_speeds is not None:
+        yield (f"cell speeds: {video.cell_speeds.shape[1]} cells a frame (frame rows after the objects), "
+               f"fastest {float(video.cell_speeds.max(initial=0.0)):.4f} frame heights a frame")
     yield f"feature column: {metadata.feature_layout.width} floats per object, in groups:"
     for group, start, width in layout_rows(video):
         yield f"  {group:<18} columns {start:>4}-{start + width - 1:<4} width {width}"
