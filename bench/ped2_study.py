@@ -77,9 +77,10 @@ def attribute_seed_spread(train: list[VideoFeatures], test: list[VideoFeatures],
                                             for video in test})
         chosen = scoring.selection["chosen"]
         row = {"seed": seed, "attributes": chosen["attributes"], "combination": chosen.get("combination", "sum"),
-               "track_radius": chosen["track_radius"], "micro": metrics.frame_auc_micro(scores, labels),
-               "macro": metrics.frame_auc_macro(scores, labels)}
-        print(f"seed {seed}: {row['combination']} of {row['attributes']}, track radius {row['track_radius']}: "
+               "track_radius": chosen["track_radius"], "motion_field": scoring.motion_field is not None,
+               "micro": metrics.frame_auc_micro(scores, labels), "macro": metrics.frame_auc_macro(scores, labels)}
+        beside = ", the motion field beside" if row["motion_field"] else ""
+        print(f"seed {seed}: {row['combination']} of {row['attributes']}{beside}, track radius {row['track_radius']}: "
               f"micro {row['micro']:.4f} macro {row['macro']:.4f}", flush=True)
         rows.append(row)
     return rows
