@@ -38,13 +38,6 @@ NO_SCORE = -1e9
 ALTERED_TRACK_SHARE = 1 / 3
 
 
-def frame_maxima(objects: ObjectAttributes, scores: np.ndarray) -> np.ndarray:
-    """Each frame's worst object score; frames without objects are left out."""
-    maxima = np.full(objects.n_frames, -np.inf)
-    np.maximum.at(maxima, objects.frames, scores)
-    return maxima[np.isfinite(maxima)]
-
-
 def every_frame(objects: ObjectAttributes, scores: np.ndarray) -> np.ndarray:
     """``(n_frames,)`` each frame's worst object score, ``-inf`` for a frame without objects."""
     maxima = np.full(objects.n_frames, -np.inf)
