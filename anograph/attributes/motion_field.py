@@ -5,9 +5,10 @@ region no detection explains (:mod:`anograph.extraction.features.motion_boxes`):
 behind a crowd has neither. The shard keeps, per frame, the moving speed of every cell of a fixed
 grid (:mod:`anograph.extraction.features.cell_motion`). The motion field scores each cell's speed
 by the one-sided ``speed`` rarity (:class:`~anograph.attributes.speed.UpperTail`:
-``-log P(S >= s)`` over every normal training cell, pooled: one density for the whole frame, so
-that a place seen moving rarely in training is not called odd for it), and a frame takes its
-fastest cell's score. Like an attribute, it is calibrated on held-out training frames to
+``-log P(S >= s)``), over every normal training cell pooled (one density for the whole frame: a
+place seen moving rarely in training is not called odd for ordinary motion) or, in the variant
+``per place``, over each cell's own training speeds (a fixed camera's places differ: a lane where
+cyclists pass, a lawn nobody crosses), and a frame takes its worst cell's score. Like an attribute, it is calibrated on held-out training frames to
 ``(s - low) / (high - low)`` (:class:`CalibratedMotionField`), and it stands *beside* the objects:
 the frame score is the worse of the objects' and the field's. The selection decides per dataset
 whether it does (:mod:`anograph.selection.choice`, step 4).
@@ -33,41 +34,57 @@ MOTION_FIELD = "motion field"
 
 
 class MotionFieldDensity:
-    """Upper-tail rarity of cell speeds, pooled over every cell of the normal training frames.
+    """Upper-tail rarity of cell speeds in normal training frames, pooled or per cell (``per_place``).
 
     Parameters
     ----------
+    per_place:
+        One density per cell of the grid instead of one for all cells. Default False.
     tail_quantile:
         Above this quantile of the training cell speeds the tail is exponential. Default 0.99.
     """
 
-    label = MOTION_FIELD
-
-    def __init__(self, tail_quantile: float = 0.99) -> None:
+    def __init__(self, per_place: bool = False, tail_quantile: float = 0.99) -> None:
+        self.per_place = bool(per_place)
         self.tail_quantile = float(tail_quantile)
 
+    @property
+    def label(self) -> str:
+        return f"{MOTION_FIELD} per place" if self.per_place else MOTION_FIELD
+
     def fit(self, videos: Sequence[ObjectAttributes]) -> MotionFieldDensity:
-        speeds = [video.cell_speeds.reshape(-1) for video in videos if video.cell_speeds is not None]
+        speeds = [video.cell_speeds for video in videos if video.cell_speeds is not None]
         if not speeds:
             raise InputError(None, "no cell speeds in the training videos to fit the motion field on")
-        self.tail_ = UpperTail(self.tail_quantile).fit(np.concatenate(speeds))
+        every = np.concatenate(speeds)
+        columns = [every[:, cell] for cell in range(every.shape[1])] if self.per_place else [every.reshape(-1)]
+        self.tails_ = [UpperTail(self.tail_quantile).fit(values) for values in columns]
         return self
 
     def frame_scores(self, cell_speeds: np.ndarray) -> np.ndarray:
-        """``(n_frames,)`` each frame's fastest cell's rarity, from ``(n_frames, n_cells)`` speeds."""
+        """``(n_frames,)`` each frame's worst cell's rarity, from ``(n_frames, n_cells)`` speeds."""
         cell_speeds = np.asarray(cell_speeds, np.float64)
         if cell_speeds.size == 0:
             return np.zeros(len(cell_speeds))
-        return self.tail_.score(cell_speeds.max(axis=1))  # the rarity only grows with speed
+        if not self.per_place:
+            return self.tails_[0].score(cell_speeds.max(axis=1))  # one rarity, growing with speed
+        if cell_speeds.shape[1] != len(self.tails_):
+            raise InputError(None, f"{cell_speeds.shape[1]} cells a frame, but the motion field was fitted on "
+                                   f"{len(self.tails_)}")
+        return np.max([tail.score(cell_speeds[:, cell]) for cell, tail in enumerate(self.tails_)], axis=0)
 
     def config(self) -> dict[str, Any]:
-        return {"tail_quantile": self.tail_quantile}
+        return {"per_place": self.per_place, "tail_quantile": self.tail_quantile}
 
     def state(self) -> dict[str, np.ndarray]:
-        return self.tail_.state()
+        """Each cell's tail (one for all when pooled) as ``<cell>.grid``, ``<cell>.levels``, ``<cell>.tail``."""
+        return {f"{cell}.{key}": value for cell, tail in enumerate(self.tails_) for key, value in tail.state().items()}
 
     def load_state(self, state: Mapping[str, np.ndarray]) -> MotionFieldDensity:
-        self.tail_ = UpperTail(self.tail_quantile).load_state(state)
+        n_tails = len({key.split(".")[0] for key in state})
+        self.tails_ = [UpperTail(self.tail_quantile).load_state(
+            {key.split(".", 1)[1]: value for key, value in state.items() if key.split(".")[0] == str(cell)})
+            for cell in range(n_tails)]
         return self
 
 

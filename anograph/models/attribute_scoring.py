@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from anograph.attributes.ensemble import AttributeEnsemble, CalibratedDensity
-from anograph.attributes.motion_field import MOTION_FIELD, CalibratedMotionField
+from anograph.attributes.motion_field import CalibratedMotionField
 from anograph.attributes.objects import REQUIRED_GROUPS, ObjectAttributes, cut_attributes, object_attributes
 from anograph.defaults import DEFAULT_WINDOW_SECONDS
 from anograph.errors import InputError
@@ -80,9 +80,9 @@ class AttributeScoring:
         scoring = cls(selection.ensemble, selection.to_json(), selection.motion_field)
         scoring.held_out = _fold_ensembles(selection.ensemble)
         if selection.motion_field is not None and selection.scores is not None:
+            folds = selection.scores.field_folds[selection.chosen.motion_field]
             scoring.held_out_fields = {video.video: field for field, fold in
-                                       zip(selection.scores.field_folds, selection.scores.folds, strict=True)
-                                       for video in fold}
+                                       zip(folds, selection.scores.folds, strict=True) for video in fold}
         return scoring
 
     def for_camera(self, camera: str) -> AttributeScoring:
@@ -97,7 +97,7 @@ class AttributeScoring:
     @property
     def ablation_labels(self) -> list[str]:
         """The parts the ablation takes apart: the attributes, then the motion field where chosen."""
-        return self.labels + ([MOTION_FIELD] if self.motion_field is not None else [])
+        return self.labels + ([] if self.motion_field is None else [self.motion_field.density.label])
 
     def frame_scores(self, video: VideoFeatures, object_scores: np.ndarray) -> np.ndarray:
         """``(n_frames,)`` each frame's score: its worst object's (NaN without objects), or its motion
@@ -117,13 +117,14 @@ class AttributeScoring:
 
     def subset_frame_scores(self, video: VideoFeatures, subsets: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
         """``name -> (n_frames,)`` frame scores of each subset of :attr:`ablation_labels` (the ablation)."""
-        objects = {name: [label for label in labels if label != MOTION_FIELD] for name, labels in subsets.items()}
+        field = None if self.motion_field is None else self.motion_field.density.label
+        objects = {name: [label for label in labels if label != field] for name, labels in subsets.items()}
         scores = self.score_subsets(video, {name: labels for name, labels in objects.items() if labels})
         result = {}
         for name, labels in subsets.items():
             per_frame = (frame_scores(scores[name], video.frame_offsets()) if name in scores
                          else np.full(video.metadata.n_frames, np.nan))
-            result[name] = np.fmax(per_frame, self.field_scores(video)) if MOTION_FIELD in labels else per_frame
+            result[name] = np.fmax(per_frame, self.field_scores(video)) if field in labels else per_frame
         return result
 
     def score(self, video: VideoFeatures) -> np.ndarray:

@@ -29,9 +29,9 @@
    pseudo-anomalies (which alter whole tracks); ties go to no smoothing.
 4. **Motion field**, where the shards have cell speeds: the chosen ensemble with the motion field
    beside it (:mod:`anograph.attributes.motion_field`: a frame takes the worse of its worst object
-   and its fastest cell's calibrated rarity), against the ensemble alone, on every kind and on
-   ``missed`` (a fast track the detector missed, which only the cells see; in the motion family);
-   ties go to the ensemble alone.
+   and its worst cell's calibrated rarity), one density for all cells or one per place, against the
+   ensemble alone, on every kind and on ``missed`` (a fast track the detector missed, which only
+   the cells see; in the motion family); ties go to the ensemble alone, then to the pooled field.
 
 Every figure is a held-out frame AUC on the training videos (:mod:`.validation`); the test
 set is never read.
@@ -54,7 +54,7 @@ from anograph.attributes.ensemble import (
     HeldOutFits,
     held_out_parts,
 )
-from anograph.attributes.motion_field import CalibratedMotionField
+from anograph.attributes.motion_field import CalibratedMotionField, MotionFieldDensity
 from anograph.attributes.objects import ObjectAttributes
 from anograph.errors import InputError
 from anograph.selection.pseudo_anomalies import MISSED, MOTION_KINDS, applicable_kinds
@@ -100,7 +100,7 @@ class CandidateResult:
     step: str
     track_radius: int = 0
     combination: str = "sum"
-    motion_field: bool = False
+    motion_field: str | None = None  # the motion field's variant beside the ensemble (its label)
 
     @property
     def mean_auc(self) -> float:
@@ -269,17 +269,17 @@ def select_attributes(videos: Sequence[ObjectAttributes], seed: int = 0, max_fol
 def _motion_field_step(scores: ValidationScores, chosen: CandidateResult, keys: list[int], kinds: Sequence[str],
                        videos: Sequence[ObjectAttributes], candidates: list[CandidateResult],
                        ) -> tuple[CandidateResult, CalibratedMotionField | None]:
-    """Step 4: the chosen ensemble alone and with the motion field beside it, on every kind and ``missed``."""
-    scores.add_motion_field()
+    """Step 4: the chosen ensemble alone and with each motion field beside it, on every kind and ``missed``."""
+    variants = [None] + [scores.add_motion_field(per_place) for per_place in (False, True)]
     results = [CandidateResult(chosen.attributes, chosen.labels,
                                {kind: scores.auc(keys, kind, chosen.track_radius, chosen.combination,
-                                                 motion_field=with_field) for kind in kinds},
-                               "motion field", chosen.track_radius, chosen.combination, with_field)
-               for with_field in (False, True)]
+                                                 motion_field=variant) for kind in kinds},
+                               "motion field", chosen.track_radius, chosen.combination, variant)
+               for variant in variants]
     candidates += results
     best = _best(results)
-    if not best.motion_field:
+    if best.motion_field is None:
         return best, None
-    fold = scores.field_folds[0]
-    density = type(fold.density)(**fold.density.config()).fit(videos)
+    fold = scores.field_folds[best.motion_field][0]
+    density = MotionFieldDensity(**fold.density.config()).fit(videos)
     return best, CalibratedMotionField(density, fold.low, fold.high)

@@ -91,9 +91,11 @@ class ValidationScores:
         self._clean: dict[int, list[list[np.ndarray]]] = {}
         self._bad: dict[tuple[int, str], list[list[np.ndarray]]] = {}
         self._seed = seed
-        self.field_folds: list[CalibratedMotionField] = []
-        self._field_clean: list[list[np.ndarray]] = []
-        self._field_bad: dict[str, list[list[np.ndarray]]] = {}
+        #: Per motion-field variant (its label), the field fitted without each fold.
+        self.field_folds: dict[str, list[CalibratedMotionField]] = {}
+        self._field_clean: dict[str, list[list[np.ndarray]]] = {}
+        self._field_bad: dict[tuple[str, str], list[list[np.ndarray]]] = {}
+        self._missed: list[list[ObjectAttributes]] = []
 
     @staticmethod
     def _chosen_tracks(objects: ObjectAttributes, kind: str, rng: np.random.Generator) -> np.ndarray:
@@ -119,33 +121,38 @@ class ValidationScores:
         """Whether every held-out video has cell speeds (the motion field can be validated)."""
         return all(video.cell_speeds is not None for fold in self.folds for video in fold)
 
-    def add_motion_field(self) -> None:
+    def add_motion_field(self, per_place: bool = False) -> str:
         """Score every held-out video's cells, clean and altered, with a motion field fitted without it.
 
         Each kind's altered objects are written into the cells they cover (:func:`imprint`), and
-        the ``missed`` kind is made: a third of the tracks replayed twice as fast, as the ``speed``
-        kind, and taken out of the object list, so that only the cells still see them (an
-        anomalous object the detector missed). Calibrated on the clean held-out frames.
+        the ``missed`` kind is made (on the first call): a third of the tracks replayed twice as
+        fast, as the ``speed`` kind, and taken out of the object list, so that only the cells still
+        see them (an anomalous object the detector missed). Calibrated on the clean held-out frames.
+        Returns the variant's label, the key :meth:`auc` takes it by.
         """
-        rng = np.random.default_rng(self._seed + 1)
-        self.chosen[MISSED] = [[self._chosen_tracks(video, "speed", rng) for video in fold] for fold in self.folds]
-        densities = [MotionFieldDensity().fit([video for other in self.folds if other is not fold for video in other])
-                     for fold in self.folds]
+        if not self._missed:
+            rng = np.random.default_rng(self._seed + 1)
+            self.chosen[MISSED] = [[self._chosen_tracks(video, "speed", rng) for video in fold] for fold in self.folds]
+            self._missed = [[speed_up(video, rng, None) for video in fold] for fold in self.folds]
+        densities = [MotionFieldDensity(per_place).fit([video for other in self.folds if other is not fold
+                                                        for video in other]) for fold in self.folds]
+        label = densities[0].label
         raw_clean = [[density.frame_scores(video.cell_speeds) for video in fold]
                      for density, fold in zip(densities, self.folds, strict=True)]
         held_out = np.concatenate([scores for fold in raw_clean for scores in fold])
         low, high = float(held_out.min()), float(np.quantile(held_out, CALIBRATION_QUANTILE))
-        self.field_folds = [CalibratedMotionField(density, low, high) for density in densities]
-        self._field_clean = [[(scores - low) / (high - low) for scores in fold] for fold in raw_clean]
+        self.field_folds[label] = [CalibratedMotionField(density, low, high) for density in densities]
+        self._field_clean[label] = [[(scores - low) / (high - low) for scores in fold] for fold in raw_clean]
         altered = {kind: self.altered[kind] for kind in self.kinds}
-        altered[MISSED] = [[speed_up(video, rng, None) for video in fold] for fold in self.folds]
+        altered[MISSED] = self._missed
         for kind, altered_folds in altered.items():
-            self._field_bad[kind] = [
+            self._field_bad[(label, kind)] = [
                 [field.frame_scores(imprint(video.cell_speeds, changed.rows(chosen)))
                  for video, changed, chosen in zip(fold, changed_fold, self.chosen[kind][index], strict=True)]
                 for index, (field, fold, changed_fold) in enumerate(
-                    zip(self.field_folds, self.folds, altered_folds, strict=True))
+                    zip(self.field_folds[label], self.folds, altered_folds, strict=True))
             ]
+        return label
 
     def add(self, key: int, fits: HeldOutFits) -> None:
         """Score every held-out video, clean and altered, with ``fits`` (stored under ``key``)."""
@@ -170,13 +177,13 @@ class ValidationScores:
             self._bad[(key, kind)] = [list(fold) for fold in altered[kind]]
 
     def auc(self, keys: Sequence[int], kind: str, track_radius: int = 0, combination: str = "sum",
-            videos: Collection[str] | None = None, motion_field: bool = False) -> float:
+            videos: Collection[str] | None = None, motion_field: str | None = None) -> float:
         """Frame-level AUC of the attributes ``keys``, combined by ``combination``, on pseudo-anomalies of ``kind``.
 
         ``track_radius`` smooths the combined scores along tracks first, clean and altered alike
         (:func:`anograph.attributes.track_smoothing.smooth_along_tracks`). ``videos`` (names)
         restricts the figure to those held-out videos (one camera's, say); default all.
-        ``motion_field`` puts the motion field beside the objects (:meth:`add_motion_field` first):
+        ``motion_field`` (a variant's label) puts that motion field beside the objects (:meth:`add_motion_field` first):
         a frame takes the worse of its worst object and its field score. On the ``missed`` kind
         the altered tracks' objects are left out of clean and altered frames alike.
         """
@@ -207,9 +214,10 @@ class ValidationScores:
                 frames_with_choice = np.unique(video.frames[chosen])
                 clean_per_frame, altered_per_frame = every_frame(video, clean), every_frame(video, altered)
                 if motion_field:
-                    clean_per_frame = np.maximum(clean_per_frame, self._field_clean[fold_index][video_index])
+                    clean_per_frame = np.maximum(clean_per_frame,
+                                                 self._field_clean[motion_field][fold_index][video_index])
                     altered_per_frame = np.maximum(altered_per_frame,
-                                                   self._field_bad[kind][fold_index][video_index])
+                                                   self._field_bad[(motion_field, kind)][fold_index][video_index])
                 clean_frames.append(clean_per_frame[frames_with_choice])
                 altered_frames.append(altered_per_frame[frames_with_choice])
         if not clean_frames:
@@ -219,14 +227,15 @@ class ValidationScores:
         return float(roc_auc_score(labels, np.r_[clean_values, altered_values]))
 
     def _missed_frames(self, video: ObjectAttributes, scores: np.ndarray, chosen: np.ndarray, track_radius: int,
-                       fold_index: int, video_index: int, motion_field: bool, altered: bool) -> np.ndarray:
+                       fold_index: int, video_index: int, motion_field: str | None, altered: bool) -> np.ndarray:
         """Scores of the frames of a ``missed`` pseudo-anomaly, its objects out of the list (see :meth:`auc`)."""
         others = np.ones(len(video), bool)
         others[chosen] = False
         kept = video.rows(others)
         per_frame = every_frame(kept, smooth_along_tracks(kept, scores[others], track_radius))
         if motion_field:
-            field = (self._field_bad[MISSED] if altered else self._field_clean)[fold_index][video_index]
+            field = (self._field_bad[(motion_field, MISSED)] if altered
+                     else self._field_clean[motion_field])[fold_index][video_index]
             per_frame = np.maximum(per_frame, field)
         # A frame left with no object and no field scores below every other (the AUC needs finite scores).
         return np.maximum(per_frame[np.unique(video.frames[chosen])], NO_SCORE)

@@ -18,7 +18,7 @@ def _auc(value: float | None) -> str:
 def candidate_label(candidate: Mapping[str, Any]) -> str:
     """``a + b`` for a sum of attributes, ``max(a, b)`` for their maximum (:mod:`anograph.attributes.ensemble`)."""
     labels = list(candidate["attributes"])
-    beside = " beside the motion field" if candidate.get("motion_field") else ""
+    beside = f" beside the {candidate['motion_field']}" if candidate.get("motion_field") else ""
     if candidate.get("combination", "sum") == "max" and len(labels) > 1:
         return f"max({', '.join(labels)}){beside}"
     return " + ".join(labels) + beside
