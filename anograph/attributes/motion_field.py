@@ -57,8 +57,14 @@ class MotionFieldDensity:
         if not speeds:
             raise InputError(None, "no cell speeds in the training videos to fit the motion field on")
         every = np.concatenate(speeds)
-        columns = [every[:, cell] for cell in range(every.shape[1])] if self.per_place else [every.reshape(-1)]
-        self.tails_ = [UpperTail(self.tail_quantile).fit(values) for values in columns]
+        pooled = UpperTail(self.tail_quantile).fit(every.reshape(-1))
+        if not self.per_place:
+            self.tails_ = [pooled]
+            return self
+        # A place seldom or never seen moving fast has no tail of its own to measure: its tail falls
+        # no faster than the whole frame's does.
+        self.tails_ = [UpperTail(self.tail_quantile).fit(every[:, cell], min_scale=pooled.tail_scale_)
+                       for cell in range(every.shape[1])]
         return self
 
     def frame_scores(self, cell_speeds: np.ndarray) -> np.ndarray:

@@ -114,7 +114,9 @@ class UpperTail:
     def __init__(self, tail_quantile: float = 0.99) -> None:
         self.tail_quantile = float(tail_quantile)
 
-    def fit(self, values: np.ndarray) -> UpperTail:
+    def fit(self, values: np.ndarray, min_scale: float = 1e-9) -> UpperTail:
+        """Fit on the training ``values``; the exponential tail's scale is at least ``min_scale``
+        (where few values pass the tail's start, their excess says little about how fast it falls)."""
         values = np.asarray(values, np.float64).reshape(-1)
         levels = np.linspace(0.0, self.tail_quantile, LEVELS)
         grid = np.quantile(values, levels)
@@ -124,7 +126,7 @@ class UpperTail:
         self.levels_ = levels[first]
         excess = values[values > grid[-1]] - grid[-1]
         self.tail_start_ = float(grid[-1])
-        self.tail_scale_ = max(float(excess.mean()) if len(excess) else 0.0, 1e-9)
+        self.tail_scale_ = max(float(excess.mean()) if len(excess) else 0.0, float(min_scale))
         return self
 
     def score(self, values: np.ndarray) -> np.ndarray:
