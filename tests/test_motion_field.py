@@ -11,6 +11,7 @@ from synthetic_attributes import as_video_features, make_tracked_video
 from anograph.attributes.motion_field import CalibratedMotionField, MotionFieldDensity, covered_cells, imprint
 from anograph.attributes.objects import MOVING_MAGNITUDE, ObjectAttributes, object_attributes
 from anograph.extraction.features.cell_motion import CellMotion, grid_boxes, grid_shape
+from anograph.extraction.features.flow_stats import FlowStatistics
 from anograph.extraction.features.optical_flow import FrameFlow
 from anograph.io.extraction_settings import extraction_differences
 from anograph.models.attribute_scoring import AttributeScoring
@@ -39,6 +40,19 @@ def test_a_moving_square_sets_the_speed_of_the_cells_it_covers_only():
     speeds[1:3, 2:4] = 0.0
     assert np.all(speeds == 0.0)
     assert np.all(CellMotion().speeds(None, 240, 360) == 0.0)  # a frame without flow
+
+
+@pytest.mark.parametrize(("height", "width"), [(240, 360), (158, 238), (480, 720), (100, 333)])
+def test_cell_speeds_are_the_flow_statistics_of_each_cells_box(height, width):
+    """All cells at once give what the per-box statistics give each cell's box, cells of unequal size too."""
+    rng = np.random.default_rng(height)
+    flow = rng.normal(0, 0.05, (height, width, 2)).astype(np.float32)  # still background: under the floor
+    flow[height // 5 : height // 2, width // 4 : width // 3] += (2.0, 1.0)
+    frame_flow = FrameFlow.of(flow)
+    statistics = FlowStatistics().columns(frame_flow, grid_boxes(height, width, 1 / 8))
+    expected = np.where(statistics[:, 6] >= 0.01, statistics[:, 5], 0.0)  # moving share, moving speed
+    np.testing.assert_allclose(CellMotion().speeds(frame_flow, height, width), expected, rtol=1e-5, atol=1e-9)
+    assert (expected > 0).any() and (expected == 0).any()
 
 
 def test_a_cell_with_too_few_moving_pixels_reads_still():
