@@ -109,6 +109,8 @@ def test_a_field_per_place_calls_motion_rare_where_its_place_is_still():
     walker_on_the_path = np.array([[0.01, 0.0, 0.0, 0.0]])
     assert per_place.frame_scores(walker_on_the_lawn)[0] > per_place.frame_scores(walker_on_the_path)[0] + 5
     assert pooled.frame_scores(walker_on_the_lawn)[0] == pooled.frame_scores(walker_on_the_path)[0]
+    both = np.array([[0.012, 0.0, 0.01, 0.0]])  # fastest on the path, unusual on the lawn
+    assert pooled.worst_cells(both)[0] == 0 and per_place.worst_cells(both)[0] == 2
     assert per_place.label == "motion field per place" and pooled.label == "motion field"
     back = MotionFieldDensity(**per_place.config()).load_state(per_place.state())
     np.testing.assert_array_equal(back.frame_scores(walker_on_the_lawn), per_place.frame_scores(walker_on_the_lawn))

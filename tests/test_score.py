@@ -221,6 +221,14 @@ def test_live_scores_take_the_motion_field_beside_the_objects_as_offline_ones_do
     field = attributes.field_scores(offline.video)
     np.testing.assert_allclose(offline.frame_scores, np.fmax(objects_only, field))
     assert (field > np.nan_to_num(objects_only, nan=-np.inf)).any()  # the field decides some frames
+    assert offline.alerts  # each names where the frames moved most unusually, with no detection
+    for alert in offline.alerts:
+        place = alert.fastest_place
+        assert alert.start_frame <= place.frame <= alert.end_frame
+        assert place.score == pytest.approx(field[alert.start_frame : alert.end_frame + 1].max())
+        x1, y1, x2, y2 = place.box
+        assert 0 <= x1 < x2 <= offline.video.metadata.width and 0 <= y1 < y2 <= offline.video.metadata.height
+        assert alert.to_record()["fastest_place"]["frame_number"] == place.frame + 1
     detector, extractor = build_extraction(scoring.model)
     scorer = StreamScorer(scoring.model, "attributes", offline.window_radius, offline.threshold.value)
     streamed = {}

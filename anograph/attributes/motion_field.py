@@ -79,6 +79,13 @@ class MotionFieldDensity:
                                    f"{len(self.tails_)}")
         return np.max([tail.score(cell_speeds[:, cell]) for cell, tail in enumerate(self.tails_)], axis=0)
 
+    def worst_cells(self, cell_speeds: np.ndarray) -> np.ndarray:
+        """``(n_frames,)`` the index of each frame's worst cell (the one :meth:`frame_scores` reads)."""
+        cell_speeds = np.asarray(cell_speeds, np.float64)
+        if not self.per_place:
+            return cell_speeds.argmax(axis=1)
+        return np.argmax([tail.score(cell_speeds[:, cell]) for cell, tail in enumerate(self.tails_)], axis=0)
+
     def config(self) -> dict[str, Any]:
         return {"per_place": self.per_place, "tail_quantile": self.tail_quantile}
 

@@ -139,13 +139,17 @@ def object_attributes(video: VideoFeatures) -> ObjectAttributes:
     return objects if grid is None else replace(objects, cell_speeds=video.cell_speeds, cell_grid=grid)
 
 
+def cell_fraction_of(video: VideoFeatures) -> float:
+    """The side of the video's grid cells as a fraction of its height, from its extraction settings (1 if unrecorded)."""
+    settings = video.metadata.extraction.get("features", {}).get("cell_motion") or {}
+    return float(settings.get("cell_fraction", 0.0)) or 1.0
+
+
 def cell_grid_of(video: VideoFeatures) -> tuple[int, int] | None:
     """``(rows, columns)`` of the video's cell grid, from its extraction settings; ``None`` without cell speeds."""
     if video.cell_speeds is None:
         return None
-    settings = video.metadata.extraction.get("features", {}).get("cell_motion") or {}
-    rows, columns = grid_shape(int(video.metadata.height), int(video.metadata.width),
-                               float(settings.get("cell_fraction", 0.0)) or 1.0)
+    rows, columns = grid_shape(int(video.metadata.height), int(video.metadata.width), cell_fraction_of(video))
     if rows * columns != video.cell_speeds.shape[1]:
         raise InputError(video.metadata.source or None,
                          f"video {video.metadata.video!r} has {video.cell_speeds.shape[1]} cell speeds a frame, "

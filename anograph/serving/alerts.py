@@ -145,6 +145,16 @@ class AlertObject:
     neighbours: list[Neighbour] = field(default_factory=list)
 
 
+@dataclass
+class FastestPlace:
+    """Where an alert's frames moved most unusually, read with no detection: the motion field's worst
+    cell (:mod:`anograph.attributes.motion_field`) at the interval's frame where the field scores highest."""
+
+    frame: int
+    box: list[float]
+    score: float
+
+
 FRAME_FIELDS = ("frame", "start_frame", "end_frame", "peak_frame")
 """0-based frame-index fields that users read as 1-based ``<field>_number`` (see :func:`with_frame_numbers`)."""
 
@@ -185,6 +195,7 @@ class Alert:
     n_over_frames: int
     threshold: float
     top_objects: list[AlertObject]
+    fastest_place: FastestPlace | None = None  # where the model reads a motion field
 
     def to_record(self) -> dict[str, Any]:
         """The alert as users read it: frame fields 1-based and named ``*_frame_number`` (:func:`with_frame_numbers`)."""
@@ -204,7 +215,8 @@ def top_objects(frames: np.ndarray, object_scores: np.ndarray, interval: Interva
 
 
 def describe_interval(video: str, interval: Interval, frame_scores: np.ndarray, threshold: float,
-                      fps: float | None, objects: list[AlertObject]) -> Alert:
+                      fps: float | None, objects: list[AlertObject],
+                      fastest_place: FastestPlace | None = None) -> Alert:
     """An :class:`Alert` for ``interval`` of a video with per-frame ``frame_scores``."""
     window = np.asarray(frame_scores, np.float64)[interval.start : interval.end + 1]
     peak = int(np.nanargmax(window))
@@ -220,4 +232,5 @@ def describe_interval(video: str, interval: Interval, frame_scores: np.ndarray, 
         n_over_frames=interval.n_over,
         threshold=float(threshold),
         top_objects=objects,
+        fastest_place=fastest_place,
     )

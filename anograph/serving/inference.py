@@ -39,13 +39,15 @@ from anograph.io.shards import VideoFeatures
 from anograph.io.storage import Storage
 from anograph.io.video import open_video
 from anograph.models.estimator import AnoGraph
-from anograph.models.frame_scoring import scorer_frame_scores
+from anograph.models.frame_scoring import fastest_places, scorer_frame_scores
 from anograph.serving.alerts import (
     DEFAULT_MAX_GAP,
     DEFAULT_MIN_FRAMES,
     DEFAULT_TOP_OBJECTS,
     Alert,
     AlertObject,
+    FastestPlace,
+    Interval,
     Neighbour,
     alert_intervals,
     describe_interval,
@@ -174,6 +176,7 @@ def score_video_features(
     object_scores = model.score_video(video, window_radius=radius, scorers=[scorer])[scorer]
     per_frame = scorer_frame_scores(model, video, scorer, object_scores)
     intervals = alert_intervals(per_frame, threshold.value, min_frames, max_gap)
+    places = fastest_places(model, video, scorer)
     alerts = []
     if intervals:
         window = model.window_graph(video, radius)
@@ -188,12 +191,20 @@ def score_video_features(
                 for part in neighbour_contributions(int(rows[0]), window.adjacency, window.features, encoder_weight,
                                                     neighbour_count)
             ]
-        alerts.append(describe_interval(video.metadata.video, interval, per_frame, threshold.value, fps, objects))
+        alerts.append(describe_interval(video.metadata.video, interval, per_frame, threshold.value, fps, objects,
+                                        None if places is None else _fastest_place(places, interval)))
     return ScoredVideo(video=video, scorer=scorer, threshold=threshold, window_radius=radius,
                        object_scores=object_scores, frame_scores=per_frame, alerts=alerts,
                        alert_rules={"min_frames": min_frames, "max_gap": max_gap, "top_objects": top_count,
                                     "neighbours": neighbour_count},
                        seconds={"score": time.perf_counter() - started})
+
+
+def _fastest_place(places: tuple[np.ndarray, np.ndarray], interval: Interval) -> FastestPlace:
+    """The motion field's worst cell at the interval's frame where the field scores highest."""
+    boxes, scores = places
+    frame = interval.start + int(np.argmax(scores[interval.start : interval.end + 1]))
+    return FastestPlace(frame, [round(float(value), 2) for value in boxes[frame]], float(scores[frame]))
 
 
 #: What outputs call an object made from a moving region no detection explained (class id -1).
