@@ -183,6 +183,17 @@ def test_live_scoring_of_a_looped_video_equals_offline_scoring(scene, tmp_path) 
     assert report.detection["mean_ms"] > 0 and report.scoring["mean_ms"] > 0
 
 
+def assert_live_equals_offline(scoring, scene: dict, offline, camera: str = "") -> StreamScorer:
+    """Stream the scene's video through the model's ``attributes`` scorer; its frame scores must be ``offline``'s."""
+    detector, extractor = build_extraction(scoring.model)
+    scorer = StreamScorer(scoring.model, "attributes", offline.window_radius, offline.threshold.value, camera=camera)
+    streamed = {}
+    run_stream(iter_source_frames(scene["video"]), detector, extractor, scorer,
+               on_frame=lambda frame: streamed.__setitem__(frame.frame, frame.score))
+    np.testing.assert_allclose([streamed[f] for f in range(N_FRAMES)], offline.frame_scores, rtol=1e-6, atol=1e-9)
+    return scorer
+
+
 @pytest.mark.parametrize(("track_radius", "combination", "feature_radius"),
                          [(0, "sum", 0), (3, "sum", 0), (3, "max", 0), (0, "max", 2), (3, "max", 2)])
 def test_live_attribute_scores_equal_offline_ones_with_sources_and_track_smoothing(scene, track_radius,
@@ -200,13 +211,8 @@ def test_live_attribute_scores_equal_offline_ones_with_sources_and_track_smoothi
     objects = object_attributes(offline.video)
     right_edge = (objects.centres[:, 0] + objects.sizes[:, 0] / 2) > objects.frame_width - FRAME_EDGE_MARGIN
     assert right_edge.any()  # boxes the right edge cuts: live scoring must know the frame's width to match
-    detector, extractor = build_extraction(scoring.model)
-    scorer = StreamScorer(scoring.model, "attributes", offline.window_radius, offline.threshold.value)
+    scorer = assert_live_equals_offline(scoring, scene, offline)
     assert scorer.latency_frames >= track_radius + feature_radius
-    streamed = {}
-    run_stream(iter_source_frames(scene["video"]), detector, extractor, scorer,
-               on_frame=lambda frame: streamed.__setitem__(frame.frame, frame.score))
-    np.testing.assert_allclose([streamed[f] for f in range(N_FRAMES)], offline.frame_scores, rtol=1e-6, atol=1e-9)
 
 
 def test_live_scores_take_the_motion_field_beside_the_objects_as_offline_ones_do(scene) -> None:
@@ -229,12 +235,7 @@ def test_live_scores_take_the_motion_field_beside_the_objects_as_offline_ones_do
         x1, y1, x2, y2 = place.box
         assert 0 <= x1 < x2 <= offline.video.metadata.width and 0 <= y1 < y2 <= offline.video.metadata.height
         assert alert.to_record()["fastest_place"]["frame_number"] == place.frame + 1
-    detector, extractor = build_extraction(scoring.model)
-    scorer = StreamScorer(scoring.model, "attributes", offline.window_radius, offline.threshold.value)
-    streamed = {}
-    run_stream(iter_source_frames(scene["video"]), detector, extractor, scorer,
-               on_frame=lambda frame: streamed.__setitem__(frame.frame, frame.score))
-    np.testing.assert_allclose([streamed[f] for f in range(N_FRAMES)], offline.frame_scores, rtol=1e-6, atol=1e-9)
+    assert_live_equals_offline(scoring, scene, offline)
 
 
 def test_a_model_of_several_cameras_scores_each_source_with_its_cameras_model_live_and_offline(scene) -> None:
@@ -249,12 +250,7 @@ def test_a_model_of_several_cameras_scores_each_source_with_its_cameras_model_li
         score_source(scoring, scene["video"], "attributes", camera="street")
     with pytest.raises(InputError, match="--camera"):
         StreamScorer(scoring.model, "attributes", offline.window_radius, offline.threshold.value)
-    detector, extractor = build_extraction(scoring.model)
-    scorer = StreamScorer(scoring.model, "attributes", offline.window_radius, offline.threshold.value, camera="gate")
-    streamed = {}
-    run_stream(iter_source_frames(scene["video"]), detector, extractor, scorer,
-               on_frame=lambda frame: streamed.__setitem__(frame.frame, frame.score))
-    np.testing.assert_allclose([streamed[f] for f in range(N_FRAMES)], offline.frame_scores, rtol=1e-6, atol=1e-9)
+    assert_live_equals_offline(scoring, scene, offline, camera="gate")
 
 
 def test_serving_refuses_to_extract_with_other_settings_than_the_model_was_trained_with(scene) -> None:
