@@ -46,6 +46,7 @@ from anograph.attributes.objects import (
 from anograph.attributes.speed import SpeedDensity
 from anograph.datasets import load_dataset
 from anograph.evaluation import metrics
+from anograph.extraction.features.cell_motion import grid_boxes
 from anograph.extraction.features.flow_stats import FlowStatistics
 from anograph.extraction.features.optical_flow import OpticalFlow
 from anograph.graph.windows import frame_scores
@@ -59,14 +60,6 @@ from anograph.models.attribute_scoring import AttributeScoring
 STATISTICS = {"moving speed": MOVING_MAGNITUDE, "90th percentile": FLOW_P90}
 
 
-def cell_grid(height: int, width: int, cell_fraction: float) -> np.ndarray:
-    """``(n_cells, 4)`` xyxy boxes of square-ish cells tiling the frame, side about ``cell_fraction`` of its height."""
-    rows = max(1, round(1.0 / cell_fraction))
-    columns = max(1, round(width / (height * cell_fraction)))
-    ys, xs = np.linspace(0, height, rows + 1), np.linspace(0, width, columns + 1)
-    return np.array([[xs[j], ys[i], xs[j + 1], ys[i + 1]] for i in range(rows) for j in range(columns)], np.float32)
-
-
 def cell_statistics(path: Path, fps: float | None, cell_fraction: float) -> tuple[np.ndarray, np.ndarray, int]:
     """``(n_frames, n_cells, k)`` flow statistics of every cell of every frame, the cells, and the frame height.
 
@@ -76,7 +69,7 @@ def cell_statistics(path: Path, fps: float | None, cell_fraction: float) -> tupl
     flow.start_video(fps)
     greys = [flow.grey(frame) for frame in open_video(path)]
     height, width = greys[0].shape
-    cells = cell_grid(height, width, cell_fraction)
+    cells = grid_boxes(height, width, cell_fraction)
     per_frame = []
     for index, grey in enumerate(greys):
         if index:

@@ -65,10 +65,6 @@ class CellMotion:
         self._statistics = FlowStatistics()
         self._pixel_index: dict[tuple[int, int], np.ndarray] = {}
 
-    def n_cells(self, height: int, width: int) -> int:
-        rows, columns = grid_shape(height, width, self.cell_fraction)
-        return rows * columns
-
     def speeds(self, frame_flow: FrameFlow | None, height: int, width: int) -> np.ndarray:
         """``(n_cells,)`` float32 moving speed of each cell, frame heights per frame (0 without flow).
 
